@@ -1,0 +1,53 @@
+"""Atomic file writes: write to a temporary sibling, fsync, then rename.
+
+A reader (or a crash) sees either the old file or the complete new one, never a
+half-written file under the final name. Used for datasets, caches, manifests and
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputExistsError(FileExistsError):
+    """Raised instead of silently overwriting an existing output."""
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it onto `final` if the block succeeds.
+
+    The temporary name starts with '.' and ends in '.tmp', so globbing `*.parquet` or
+    `*.pt` never picks up an unfinished file. On error the temporary file is removed and
+    `final` is untouched.
+    """
+    final = Path(final)
+    if not overwrite and final.exists():
+        raise OutputExistsError(f"{final}: already exists (pass overwrite=True / --overwrite)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(final: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
+    with atomic_path(final, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data)
+    return Path(final)
+
+
+def atomic_write_text(final: str | os.PathLike, text: str, *, overwrite: bool = True) -> Path:
+    return atomic_write_bytes(final, text.encode("utf-8"), overwrite=overwrite)
