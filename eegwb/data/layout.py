@@ -253,3 +253,40 @@ def channel_array(table: pa.Table, channel: str) -> np.ndarray:
     col = table.column(channel).combine_chunks()
     t = col.type.list_size
     return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, t)
+
+
+def recordings_index(root: str | Path) -> "pl.DataFrame":
+    """One row per recording file, from metadata only (no samples read).
+
+    Columns: file (name), participant, run, n_windows, window_samples, hop_samples,
+    sfreq, montage, channels (list[str]), source_file, source_hash, labels (JSON str).
+    Raises DatasetError on a duplicated (participant, run).
+    """
+    import polars as pl
+
+    rows = []
+    for path in list_recordings(root):
+        meta, schema, n_rows = read_meta(path)
+        stem = path.name.removesuffix(".parquet")
+        participant, run = stem.removeprefix("sub-").split("_run-", 1)
+        rows.append(
+            {
+                "file": path.name,
+                "participant": participant,
+                "run": run,
+                "n_windows": n_rows,
+                "window_samples": meta.window_samples,
+                "hop_samples": meta.hop_samples,
+                "sfreq": meta.sfreq,
+                "montage": meta.montage,
+                "channels": channel_columns(schema),
+                "source_file": meta.source_file,
+                "source_hash": meta.source_hash,
+                "labels": json.dumps(meta.labels, sort_keys=True),
+            }
+        )
+    index = pl.DataFrame(rows)
+    dupes = index.group_by("participant", "run").len().filter(pl.col("len") > 1)
+    if dupes.height:
+        raise DatasetError(f"{root}: duplicated (participant, run) {dupes.rows()}")
+    return index

@@ -1,0 +1,39 @@
+"""Small helpers every notebook shares: when to run without a click, and CLI arguments.
+
+Seen with marimo 0.25.2: under `marimo export html nb.py -- --args`, `mo.app_meta().mode`
+reads "edit", not "script". So "run without a click" is decided from the CLI arguments
+(`mo.cli_args()`), and the mode only adds the plain `python nb.py` case.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def cli_args() -> dict[str, Any]:
+    """`mo.cli_args()` as a plain dict ({} when marimo is not running the notebook)."""
+    import marimo as mo
+
+    try:
+        return dict(mo.cli_args())
+    except Exception:  # outside a marimo runtime
+        return {}
+
+
+def autorun() -> bool:
+    """True when the notebook runs headless: CLI arguments given, or `python nb.py`."""
+    import marimo as mo
+
+    if cli_args():
+        return True
+    meta = mo.app_meta()
+    return meta.mode == "script"
+
+
+def arg(name: str, default: Any = None) -> Any:
+    """One CLI argument (`--name value`), or `default`; '-' and '_' are interchangeable."""
+    args = cli_args()
+    for key in (name, name.replace("_", "-"), name.replace("-", "_")):
+        if key in args:
+            return args[key]
+    return default
