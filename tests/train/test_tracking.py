@@ -1,0 +1,236 @@
+"""Tracking: a real sqlite store, a real `mlflow server`, and outages that never raise."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eegwb.train.tracking import (
+    MAX_PARAM_VALUE_CHARS,
+    TAG_CHECKPOINT,
+    Tracker,
+    default_tracking_uri,
+    find_runs,
+    flatten_config,
+)
+
+
+@dataclasses.dataclass
+class _Model:
+    d_model: int = 128
+    n_layers: int = 6
+
+
+@dataclasses.dataclass
+class _Cfg:
+    model: _Model = dataclasses.field(default_factory=_Model)
+    lr: float = 3e-4
+    data: Path = Path("data/synthetic")
+    gates: list = dataclasses.field(default_factory=lambda: [{"epoch": 2, "max": 0.9}])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_flatten_config_nested_and_limits() -> None:
+    flat = flatten_config({"cfg": _Cfg(), "long": "x" * 10_000})
+    assert flat["cfg.model.d_model"] == "128"
+    assert flat["cfg.model.n_layers"] == "6"
+    assert flat["cfg.lr"] == "0.0003"
+    assert flat["cfg.data"] == "data/synthetic"
+    assert flat["cfg.gates"] == '[{"epoch": 2, "max": 0.9}]'
+    assert len(flat["long"]) == MAX_PARAM_VALUE_CHARS and flat["long"].endswith("...")
+    assert all(isinstance(v, str) for v in flat.values())
+
+
+def test_default_uri_is_project_sqlite(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert default_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert default_tracking_uri(tmp_path / "x") == f"sqlite:///{(tmp_path / 'x').resolve() / 'mlflow.db'}"
+
+
+def _read_back(uri: str, run_id: str, tmp: Path) -> tuple:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    history = client.get_metric_history(run_id, "loss")
+    arts = {a.path for a in client.list_artifacts(run_id)}
+    arts |= {a.path for a in client.list_artifacts(run_id, "charts")}
+    text = Path(client.download_artifacts(run_id, "notes/summary.txt", str(tmp))).read_text()
+    return run, history, arts, text
+
+
+def _log_everything(tracker: Tracker, tmp: Path) -> None:
+    import altair as alt
+    import polars as pl
+
+    tracker.log_params({"cfg": _Cfg()})
+    for step, loss in enumerate([1.0, 0.7, 0.5]):
+        tracker.log_metrics({"loss": loss, "lr": 1e-3}, step=step)
+    tracker.set_tags({TAG_CHECKPOINT: "/ckpt/best.pt"})
+    cfg_file = tmp / "config.yaml"
+    cfg_file.write_text("lr: 0.0003\n")
+    tracker.log_artifact(cfg_file)
+    tracker.log_text("hello", "notes/summary.txt")
+    chart = alt.Chart(pl.DataFrame({"step": [0, 1], "loss": [1.0, 0.5]})).mark_line().encode(
+        x="step", y="loss"
+    )
+    tracker.log_chart(chart, "charts/loss.html")
+
+
+def _check_read_back(uri: str, tracker: Tracker, tmp: Path) -> None:
+    run, history, arts, text = _read_back(uri, tracker.run_id, tmp / "dl")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["cfg.model.d_model"] == "128"
+    assert run.data.tags[TAG_CHECKPOINT] == "/ckpt/best.pt"
+    assert run.data.tags["purpose"] == "test"
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (0, 1.0), (1, 0.7), (2, 0.5)
+    ]
+    assert {"config.yaml", "notes", "charts", "charts/loss.html", "charts/loss.json"} <= arts
+    assert text == "hello"
+
+
+def test_sqlite_round_trip(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    with Tracker(uri, "roundtrip", run_name="r1", tags={"purpose": "test"}) as tracker:
+        assert tracker.run_id is not None and tracker.experiment_id is not None
+        _log_everything(tracker, tmp_path)
+    assert tracker.failures == []
+    _check_read_back(uri, tracker, tmp_path)
+    # artifacts live beside the db, not in the cwd's ./mlruns
+    assert (tmp_path / "store" / "mlartifacts" / "roundtrip").is_dir()
+    runs = find_runs(uri, "roundtrip")
+    assert runs.height == 1
+    row = runs.row(0, named=True)
+    assert row["run_id"] == tracker.run_id and row["run_name"] == "r1"
+    assert row["checkpoint"] == "/ckpt/best.pt" and row["status"] == "FINISHED"
+    assert row["metrics.loss"] == 0.5 and row["params.cfg.lr"] == "0.0003"
+    assert find_runs(uri, "no-such-experiment").height == 0
+
+
+def test_disabled_tracker_does_nothing(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with Tracker(uri, "off", enabled=False) as tracker:
+        tracker.log_metrics({"loss": 1.0}, step=0)
+    assert tracker.run_id is None and tracker.failures == []
+    assert not (tmp_path / "m.db").exists()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
+    if not Path(exe).exists():
+        pytest.skip("the mlflow CLI is not installed beside this Python")
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [exe, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp / 'm.db'}",
+         "--artifacts-destination", str(tmp / "art")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {proc.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not answer /health within 90 s")
+            time.sleep(0.5)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.mark.timeout(180)
+def test_real_mlflow_server_round_trip_then_killed(mlflow_server, tmp_path: Path, caplog) -> None:
+    url, proc = mlflow_server
+    with Tracker(url, "served", run_name="http", tags={"purpose": "test"}) as tracker:
+        _log_everything(tracker, tmp_path)
+    assert tracker.failures == [], tracker.failures
+    _check_read_back(url, tracker, tmp_path)
+    assert find_runs(url, "served")["run_id"].to_list() == [tracker.run_id]
+
+    # The server dies mid-run: later calls fail softly, within a bounded time.
+    live = Tracker(url, "served", run_name="dies")
+    live.log_metrics({"loss": 1.0}, step=0)
+    assert live.failures == []
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    caplog.set_level(logging.WARNING, logger="eegwb.train.tracking")
+    start = time.monotonic()
+    for step in range(1, 30):
+        live.log_metrics({"loss": 1.0 / step}, step=step)
+    live.log_text("after death", "late.txt")
+    live.end()
+    assert time.monotonic() - start < 60
+    assert live.n_failures >= 30  # 29 metric steps + text (+ end)
+    assert any("log_metrics" in f and "step 1" in f for f in live.failures)
+    warnings = [r for r in caplog.records if r.name == "eegwb.train.tracking"]
+    # one warning at the first failure, one summary at end; not one per step
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert "Not logged: log_metrics" in warnings[0].getMessage()
+    assert "failed during run" in warnings[1].getMessage()
+
+
+@pytest.mark.timeout(120)
+def test_unreachable_server_never_raises(tmp_path: Path, caplog) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"  # closed port: connection refused
+    caplog.set_level(logging.WARNING, logger="eegwb.train.tracking")
+    env_before = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    start = time.monotonic()
+    with Tracker(url, "nowhere") as tracker:
+        tracker.log_params({"lr": 0.1})
+        for step in range(20):
+            tracker.log_metrics({"loss": 1.0}, step=step)
+        tracker.set_tags({"a": "b"})
+        tracker.log_text("x", "x.txt")
+    elapsed = time.monotonic() - start
+    assert elapsed < 60, f"unreachable server stalled the caller for {elapsed:.0f} s"
+    assert tracker.run_id is None
+    assert tracker.failures[0].startswith("start run")
+    assert tracker.n_failures >= 23
+    messages = [r.getMessage() for r in caplog.records if r.name == "eegwb.train.tracking"]
+    assert len(messages) == 2 and "training continues" in messages[0]
+    # the process environment is as it was (the short timeouts apply only inside calls)
+    assert {k: os.environ.get(k) for k in env_before} == env_before
+
+
+def test_broken_sqlite_store_never_raises(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with Tracker(f"sqlite:///{blocker / 'm.db'}", "broken") as tracker:
+        tracker.log_metrics({"loss": 1.0}, step=0)
+    assert tracker.run_id is None
+    assert [f.split(" (")[0] for f in tracker.failures] == ["start run", "log_metrics", "end run"]
