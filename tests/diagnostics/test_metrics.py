@@ -115,14 +115,16 @@ def _clustered_null(rng, n_participants=20, units_each=10):
     return np.repeat(lab, units_each).astype(int), score, part
 
 
-def test_participant_bootstrap_covers_null_and_unit_bootstrap_does_not():
+@pytest.mark.parametrize("method", ["bca", "percentile"])
+def test_participant_bootstrap_covers_null_and_unit_bootstrap_does_not(method):
     rng = np.random.default_rng(3)
     reps, hit_participant, hit_unit = 100, 0, 0
     for r in range(reps):
         y, s, p = _clustered_null(rng)
-        lo, hi = bootstrap_ci(y, s, p, n_boot=200, seed=r)["auroc"]
+        lo, hi = bootstrap_ci(y, s, p, n_boot=200, seed=r, method=method)["auroc"]
         hit_participant += lo <= 0.5 <= hi
-        lo, hi = bootstrap_ci(y, s, np.arange(y.size).astype(str), n_boot=200, seed=r)["auroc"]
+        units = np.arange(y.size).astype(str)
+        lo, hi = bootstrap_ci(y, s, units, n_boot=200, seed=r, method=method)["auroc"]
         hit_unit += lo <= 0.5 <= hi
     # nominal 95%; 100 replicates give a binomial sd of ~2 points
     assert hit_participant / reps >= 0.86
