@@ -1,0 +1,131 @@
+"""Checkpoints: named as the original pipeline named them, written atomically, read without pickle.
+
+A checkpoint is a plain dict of tensors and builtins, so `torch.load(weights_only=True)`
+reads it (no code runs on load):
+
+    model        state_dict of the EEGModel (the backbone and heads, not the objective)
+    objective    state_dict of the objective (EMA teacher etc.), may be empty
+    optimizer    AdamW state_dict
+    scheduler    {"name", "step", "total_steps", "warmup_steps"}
+    step, epoch, step_in_epoch   position: `epoch` is 0-based and `step_in_epoch` batches of
+                 it are done, so a resume continues at exactly the next batch
+    config       the PretrainConfig as plain data (eegwb.config.to_dict)
+    rng          torch / numpy / python RNG states and the mask generator, as tensors
+    fingerprint  {"dataset": ..., "splits": ...}
+    gates, history, best_val_loss, bad_epochs, stopped, kind ("best" | "last"), eegwb_version
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from eegwb.atomic import atomic_path
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit; the message names the file."""
+
+
+def checkpoint_name(cfg: Any, kind: str = "best") -> str:
+    """`mamba2_eeg_d128_l6_m50_mae.pt` (best) / `..._last.pt`: backbone, width, layers,
+    mask percent and masking style, as the original named its files.
+
+    `cfg` is a PretrainConfig or its plain-dict form.
+    """
+    model = cfg["model"] if isinstance(cfg, dict) else cfg.model
+    masking = cfg["masking"] if isinstance(cfg, dict) else cfg.masking
+    get = (lambda o, k: o[k]) if isinstance(model, dict) else getattr
+    mask_pct = int(round(float(get(masking, "mask_ratio")) * 100))
+    stem = (
+        f"{get(model, 'backbone')}_eeg_d{get(model, 'd_model')}_l{get(model, 'n_layers')}"
+        f"_m{mask_pct}_{get(masking, 'style')}"
+    )
+    if kind == "best":
+        return f"{stem}.pt"
+    if kind == "last":
+        return f"{stem}_last.pt"
+    raise ValueError(f"checkpoint kind must be 'best' or 'last', got {kind!r}")
+
+
+# ----------------------------------------------------------------------------- RNG states as tensors
+
+
+def rng_state(mask_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Every RNG a training step draws from, as tensors and ints (weights_only-safe)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, py_state, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {
+            "version": int(version),
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if mask_generator is not None:
+        state["mask_generator"] = mask_generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], mask_generator: torch.Generator | None = None) -> None:
+    """Restore what `rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state(
+        (
+            npst["kind"],
+            npst["keys"].numpy().astype(np.uint32),
+            npst["pos"],
+            npst["has_gauss"],
+            npst["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if mask_generator is not None and "mask_generator" in state:
+        mask_generator.set_state(state["mask_generator"])
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write `state` atomically (temp file + fsync + rename): a crash mid-save leaves the
+    previous checkpoint under `path` intact."""
+    path = Path(path)
+    state = {"format": CHECKPOINT_FORMAT, **state}
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `torch.load(weights_only=True)`; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, pickle refused by weights_only, ...
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not an eegwb checkpoint (no 'model'/'config' entries)")
+    return state
