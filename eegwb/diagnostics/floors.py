@@ -171,6 +171,7 @@ class Floors:
     dim: int
     target_mean: float  # mean over tokens and elements
     target_var: float  # = nothing.mse: variance across tokens, per element
+    target_power: float  # mean square per element: target_var + squared mean (collapse scale)
 
     def __getitem__(self, kind: str) -> Floor:
         if kind not in KINDS:
@@ -187,7 +188,8 @@ class Floors:
     @classmethod
     def from_dict(cls, data: dict) -> Floors:
         return cls(**{k: Floor(**data[k]) for k in KINDS},
-                   **{k: data[k] for k in ("n_tokens", "dim", "target_mean", "target_var")})
+                   **{k: data[k] for k in ("n_tokens", "dim", "target_mean", "target_var",
+                                           "target_power")})
 
     def rows(self) -> list[dict]:
         """One row per floor, for tables and the floor-ladder chart."""
@@ -222,8 +224,10 @@ class FloorAccumulator:
             counts = m.count
             floors[kind] = Floor(kind, m.within_mse(), m.unbiased_mse(), m.n_groups,
                                  int(counts.min()), float(counts.median()))
+        var = floors["nothing"].mse
         return Floors(**floors, n_tokens=int(g.count.sum()), dim=g.dim,
-                      target_mean=self._sum / self._n, target_var=floors["nothing"].mse)
+                      target_mean=self._sum / self._n, target_var=var,
+                      target_power=var + float(g.mean.square().mean()))
 
 
 def compute_floors(values: torch.Tensor | np.ndarray, index, length, channel) -> Floors:

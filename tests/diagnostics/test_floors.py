@@ -121,6 +121,7 @@ def test_collapsed_targets_keep_their_tiny_variance() -> None:
     f = acc.result()
     assert f.target_var == pytest.approx(values.var(axis=0).mean(), rel=1e-6)
     assert f.target_var < 2e-6 and f.target_mean == pytest.approx(1e6, rel=1e-9)
+    assert f.target_power == pytest.approx(1e12, rel=1e-9)
 
 
 def test_round_trip_rows_and_errors() -> None:
