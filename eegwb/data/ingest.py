@@ -422,27 +422,33 @@ def ingest(
     _label_warnings(tables, planned, report)
     record = {"kind": "eegwb.ingest", "complete": False, "options": fingerprint, "config": asdict(cfg),
               "sources": [str(s) for s in sources]}
-    atomic_write_text(out / DATASET_JSON, json.dumps(record, indent=2))
+
+    def save_record() -> None:  # before the first recording file, so a crash can resume
+        atomic_write_text(out / DATASET_JSON, json.dumps(record, indent=2))
+
+    if out.is_dir():
+        save_record()
     try:
         for src in tqdm(planned, desc="ingest", unit="file", disable=not progress):
-            result = _ingest_one(src, cfg, out, tables, reusable, overwrite)
+            result = _ingest_one(src, cfg, out, tables, reusable, overwrite, save_record)
             report.results.append(result)
             if on_progress is not None:
                 on_progress(result)
         record["complete"] = True
         _consistency_warnings(report)
     finally:
-        record["files"] = {r.file: {"source": r.source, "status": r.status}
-                           for r in report.results if r.status != "failed"}
-        record["failed"] = {r.source: r.reason for r in report.failed}
-        record["warnings"] = report.warnings
-        atomic_write_text(out / DATASET_JSON, json.dumps(record, indent=2))
+        if out.is_dir():  # else nothing was written: leave no directory behind
+            record["files"] = {r.file: {"source": r.source, "status": r.status}
+                               for r in report.results if r.status != "failed"}
+            record["failed"] = {r.source: r.reason for r in report.failed}
+            record["warnings"] = report.warnings
+            save_record()
     log.info(report.summary())
     return report
 
 
 def _ingest_one(src: Source, cfg: IngestConfig, out: Path, tables, reusable: dict,
-                overwrite: bool) -> SourceResult:
+                overwrite: bool, before_write: Callable[[], None]) -> SourceResult:
     name = recording_filename(src.participant, src.run)
     try:
         digest = source_hash(src.path)
@@ -458,6 +464,8 @@ def _ingest_one(src: Source, cfg: IngestConfig, out: Path, tables, reusable: dic
         table, result = process_source(src, cfg, labels, digest)
         if name in reusable:
             result.notes.append("source changed since the last ingest: file rewritten")
+        if not (out / DATASET_JSON).is_file():
+            before_write()
         write_recording(out, table, overwrite=overwrite or name in reusable)
         return result
     except (DatasetError, MontageError) as err:

@@ -6,7 +6,8 @@ Muse: `timestamps,TP9,AF7,AF8,TP10,Right AUX`), a folder (searched recursively),
 BIDS root (`sub-*/[ses-*/]eeg/*_eeg.*`; `derivatives/` and `sourcedata/` are skipped).
 
 Participant and run ids come, in this order, from a user regex with named groups
-(`participant`, optional `run`), the BIDS entities of a `sub-...` file name, the
+(`participant`, optional `run`), the BIDS entities of a `sub-...` file name (run id =
+session + task + run: `sub-01_ses-1_task-rest_run-2_eeg` -> '01', 'ses1rest2'), the
 default pattern `SubjectNN_R` / `sub01_run2` / `alice_rest`, or else the file stem
 (participant) with run "1". Every id is cleaned the same way (`clean_id`), and label
 CSVs are matched through it too, so `Subject00` in a labels file meets `Subject00_1.edf`.
@@ -39,7 +40,8 @@ CSV_SUFFIXES = (".csv",)
 # Files whose samples live in a sibling file: hash those bytes too.
 _COMPANIONS = {".vhdr": (".vmrk", ".eeg"), ".set": (".fdt",)}
 _BIDS_SKIP = {"derivatives", "sourcedata", "code"}
-_ID_PREFIX = re.compile(r"^(?:sub-|subject|participant)[-_ ]?", re.IGNORECASE)
+_ID_PREFIX = re.compile(r"^(?:sub(?:ject)?|participant)(?:[-_ ]|(?=\d))", re.IGNORECASE)
+_MNE_STEM_SUFFIX = re.compile(r"[-_](?:raw|eeg)$", re.IGNORECASE)  # MNE's 'x_raw.fif' convention
 DEFAULT_PATTERN = re.compile(
     r"^(?:sub(?:ject)?|participant)?[-_ ]?(?P<participant>[A-Za-z0-9]+?)[-_ ]"
     r"(?:run[-_]?)?(?P<run>[A-Za-z0-9]+)$",
@@ -72,7 +74,7 @@ class RawSource:
 
 
 def clean_id(value: str) -> str:
-    """'sub-01' -> '01', 'Subject00' -> '00', 'p 7/a' -> 'p7a' (alphanumeric, BIDS-label safe)."""
+    """'sub-01' -> '01', 'Subject00' -> '00', 'sub7' -> '7', 'p 7/a' -> 'p7a' (alphanumeric)."""
     value = str(value).strip()
     stripped = _ID_PREFIX.sub("", value)
     return re.sub(r"[^A-Za-z0-9]", "", stripped or value)
@@ -171,13 +173,13 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
         source = Source(path, fmt, participant, run, "pattern")
     elif stem.lower().startswith("sub-"):
         ent = bids_entities(stem)
-        run = clean_id(ent.get("run") or ent.get("task") or "1")
-        if ent.get("ses"):
-            # Keep sessions apart: the same run number recurs in every session.
-            run = f"ses{clean_id(ent['ses'])}run{run}"
+        # BIDS EEG names always carry task-; ses- and run- are optional. All go into the run
+        # id ('ses1rest2'), so two tasks or sessions with the same run number never collide.
+        parts = (f"ses{ent['ses']}" if "ses" in ent else "", ent.get("task", ""), ent.get("run", ""))
+        run = "".join(clean_id(p) for p in parts) or "1"
         entities = {k: ent[v] for k, v in (("session", "ses"), ("task", "task")) if v in ent}
         source = Source(path, fmt, clean_id(ent.get("sub", "")), run, "bids", entities)
-    elif (match := DEFAULT_PATTERN.match(stem)) is not None:
+    elif (match := DEFAULT_PATTERN.match(stem := _MNE_STEM_SUFFIX.sub("", stem))) is not None:
         source = Source(path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern")
     else:
         source = Source(path, fmt, clean_id(stem), "1", "file stem")
@@ -212,7 +214,7 @@ def read_source(source: Source, *, preload: bool = True, csv_time_unit: str = "a
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = mne.io.read_raw(source.path, preload=preload, verbose="error")
+            raw = mne.io.read_raw(source.path, preload=preload, verbose="warning")
         except Exception as err:  # MNE raises ValueError/OSError/KeyError... for bad files
             raise DatasetError(f"{source.path}: cannot read with MNE ({type(err).__name__}: {err})") from err
     notes = [str(w.message) for w in caught]
