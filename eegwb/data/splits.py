@@ -21,15 +21,16 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from eegwb.atomic import atomic_write_text
-from eegwb.data.layout import DatasetError, recordings_index
+from eegwb.data.layout import DatasetError, RecordingMeta, read_recording, recordings_index
 
 SELECTION_SCHEMA = {
     "file": pl.String,
@@ -126,6 +127,10 @@ class SplitSpec:
         """The selection of split `name` (see the module docstring)."""
         return resolve_selectors(self.root(name, default), self.splits[name].select)
 
+    def split_data(self, default: str | Path | None = None) -> dict[str, SplitData]:
+        """Every split resolved to a SplitData (its root and selection)."""
+        return {name: SplitData(self.root(name, default), self.resolve(name, default)) for name in self.splits}
+
     def to_json(self) -> dict:
         out: dict = {}
         if self.dataset is not None:
@@ -139,6 +144,57 @@ class SplitSpec:
             for name, e in self.splits.items()
         }
         return out
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split to audit or load: a dataset root and the windows selected from it
+    (`selection` None = every window of every file)."""
+
+    root: Path
+    selection: pl.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+        if self.selection is not None:
+            missing = sorted(set(SELECTION_SCHEMA) - set(self.selection.columns))
+            if missing:
+                raise DatasetError(f"{self.root}: selection is missing columns {missing}")
+
+    def resolved(self) -> pl.DataFrame:
+        """The selection with `None` expanded to every window of every file."""
+        if self.selection is not None:
+            return self.selection.select(list(SELECTION_SCHEMA)).cast(SELECTION_SCHEMA)  # type: ignore[arg-type]
+        index = recordings_index(self.root)
+        return index.select(
+            "file", "participant", "run", pl.lit(0, pl.Int64).alias("row_start"),
+            pl.col("n_windows").cast(pl.Int64).alias("row_end"),
+        )
+
+    def n_windows(self) -> int:
+        sel = self.resolved()
+        return int((sel["row_end"] - sel["row_start"]).sum()) if sel.height else 0
+
+    def iter_recordings(
+        self, channels: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, RecordingMeta, pa.Table, np.ndarray]]:
+        """(file name, metadata, table of the selected rows, their row numbers) per file."""
+        sel = self.resolved()
+        for file in sorted(set(sel["file"].to_list())):
+            spans = sel.filter(pl.col("file") == file).select("row_start", "row_end").rows()
+            rows = np.concatenate([np.arange(i, j, dtype=np.int64) for i, j in _merge(spans)])
+            meta, table = read_rows(self.root / file, rows, channels)
+            yield file, meta, table, rows
+
+
+def read_rows(
+    path: str | Path, rows: np.ndarray, channels: Sequence[str] | None = None
+) -> tuple[RecordingMeta, pa.Table]:
+    """One recording's metadata and the table of window `rows` (sorted row numbers)."""
+    meta, table = read_recording(path, channels)
+    if len(rows) and (rows.min() < 0 or rows.max() >= table.num_rows):
+        raise DatasetError(f"{path}: selection asks for row {rows.max()} of {table.num_rows} windows")
+    return meta, table.take(pa.array(rows))
 
 
 def load_splits(path: str | Path) -> SplitSpec:
@@ -372,6 +428,19 @@ def grouped_kfold(
         }
         for f in range(k)
     ]
+
+
+def default_splits(
+    root: str | Path,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    label: str | None = None,
+) -> SplitSpec:
+    """A participant-grouped split of every participant of `root` (stratified by `label`
+    when it is a participant-level label)."""
+    participants = sorted(set(recordings_index(root)["participant"].to_list()))
+    labels = participant_labels(root, label) if label is not None else None
+    return spec_from_participants(split_by_participant(participants, labels, fractions, seed), root)
 
 
 def spec_from_participants(

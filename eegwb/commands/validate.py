@@ -1,0 +1,56 @@
+"""`eegwb validate DATA_DIR [--splits FILE] [--json OUT]`: data quality and the leakage audit.
+
+Prints one line per check and exits 0 when nothing fails, 1 when something does (a CI
+gate), 2 when the input cannot be read. Without --splits it audits a default
+participant-grouped split of DATA_DIR, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data_dir", nargs="?", help="dataset directory (replaces the splits file's default dataset)")
+    parser.add_argument("--splits", metavar="FILE", help="splits file (JSON, see docs/architecture.md)")
+    parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    parser.add_argument("--near-dup-threshold", type=float, default=0.995, help="cosine for level 5 (default 0.995)")
+    parser.add_argument("--near-duplicate-max", type=int, default=0, help="level-5 pairs tolerated (default 0)")
+    parser.add_argument("--ids-only", action="store_true", help="skip content levels 4-5 (no samples hashed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the default split")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.8, 0.1, 0.1], help="default split sizes")
+    parser.add_argument("--stratify", metavar="LABEL", help="participant label to stratify the default split by")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eegwb.atomic import OutputExistsError, atomic_write_text
+    from eegwb.data.layout import DatasetError
+    from eegwb.diagnostics.leakage import LeakageConfig
+    from eegwb.diagnostics.validation import resolve_splits, validate
+
+    try:
+        cfg = LeakageConfig(
+            near_dup_threshold=args.near_dup_threshold,
+            near_duplicate_max=args.near_duplicate_max,
+            content=not args.ids_only,
+        )
+        splits, source = resolve_splits(
+            args.data_dir, args.splits, seed=args.seed, fractions=tuple(args.fractions), stratify=args.stratify
+        )
+        if args.splits is None:
+            print(f"no --splits given: auditing {source}")
+        report = validate(splits, source=source, leakage_cfg=cfg, progress=args.progress)
+        print(report.summary())
+        if args.json:
+            atomic_write_text(args.json, report.to_json() + "\n", overwrite=args.overwrite)
+            print(f"report written to {args.json}")
+    except (DatasetError, OutputExistsError, FileNotFoundError, ValueError) as err:
+        print(f"eegwb validate: {err}", file=sys.stderr)
+        return 2
+    return 1 if report.failed else 0
