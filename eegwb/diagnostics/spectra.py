@@ -73,8 +73,9 @@ def consecutive_overlap(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.125
     samples. Returns (best correlation (m,), overlap fraction (m,) = (t - s_best) / t);
     NaN for pairs with NaN/Inf or constant windows.
     """
-    a = np.diff(np.asarray(a, np.float64), axis=1)
-    b = np.diff(np.asarray(b, np.float64), axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf in a corrupt window: flagged below
+        a = np.diff(np.asarray(a, np.float64), axis=1)
+        b = np.diff(np.asarray(b, np.float64), axis=1)
     m, t = a.shape
     n_min = max(8, int(np.ceil(min_overlap * t)))
     if t < n_min + 1:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from eegwb.data.layout import RecordingMeta, build_table, write_recording
@@ -186,3 +187,65 @@ def test_blocked_search_matches_brute_force(tmp_path, dense):
     za, zb = (np.asarray(x.z, np.float64) for x in idx)
     truth = {tuple(map(int, p)) for p in np.argwhere(za @ zb.T / T >= 0.99)}
     assert got == truth and {(7, 5), (800, 40), (3, 650)} <= got
+
+
+# ---- known answers from the synthetic cohort's manifest and from real EEG -------------------
+SYNTH = dict(n_participants=8, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=8, seed=3)
+
+
+def test_synthetic_cohort_planted_copies_scored_against_manifest(tmp_path):
+    from eegwb.data.synthetic import SynthConfig, generate_cohort
+
+    root = tmp_path / "synth"
+    kinds = ("duplicated_windows", "near_duplicate", "overlapping_windows")
+    manifest = generate_cohort(root, SynthConfig(**SYNTH, defects=kinds), progress=False)
+    n_ch = len(manifest["channels"])
+    copies = {d["kind"]: d for d in manifest["defects"] if d["kind"] in kinds[:2]}
+    sources = sorted({d["source"]["participant"] for d in copies.values()})
+    dests = sorted({d["participant"] for d in copies.values()})
+    res = audit_leakage({"train": SplitData(root, participant_selection(root, sources)),
+                         "test": SplitData(root, participant_selection(root, dests))})  # fmt: skip
+    checks = by_name(res)
+    assert [c.level for c in res.findings] == [4, 5]
+    for name, kind in (("leakage/identical_content", "duplicated_windows"), ("leakage/near_duplicate", "near_duplicate")):
+        d, c = copies[kind], checks[name]
+        assert c.count == n_ch and c.numbers["windows"] == 1
+        for ex in c.examples:
+            assert (ex["train_file"], ex["train_row"]) == (d["source"]["file"], d["source"]["row"])
+            assert (ex["test_file"], ex["test_row"]) == (d["file"], d["rows"][0])
+    # The reported cosine is Pearson's r of the two windows, computed here independently.
+    d = copies["near_duplicate"]
+    src = pq.read_table(root / d["source"]["file"]).slice(d["source"]["row"], 1)
+    dst = pq.read_table(root / d["file"]).slice(d["rows"][0], 1)
+    r = [np.corrcoef(np.asarray(src[ch][0].as_py()), np.asarray(dst[ch][0].as_py()))[0, 1] for ch in manifest["channels"]]
+    assert checks["leakage/near_duplicate"].numbers["min_cosine"] == pytest.approx(min(r), abs=1e-9)
+    # The recording windowed with hop = window / 2, cut in two: one overlapping pair.
+    ov = next(d for d in manifest["defects"] if d["kind"] == "overlapping_windows")
+    p, r = ov["participant"], ov["run"]
+    cut = by_name(audit_leakage({"a": split(root, f"{p}/{r}/0:4"), "b": split(root, f"{p}/{r}/4:")},
+                                LeakageConfig(content=False)))  # fmt: skip
+    assert cut["leakage/time_overlap"].count == 1 and cut["leakage/window"].count == 0
+
+
+def test_clean_synthetic_cohort_default_split_has_zero_findings(tmp_path):
+    from eegwb.data.splits import default_splits
+    from eegwb.data.synthetic import SynthConfig, generate_cohort
+
+    root = tmp_path / "clean"
+    generate_cohort(root, SynthConfig(**SYNTH), progress=False)
+    res = audit_leakage(default_splits(root, fractions=(0.5, 0.25, 0.25)).split_data())
+    assert res.findings == [] and sum(s["vectors"] for s in res.splits.values()) == 8 * 2 * 8 * 19
+
+
+def test_eegmat_split_by_subject_has_zero_findings(eegmat_dir, tmp_path):
+    from eegwb.data.ingest import ingest
+    from eegwb.data.splits import split_by_participant
+
+    sources = sorted(eegmat_dir.glob("Subject0[0-2]_*.edf"))
+    root = tmp_path / "eegmat"
+    ingest(sources, root, window_samples=512, sfreq=128.0, progress=False,
+           participant_pattern=r"Subject(?P<participant>\d+)_(?P<run>\d)")  # fmt: skip
+    parts = split_by_participant(["00", "01", "02"], fractions=(0.5, 0.5))
+    res = audit_leakage({k: SplitData(root, participant_selection(root, v)) for k, v in parts.items()})
+    assert res.findings == []
+    assert min(s["vectors"] for s in res.splits.values()) > 1000  # the content levels did look at the samples
