@@ -141,8 +141,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, where: str = "") 
         first = first.removeprefix(f"{cls.__name__}.")  # "ModelConfig.headdim: ..." style
         if first in fields:  # the message names the field: make it the dotted key
             rest = msg.split(None, 1)[1] if len(msg.split(None, 1)) > 1 else ""
-            raise ConfigError(f"{where}{first}: {rest}" if msg.split()[0].endswith(":")
-                              else f"{where}{first} {rest}") from err
+            raise ConfigError(f"{where}{first}: {rest}") from err
         raise ConfigError(f"{where.rstrip('.') or cls.__name__}: {msg}") from err
 
 

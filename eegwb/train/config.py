@@ -133,6 +133,7 @@ class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI or the project's sqlite store
     experiment: str = "pretrain"
     run_name: str | None = None  # None: the checkpoint stem
+    tags: dict[str, str] = field(default_factory=dict)  # extra run tags (a sweep's id, ...)
 
 
 @dataclass

@@ -64,9 +64,7 @@ def run_leakage_gate(roots: dict[str, Path], sels: dict[str, pl.DataFrame], allo
     from eegwb.diagnostics.leakage import SplitData, leakage_gate
 
     result = leakage_gate({s: SplitData(roots[s], sels[s]) for s in sels}, allow_leakage=allow)
-    leaky = bool(getattr(result, "leaky", False))
-    summary = str(getattr(result, "summary", lambda: "")() if callable(getattr(result, "summary", None))
-                  else getattr(result, "summary", ""))
+    leaky, summary = bool(result.leaky), result.summary()
     if leaky:
         logger.warning("train/val leak and data.allow_leakage is true: the run is tagged 'leaky'. %s", summary)
     return leaky, summary

@@ -93,7 +93,7 @@ def run_loop(
     stem = paths["best"].name.removesuffix(".pt")
     tags = {TAG_KERNEL: r.kernel_path, TAG_DATASET_FINGERPRINT: data.fingerprint["dataset"],
             "eegwb.device": str(device), "eegwb.world_size": str(info.world_size),
-            "eegwb.backbone": cfg.model.backbone}
+            "eegwb.backbone": cfg.model.backbone, **cfg.tracking.tags}
     if data.leaky:
         tags["leaky"] = "true"
     if resume_path is not None:

@@ -1,0 +1,72 @@
+"""`eegwb pretrain`: one masked-reconstruction pretraining run from a YAML config.
+
+    eegwb pretrain --config configs/pretrain.yaml --set masking.mask_ratio=0.8
+    eegwb pretrain --config configs/pretrain.yaml --resume checkpoints/..._last.pt
+    torchrun --nproc_per_node=2 -m eegwb pretrain --config configs/pretrain.yaml
+
+Exit codes: 0 done, 1 stopped by a failed gate, 2 bad config or input (nothing ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_CONFIG = "configs/pretrain.yaml"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config options `pretrain` and `sweep` share."""
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set model.d_model=64 (repeatable)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-bar", action="store_true", help="one log line per epoch, no progress bar")
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    extra = ["train.overwrite=true"] if args.overwrite else []
+    extra += ["tracking.enabled=false"] if args.no_track else []
+    return list(args.overrides) + extra
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "bad config or input": reported in one line, exit code 2."""
+    from eegwb.train.checkpoints import CheckpointError
+
+    errors: list[type[BaseException]] = [ValueError, FileExistsError, FileNotFoundError, CheckpointError]
+    try:
+        from eegwb.diagnostics.leakage import LeakageError
+
+        errors.append(LeakageError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--resume", metavar="PATH", help="continue exactly from a *_last.pt checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    from eegwb.config import load_config
+    from eegwb.train.config import PretrainConfig
+    from eegwb.train.pretrain import pretrain
+
+    try:
+        cfg = load_config(PretrainConfig, args.config, config_overrides(args))
+        cfg.check_paths()
+        result = pretrain(cfg, resume=args.resume, bar=False if args.no_bar else None)
+    except input_errors() as err:
+        print(f"eegwb pretrain: error: {err}", file=sys.stderr)
+        return 2
+    if result.run_id is not None or result.last_checkpoint is not None:  # the main process
+        for key, value in result.summary().items():
+            print(f"{key:>18}: {value}")
+        if result.tracking_uri:
+            print(f"{'mlflow':>18}: {result.tracking_uri} (run {result.run_id})")
+        if result.tracking_failures:
+            print(f"{'not logged':>18}: {len(result.tracking_failures)} MLflow call(s) failed")
+    return 1 if result.stopped == "gate" else 0
