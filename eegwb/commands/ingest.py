@@ -13,16 +13,12 @@ log = logging.getLogger(__name__)
 
 
 def _run_labels(text: str) -> dict[str, object]:
-    """'1=0,2=1' -> {'1': 0, '2': 1} (values are ints or floats when they parse, else strings)."""
-    from eegwb.data.sources import parse_value
+    from eegwb.data.sources import parse_run_labels
 
-    out: dict[str, object] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        run, sep, value = item.partition("=")
-        if not sep or not run.strip():
-            raise argparse.ArgumentTypeError(f"--run-labels: {item!r} is not RUN=VALUE")
-        out[run.strip()] = parse_value(value)
-    return out
+    try:
+        return parse_run_labels(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -344,6 +344,17 @@ def parse_value(text: str) -> object:
     return text
 
 
+def parse_run_labels(text: str) -> dict[str, object]:
+    """'1=0,2=1' (or '1:0,2:1', which survives marimo's CLI parser) -> {'1': 0, '2': 1}."""
+    out: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        run, sep, value = item.partition("=" if "=" in item else ":")
+        if not sep or not run.strip():
+            raise ValueError(f"run labels: {item!r} is not RUN=VALUE")
+        out[run.strip()] = parse_value(value)
+    return out
+
+
 def read_label_table(path: str | Path) -> LabelTable:
     """Read a labels file (`.tsv` tab-separated, else comma); ids cleaned with `clean_id`."""
     path = Path(path)

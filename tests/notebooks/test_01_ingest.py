@@ -1,0 +1,52 @@
+"""notebooks/01_ingest.py: `marimo check`, a headless run on two real recordings, and the HTML
+export of a resumed run showing the summary table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eegwb.data.layout import recordings_index
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "01_ingest.py"
+EEGMAT = ROOT / ".." / "shared" / "data" / "eegmat"
+MARIMO = Path(sys.executable).with_name("marimo")
+
+
+def _run(cmd: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def test_marimo_check_passes():
+    _run([str(MARIMO), "check", str(NOTEBOOK)])
+
+
+@pytest.mark.skipif(not EEGMAT.is_dir(), reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat)")
+def test_headless_ingest_then_export_html(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("Subject05_2.edf", "Subject06_2.edf"):  # the short (~60 s) arithmetic runs
+        (src / name).symlink_to((EEGMAT / name).resolve())
+    out = tmp_path / "out"
+    args = ["--source", str(src), "--out", str(out), "--window-samples", "512",
+            "--run-labels", "1:0,2:1", "--run-label-name", "task"]
+    done = _run([sys.executable, str(NOTEBOOK), *args])
+    assert "2 written, 0 skipped" in done.stdout
+    index = recordings_index(out)
+    assert index.select("participant", "run").rows() == [("05", "2"), ("06", "2")]
+    assert [json.loads(labels)["task"] for labels in index["labels"]] == [1, 1]
+    assert all(n == 60 for n in index["n_windows"])  # 31000 samples // 512 (62 s at 500 Hz)
+
+    html = tmp_path / "01_ingest.html"
+    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", *args])
+    text = html.read_text()
+    assert "0 written, 2 skipped (unchanged)" in text  # the export ran it again: resumed
+    assert "sub-05_run-2.parquet" in text and "sub-06_run-2.parquet" in text
+    assert "Windows per participant and run" in text and "image/png" in text  # chart + layout
