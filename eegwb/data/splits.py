@@ -91,7 +91,8 @@ class SplitEntry:
 
 @dataclass
 class SplitSpec:
-    """A parsed splits file. `dataset` is the default root; `source` is where it was read."""
+    """A parsed splits file. `dataset` is the default root (optional when the caller names
+    one, e.g. `eegwb validate DATA_DIR`); `source` is where it was read."""
 
     splits: dict[str, SplitEntry]
     dataset: str | None = None
@@ -100,12 +101,6 @@ class SplitSpec:
     def __post_init__(self) -> None:
         if not self.splits:
             raise DatasetError(f"{self.source or 'splits'}: no splits given")
-        for name, entry in self.splits.items():
-            if entry.dataset is None and self.dataset is None:
-                raise DatasetError(
-                    f"{self.source or 'splits'}: split {name!r} has no dataset and there is "
-                    "no default 'dataset'"
-                )
 
     def root(self, name: str, default: str | Path | None = None) -> Path:
         """Dataset root of split `name`; `default` (e.g. a CLI DATA_DIR) replaces the file's
@@ -115,7 +110,10 @@ class SplitSpec:
             raise DatasetError(f"{self.source or 'splits'}: no split named {name!r}")
         raw = self.splits[name].dataset or (default if default is not None else self.dataset)
         if raw is None:
-            raise DatasetError(f"{self.source or 'splits'}: split {name!r} has no dataset")
+            raise DatasetError(
+                f"{self.source or 'splits'}: split {name!r} has no dataset, the file no default "
+                "'dataset', and no dataset directory was given"
+            )
         path = Path(raw)
         if not path.is_absolute() and self.source is not None:
             beside = self.source.parent / path

@@ -11,6 +11,7 @@ import pytest
 
 from eegwb.data.layout import DatasetError, RecordingMeta, build_table, write_recording
 from eegwb.data.splits import (
+    SplitData,
     SplitEntry,
     SplitSpec,
     grouped_kfold,
@@ -90,7 +91,6 @@ def test_relative_dataset_resolves_beside_the_splits_file(tiny_root, tmp_path, m
     [
         ({"splits": {"train": ["01/x/1"]}, "dataset": "d"}, "train.*bad selector"),
         ({"splits": {"train": "01"}, "dataset": "d"}, "list of strings"),
-        ({"splits": {"train": ["01"]}}, "no dataset"),
         ({"splits": {"train": ["01"]}, "dataset": "d", "extra": 1}, "unknown keys"),
         ({"splits": {"t": {"dataset": "d"}}}, "select"),
     ],
@@ -101,6 +101,27 @@ def test_load_splits_rejects_bad_files_naming_them(tmp_path, payload, needle):
     with pytest.raises(DatasetError, match=needle) as err:
         load_splits(path)
     assert str(path) in str(err.value)
+
+
+def test_dataset_may_come_from_the_caller(tiny_root, tmp_path):
+    path = tmp_path / "nodefault.json"
+    path.write_text(json.dumps({"splits": {"a": ["01"], "b": ["02"]}}))
+    spec = load_splits(path)
+    with pytest.raises(DatasetError, match="split 'a' has no dataset"):
+        spec.resolve("a")
+    data = spec.split_data(tiny_root)
+    assert data["b"].resolved()["participant"].unique().to_list() == ["02"]
+    assert data["b"].n_windows() == 12
+
+
+def test_iter_recordings_reads_selected_rows(tiny_root):
+    split = SplitData(tiny_root, resolve_selectors(tiny_root, ["02/1/2:4", "03/2"]))
+    got = {file: rows.tolist() for file, _, _, rows in split.iter_recordings()}
+    assert got == {"sub-02_run-1.parquet": [2, 3], "sub-03_run-2.parquet": list(range(6))}
+    for _, meta, table, rows in split.iter_recordings(["CZ"]):
+        assert table.num_rows == len(rows) and meta.window_samples == 8
+        assert table.column("window_start").to_pylist() == [int(r) * 8 for r in rows]
+    assert SplitData(tiny_root).n_windows() == 36
 
 
 def test_participant_selection_and_labels(tiny_root):

@@ -1,0 +1,64 @@
+"""`eegwb validate`: exit 0 when nothing fails, 1 when something does, 2 on unreadable input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from eegwb.cli import main
+from eegwb.data.layout import write_recording
+
+
+def test_clean_dataset_default_split_exits_0(tiny_dataset, capsys):
+    assert main(["validate", str(tiny_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "no --splits given: auditing the default split_by_participant" in out
+    assert "PASS  leakage/participant" in out and "0 failed" in out
+
+
+def test_leaky_splits_file_exits_1_and_writes_json(tiny_dataset, tmp_path, capsys):
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"dataset": str(tiny_dataset), "splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]}}))
+    report = tmp_path / "report.json"
+    assert main(["validate", "--splits", str(splits), "--json", str(report)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  leakage/participant [level 1]: 1 participants in two splits" in out
+    payload = json.loads(report.read_text())
+    assert payload["status"] == "fail" and payload["leakage"]["leaky"] is True
+    failing = {c["name"] for c in payload["checks"] if c["status"] == "fail"}
+    assert failing == {"leakage/participant"}
+    assert payload["splits"]["train"]["participants"] == ["01", "02"]
+    # No silent overwrite of the report; --overwrite replaces it.
+    assert main(["validate", "--splits", str(splits), "--json", str(report)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["validate", "--splits", str(splits), "--json", str(report), "--overwrite", "--ids-only"]) == 1
+
+
+def test_bad_selector_exits_2_naming_it(tiny_dataset, tmp_path, capsys):
+    splits = tmp_path / "bad.json"
+    splits.write_text(json.dumps({"splits": {"train": ["01"], "test": ["09"]}}))
+    assert main(["validate", str(tiny_dataset), "--splits", str(splits)]) == 2
+    assert "'09'" in capsys.readouterr().err
+
+
+def test_nan_samples_exit_1_from_a_subprocess(tmp_path, recording_table):
+    rng = np.random.default_rng(0)
+    for p in ("01", "02", "03"):
+        signals = {ch: rng.standard_normal((4, 64)).astype(np.float32) for ch in ("CZ", "PZ")}
+        if p == "02":
+            signals["PZ"][1, 3:9] = np.nan
+        write_recording(tmp_path, recording_table(p, "1", signals))
+    run = subprocess.run([sys.executable, "-m", "eegwb", "validate", str(tmp_path), "--ids-only"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "FAIL  quality/non_finite" in run.stdout and "sub-02_run-1.parquet" in run.stdout
+
+
+@pytest.mark.parametrize("threshold", ["1.5", "0"])
+def test_bad_threshold_exits_2(tiny_dataset, threshold, capsys):
+    assert main(["validate", str(tiny_dataset), "--near-dup-threshold", threshold]) == 2
+    assert "threshold" in capsys.readouterr().err
