@@ -241,6 +241,8 @@ class Tracker:
     # -- logging -----------------------------------------------------------------
 
     def log_params(self, params: dict) -> None:
+        if not self.enabled:  # not even `import mlflow` (seconds) for a disabled tracker
+            return
         flat = flatten_config(params)
         from mlflow.entities import Param
 
@@ -253,6 +255,8 @@ class Tracker:
         self._call("log_params", f"{len(items)} params", log)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        if not self.enabled:
+            return
         from mlflow.entities import Metric
 
         now_ms = int(time.time() * 1000)
@@ -272,6 +276,8 @@ class Tracker:
         self._call("log_metrics", f"{', '.join(m.key for m in items)} at step {step}", log)
 
     def set_tags(self, tags: dict) -> None:
+        if not self.enabled:
+            return
         from mlflow.entities import RunTag
 
         items = [RunTag(str(k)[:MAX_KEY_CHARS], str(v)[:MAX_TAG_VALUE_CHARS]) for k, v in tags.items()]

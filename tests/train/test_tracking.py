@@ -129,9 +129,18 @@ def test_sqlite_round_trip(tmp_path: Path) -> None:
 def test_disabled_tracker_does_nothing(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with Tracker(uri, "off", enabled=False) as tracker:
+        tracker.log_params({"cfg": _Cfg()})
         tracker.log_metrics({"loss": 1.0}, step=0)
+        tracker.set_tags({"a": "b"})
+        tracker.log_text("x", "x.txt")
     assert tracker.run_id is None and tracker.failures == []
     assert not (tmp_path / "m.db").exists()
+    # a disabled tracker never imports mlflow (seconds of start-up for a tracking-off run)
+    code = ("import sys; from eegwb.train.tracking import Tracker; "
+            "t = Tracker(None, 'x', enabled=False); t.log_params({'a': 1}); "
+            "t.log_metrics({'l': 1.0}, 0); t.set_tags({'a': 1}); t.end(); "
+            "sys.exit(int('mlflow' in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path).returncode == 0
 
 
 @pytest.fixture(scope="module")
