@@ -80,10 +80,19 @@ class SynthConfig:
         if self.montage not in MONTAGES:
             raise ValueError(f"SynthConfig.montage: {self.montage!r} not in {sorted(MONTAGES)}")
         channels = MONTAGES[self.montage]
+        integers = ("n_participants", "runs_per_participant", "window_samples", "n_windows", "seed")
+        for key in integers:
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ValueError(f"SynthConfig.{key}: {value!r} must be an integer")
         if self.effect_channels is None:
             self.effect_channels = DEFAULT_EFFECT_CHANNELS[self.montage]
-        self.effect_channels = tuple(str(c).upper() for c in self.effect_channels)
+        if isinstance(self.effect_channels, str):  # one name, or "F3,F4" from a form or the CLI
+            self.effect_channels = tuple(self.effect_channels.split(","))
+        self.effect_channels = tuple(str(c).strip().upper() for c in self.effect_channels)
         self.effect_band_hz = tuple(map(float, self.effect_band_hz))  # type: ignore[assignment]
+        if isinstance(self.defects, str):
+            self.defects = tuple(d.strip() for d in self.defects.split(",") if d.strip())
         self.defects = tuple(self.defects)
         checks = [
             (self.n_participants >= 2, "n_participants", "must be >= 2 (both label values)"),

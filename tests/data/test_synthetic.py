@@ -1,6 +1,7 @@
 """The synthetic cohort: manifest matches data, reproducible, and it looks like EEG."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -310,11 +311,20 @@ def test_other_montages_generate(tmp_path, montage):
         ({"line_noise_hz": 55.0}, "line_noise_hz"),
         ({"effect_band_hz": (12.0, 8.0)}, "effect_band_hz"),
         ({"n_participants": 1}, "n_participants"),
+        ({"n_windows": 4.0}, "n_windows"),
     ],
 )
 def test_config_errors_name_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f"SynthConfig.{key}"):
         SynthConfig(**kwargs)
+
+
+def test_config_accepts_comma_separated_names_and_json_round_trip():
+    names = {"effect_channels": "af7, AF8", "defects": "flat_channel,inf_stretch"}
+    cfg = SynthConfig(montage="muse", **names)
+    assert cfg.effect_channels == ("AF7", "AF8")
+    assert cfg.defects == ("flat_channel", "inf_stretch")
+    assert SynthConfig(**json.loads(json.dumps(asdict(cfg)))) == cfg
 
 
 def test_refuses_nonempty_output_and_overwrite_replaces(tmp_path):
