@@ -142,18 +142,19 @@ def rmsnorm_gated_ref(
 ) -> torch.Tensor:
     """Gated RMSNorm over the last dim (d), per group of `group_size`: Mamba-2's output norm.
 
-    norm_before_gate=False (Mamba-2): rmsnorm(x * silu(z)) * weight. Computed in float32.
+    norm_before_gate=False (Mamba-2): rmsnorm(x * silu(z)) * weight. Half types in float32.
     """
     dtype = x.dtype
-    x = x.float()
+    work = torch.float32 if dtype in _LOW_PRECISION else dtype
+    x = x.to(work)
     if z is not None and not norm_before_gate:
-        x = x * F.silu(z.float())
+        x = x * F.silu(z.to(work))
     group = x.shape[-1] if group_size is None else group_size
     xg = x.unflatten(-1, (-1, group))  # (..., groups, group_size)
     out = (xg * torch.rsqrt(xg.square().mean(-1, keepdim=True) + eps)).flatten(-2)
-    out = out * weight.float()
+    out = out * weight.to(work)
     if z is not None and norm_before_gate:
-        out = out * F.silu(z.float())
+        out = out * F.silu(z.to(work))
     return out.to(dtype)
 
 

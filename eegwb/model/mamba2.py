@@ -127,7 +127,7 @@ class EEGMamba2(nn.Module):
             xBC = xBC * keep
             dt = dt * keep.to(dt.dtype)
         x, B, C = torch.split(xBC, [self.d_inner, g * n, g * n], dim=-1)
-        A = -torch.exp(self.A_log.float())  # (h,)
+        A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # (h,)
         scan = self.scan_override or ops.chunk_scan
         y = scan(
             rearrange(x, "b l (h p) -> b l h p", p=self.headdim),
