@@ -1,0 +1,190 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 02 · Validate a dataset and its splits
+
+    Before any training: is the data sound, and do the splits keep evaluation data out of
+    training data? Pick a dataset and a splits file (or a default participant-grouped
+    split), press **Validate**, and every check reports **pass / warn / fail** with its
+    numbers and concrete examples:
+
+    - **leakage audit**, every pair of splits: (1) participant, (2) run or source
+      recording, (3) the same or time-overlapping windows of one recording, (4) identical
+      z-scored content under other ids, (5) near duplicates (cosine ≥ threshold);
+    - **data quality**: NaN/Inf, flat windows, outliers, normalisation, 50/60 Hz line
+      noise, windows that share samples, electrode positions, label balance across
+      splits (chi-square / KS) and band-power shift between splits (KS, BH-corrected).
+
+    - Interactive: `marimo edit notebooks/02_validate_data.py`
+    - Headless (exit 1 when a check fails, like `eegwb validate`):
+      `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json] [--near-dup-threshold 0.995]`
+    - Report: `marimo export html notebooks/02_validate_data.py -o reports/02_validate_data.html -- --data data/synthetic`
+      (the HTML is written; the command also exits 1 when a check fails)
+
+    Real EEG, when shown: PhysioNet "EEG During Mental Arithmetic Tasks" (Zyma et al., 2019,
+    Data 4(1):14; Goldberger et al., PhysioNet, Circulation 2000), ODC-By 1.0.
+    """)
+    return
+
+
+@app.cell
+def _():
+    from pathlib import Path
+
+    import marimo as mo
+
+    from eegwb.data.layout import DatasetError
+    from eegwb.diagnostics.leakage import LeakageConfig
+    from eegwb.diagnostics.quality_charts import (
+        STATUS_COLORS,
+        channel_chart,
+        checks_frame,
+        label_chart,
+        per_channel,
+        positions_of,
+        spectra_chart,
+        topomap_figure,
+    )
+    from eegwb.diagnostics.validation import resolve_splits, validate
+    from eegwb.notebook import arg, autorun
+
+    return (
+        DatasetError,
+        LeakageConfig,
+        Path,
+        STATUS_COLORS,
+        arg,
+        autorun,
+        channel_chart,
+        checks_frame,
+        label_chart,
+        mo,
+        per_channel,
+        positions_of,
+        resolve_splits,
+        spectra_chart,
+        topomap_figure,
+        validate,
+    )
+
+
+@app.cell
+def _(arg, mo):
+    data_text = mo.ui.text(value=str(arg("data", "data/synthetic")), label="Dataset folder", full_width=True)
+    splits_text = mo.ui.text(
+        value=str(arg("splits", "")), label="Splits file (empty = default split by participant)", full_width=True
+    )
+    test_fraction = mo.ui.slider(0.1, 0.5, step=0.05, value=float(arg("test-fraction", 0.2)),
+                                 label="Default split: val + test fraction")  # fmt: skip
+    seed = mo.ui.number(start=0, stop=10_000, value=int(arg("seed", 0)), label="Default split: seed")
+    threshold = mo.ui.number(start=0.9, stop=1.0, step=0.0005, value=float(arg("near-dup-threshold", 0.995)),
+                             label="Near-duplicate cosine")  # fmt: skip
+    run_button = mo.ui.run_button(label="Validate")
+    mo.vstack([data_text, splits_text, mo.hstack([test_fraction, seed, threshold, run_button])])
+    return data_text, run_button, seed, splits_text, test_fraction, threshold
+
+
+@app.cell
+def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, test_fraction):
+    _held = float(test_fraction.value)
+    try:
+        splits, source = resolve_splits(
+            data_text.value or None, splits_text.value or None, seed=int(seed.value),
+            fractions=(1 - _held, _held / 2, _held / 2),
+        )  # fmt: skip
+    except (DatasetError, FileNotFoundError) as _err:
+        splits, source = None, str(_err)
+    mo.stop(splits is None, mo.callout(mo.md(f"**Cannot resolve the splits.** {source}"), kind="danger"))
+    _sizes = [
+        {"split": _name, "root": str(_s.root), "participants": _s.resolved()["participant"].n_unique(),
+         "windows": _s.n_windows()}
+        for _name, _s in splits.items()
+    ]  # fmt: skip
+    mo.vstack([mo.md(f"Splits from {source}"), mo.ui.table(_sizes, selection=None)])
+    return source, splits
+
+
+@app.cell
+def _(LeakageConfig, autorun, mo, run_button, source, splits, threshold, validate):
+    mo.stop(not (run_button.value or autorun()), mo.md("Press **Validate** to run every check."))
+    with mo.status.spinner(title="Data quality and leakage audit"):
+        report = validate(splits, source=source, leakage_cfg=LeakageConfig(near_dup_threshold=float(threshold.value)))
+    print(report.summary())
+    return (report,)
+
+
+@app.cell
+def _(STATUS_COLORS, checks_frame, mo, report):
+    _frame = checks_frame(report.checks)
+    _counts = {s: int((_frame["status"] == s).sum()) for s in STATUS_COLORS}
+    _kind = {"pass": "success", "warn": "warn", "fail": "danger"}[report.status]
+    _details = {
+        f"{_c.status.upper()} {_c.name}": mo.ui.table(_c.examples, selection=None)
+        for _c in report.checks
+        if _c.status != "pass" and _c.examples
+    }
+    mo.vstack([
+        mo.callout(mo.md(f"**Overall: {report.status.upper()}** — {_counts['pass']} passed, "
+                         f"{_counts['warn']} warnings, {_counts['fail']} failed"), kind=_kind),
+        mo.ui.table(_frame, selection=None, page_size=30),
+        mo.accordion(_details) if _details else None,
+    ])  # fmt: skip
+    return
+
+
+@app.cell
+def _(channel_chart, label_chart, mo, report, spectra_chart):
+    _q = report.quality
+    _labels = label_chart(_q.labels)
+    mo.vstack([
+        mo.md("### Label distribution per split"),
+        _labels if _labels is not None else mo.md("_No labels in this dataset._"),
+        mo.md("### Per-channel statistics"),
+        channel_chart(_q.channel_stats, "robust_std_uv"),
+        channel_chart(_q.channel_stats, "mean_uv"),
+        mo.md("### Spectra per split"),
+        spectra_chart(_q.spectra),
+    ])  # fmt: skip
+    return
+
+
+@app.cell
+def _(mo):
+    topo_stat = mo.ui.dropdown(
+        ["robust_std_uv", "mean_uv", "line_ratio_50", "line_ratio_60", "outlier_fraction", "n_flat_windows"],
+        value="robust_std_uv", label="Per-channel number on the scalp",
+    )  # fmt: skip
+    topo_stat
+    return (topo_stat,)
+
+
+@app.cell
+def _(mo, per_channel, positions_of, report, topo_stat, topomap_figure):
+    _q = report.quality
+    _positions = positions_of(_q.files)
+    _values = per_channel(_q.channel_stats, topo_stat.value)
+    try:
+        _fig = topomap_figure(_values, _positions, title=f"median over files: {topo_stat.value}")
+    except ValueError as _err:
+        _fig = mo.callout(mo.md(f"No topomap: {_err}"), kind="warn")
+    _fig
+    return
+
+
+@app.cell
+def _(autorun, mo, report):
+    # Headless runs exit 1 when a check fails, like `eegwb validate` (a CI gate).
+    if autorun() and report.failed:
+        raise SystemExit(1)
+    mo.md(f"Validation status: **{report.status}**")
+    return
+
+
+if __name__ == "__main__":
+    app.run()

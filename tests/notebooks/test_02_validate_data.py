@@ -1,0 +1,42 @@
+"""notebooks/02_validate_data.py: `marimo check`, a headless run that must exit 1 on leaky
+splits, and an HTML export of a clean dataset showing checks, charts and the topomap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "02_validate_data.py"
+MARIMO = Path(sys.executable).with_name("marimo")
+
+
+def _run(cmd: list[str], expect: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == expect, f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def test_marimo_check_passes():
+    _run([str(MARIMO), "check", str(NOTEBOOK)])
+
+
+def test_headless_run_exits_1_on_leaky_splits(tiny_dataset, tmp_path):
+    splits = tmp_path / "leaky.json"
+    splits.write_text(json.dumps({"splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]}}))
+    done = _run([sys.executable, str(NOTEBOOK), "--data", str(tiny_dataset), "--splits", str(splits)], expect=1)
+    assert "FAIL  leakage/participant [level 1]: 1 participants in two splits" in done.stdout
+    assert "participant=02" in done.stdout
+
+
+def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
+    html = tmp_path / "02.html"
+    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", "--data", str(tiny_dataset)])
+    text = html.read_text()
+    assert "default split_by_participant" in text  # says where the splits came from
+    for needle in ("leakage/near_duplicate", "quality/non_finite", "Power spectrum per split",
+                   "per channel (one point per file)", "label distribution per split", "image/png"):  # fmt: skip
+        assert needle in text, needle
+    assert "Validation status" in text and "MarimoExceptionRaisedError" not in text
