@@ -89,11 +89,15 @@ def write_tiny_cohort(
             else:
                 n = n_windows(pi, ri) if callable(n_windows) else int(n_windows)
             signals = {
-                ch: (rng.standard_normal((n, window_samples)) * (5.0 + 3 * ci) + 10.0 * ci).astype(np.float32)
+                ch: (rng.standard_normal((n, window_samples)) * (5.0 + 3 * ci) + 10.0 * ci).astype(
+                    np.float32
+                )
                 for ci, ch in enumerate(channels)
             }
             lab = labels(pi, ri) if labels is not None else {"remission": pi % 2, "age": 30 + pi}
-            write_recording(root, recording_table(participant, run, signals, sfreq=sfreq, labels=lab))
+            write_recording(
+                root, recording_table(participant, run, signals, sfreq=sfreq, labels=lab)
+            )
     return root
 
 
@@ -116,5 +120,7 @@ def _recording_table() -> Callable[..., pa.Table]:
 @pytest.fixture
 def eegmat_dir() -> Path:
     if not EEGMAT.is_dir():
-        pytest.skip(f"real EEG not found at {EEGMAT.resolve()} (../shared/data/eegmat beside the repo)")
+        pytest.skip(
+            f"real EEG not found at {EEGMAT.resolve()} (../shared/data/eegmat beside the repo)"
+        )
     return EEGMAT

@@ -101,7 +101,9 @@ def resolve_cache_dir(root: Path, cache_dir: str | Path | None) -> Path:
     except OSError as err:
         digest = xxhash.xxh3_64_hexdigest(str(Path(root).resolve()).encode())
         fallback = Path(tempfile.gettempdir()) / "eegwb-cache" / digest
-        log.warning("cache dir %s is not writable (%s); caching in %s instead", target, err, fallback)
+        log.warning(
+            "cache dir %s is not writable (%s); caching in %s instead", target, err, fallback
+        )
         fallback.mkdir(parents=True, exist_ok=True)
         return fallback
 
@@ -228,7 +230,9 @@ def _decode(path: Path, base: Path) -> CacheEntry:
     bad_rows = np.zeros((len(channels), n_rows), bool)
     data_path = base.with_name(base.name + ".npy")
     with atomic_path(data_path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(channels), n_rows, t))
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(len(channels), n_rows, t)
+        )
         for c, ch in enumerate(channels):
             table = _read(pf, [ch], path)
             nulls = table.column(ch).is_null().to_numpy(zero_copy_only=False)

@@ -46,14 +46,18 @@ def channel_stats(windows: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
     return stats, bad_rows
 
 
-def center_scale(stats: dict[str, np.ndarray], normalisation: Normalisation) -> tuple[np.ndarray, np.ndarray]:
+def center_scale(
+    stats: dict[str, np.ndarray], normalisation: Normalisation
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (center, scale) so that normalised = (x - center) / scale.
 
     stats: arrays (n_channels,) keyed by STAT_NAMES. Under "none" the result is (0, 1).
     A scale may come back flat or NaN; `is_flat` says which, and callers refuse those.
     """
     if normalisation == "robust_z":
-        return np.asarray(stats["median"], np.float64), np.asarray(stats["iqr"], np.float64) / IQR_TO_SIGMA
+        return np.asarray(stats["median"], np.float64), np.asarray(
+            stats["iqr"], np.float64
+        ) / IQR_TO_SIGMA
     if normalisation == "zscore":
         return np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64)
     if normalisation == "none":

@@ -51,7 +51,10 @@ def test_changed_file_is_decoded_again(tmp_path, write_cohort, recording_table):
     before = EEGDataset.open(root, normalisation="none")
     old_fp = before.fingerprint()
     kept = {p.name: p.stat().st_mtime_ns for p in cache_files(root) if p.name.startswith("sub-01")}
-    new = {ch: np.full((4, 32), 7.0, np.float32) + np.arange(32, dtype=np.float32) for ch in before.channels}
+    new = {
+        ch: np.full((4, 32), 7.0, np.float32) + np.arange(32, dtype=np.float32)
+        for ch in before.channels
+    }
     write_recording(root, recording_table("02", "1", new), overwrite=True)
     after = EEGDataset.open(root, normalisation="none")
     assert [e.decoded for e in after._entries] == [False, True]
@@ -59,7 +62,9 @@ def test_changed_file_is_decoded_again(tmp_path, write_cohort, recording_table):
     assert np.array_equal(after.windows(row["seq_index"], normalised=False), new[row["channel"]])
     names = [p.name for p in cache_files(root)]
     assert sum(n.startswith("sub-02") for n in names) == 3  # stale entry removed
-    assert {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in cache_files(root)) if n in kept} == kept
+    assert {
+        n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in cache_files(root)) if n in kept
+    } == kept
     assert after.fingerprint() != old_fp
 
 

@@ -53,6 +53,20 @@ def test_collate_pads_with_zeros_and_keeps_order(tiny_dataset):
     assert batch.label is None
 
 
+def test_batched_fetch_matches_per_sample(tiny_dataset):
+    ds = EEGDataset.open(tiny_dataset, max_windows=5).with_label("age")
+    picks = [3, 0, len(ds) - 1, 10]
+    fused = collate(ds.__getitems__(picks))
+    plain = collate([ds[i] for i in picks])
+    for name in ("x", "coords", "pad_mask", "lengths", "seq_index", "label"):
+        assert torch.equal(getattr(fused, name), getattr(plain, name)), name
+    samples = ds.__getitems__(picks)
+    assert collate(samples).x.data_ptr() == samples[0]["_padded"].data_ptr()  # adopted, not copied
+    reordered = collate(samples[::-1])  # not the buffer's order: copied, still right
+    assert torch.equal(reordered.x, collate([ds[i] for i in picks[::-1]]).x)
+    assert torch.equal(collate(samples[1:]).x, collate([ds[i] for i in picks[1:]]).x)
+
+
 def test_collate_labels(tiny_dataset):
     ds = EEGDataset.open(tiny_dataset).with_label("remission")
     batch = collate([ds[i] for i in range(6)])
@@ -82,8 +96,12 @@ def test_sequence_equals_file_after_normalisation(tiny_dataset, normalisation):
             expected = raw
         got = ds[i]["x"]
         assert got.dtype == torch.float32 and got.shape == (row["n_windows"], ds.window_samples)
-        np.testing.assert_allclose(got.numpy(), expected[row["row_start"] : row["row_end"]], rtol=1e-5, atol=1e-5)
-        assert np.array_equal(ds.windows(i, normalised=False), raw[row["row_start"] : row["row_end"]])
+        np.testing.assert_allclose(
+            got.numpy(), expected[row["row_start"] : row["row_end"]], rtol=1e-5, atol=1e-5
+        )
+        assert np.array_equal(
+            ds.windows(i, normalised=False), raw[row["row_start"] : row["row_end"]]
+        )
 
 
 def test_index_columns_coords_and_labels(tiny_dataset):
@@ -96,7 +114,9 @@ def test_index_columns_coords_and_labels(tiny_dataset):
         assert col in ds.index.columns
     meta = pq.read_schema(tiny_dataset / "sub-02_run-1.parquet").metadata
     positions = __import__("json").loads(meta[b"eegwb.channel_positions"])
-    row = ds.index.filter(pl.col("file") == "sub-02_run-1.parquet", pl.col("channel") == "OZ").row(0, named=True)
+    row = ds.index.filter(pl.col("file") == "sub-02_run-1.parquet", pl.col("channel") == "OZ").row(
+        0, named=True
+    )
     assert [row["x"], row["y"], row["z"]] == pytest.approx(positions["OZ"])
     assert ds[row["seq_index"]]["coords"].tolist() == pytest.approx(positions["OZ"])
     assert row["remission"] == 1.0 and row["age"] == 31.0  # participant index 1
@@ -125,7 +145,7 @@ def test_selection_and_max_windows_chunking(tiny_dataset):
 def test_channel_subset_and_common_channels(tmp_path, write_cohort, caplog):
     root = write_cohort(tmp_path / "a", participants=("01",), channels=("FZ", "CZ", "PZ"))
     write_cohort(tmp_path / "a", participants=("02",), channels=("CZ", "PZ", "OZ"), seed=1)
-    with caplog.at_level(logging.INFO, logger="eegwb.data.dataset"):
+    with caplog.at_level(logging.INFO, logger="eegwb.data"):
         ds = EEGDataset.open(root)
     assert ds.channels == ["CZ", "PZ"]
     assert "left out ['FZ', 'OZ']" in caplog.text
@@ -170,7 +190,9 @@ def test_fingerprint(tiny_dataset):
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_dataloader_workers(tiny_dataset, num_workers):
     ds = EEGDataset.open(tiny_dataset, max_windows=3).with_label("remission")
-    loader = torch.utils.data.DataLoader(ds, batch_size=5, shuffle=True, collate_fn=collate, num_workers=num_workers)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=5, shuffle=True, collate_fn=collate, num_workers=num_workers
+    )
     seen = []
     for batch in loader:
         for k, s in enumerate(batch.seq_index.tolist()):
@@ -212,7 +234,9 @@ def test_non_finite_samples(tmp_path, recording_table, value):
     sig["CZ"][4, 3] = value
     root = tmp_path / "d"
     write_recording(root, recording_table("01", "1", sig))
-    with pytest.raises(DatasetError, match=r"sub-01_run-1\.parquet: channel 'CZ' .*first in window row 4"):
+    with pytest.raises(
+        DatasetError, match=r"sub-01_run-1\.parquet: channel 'CZ' .*first in window row 4"
+    ):
         EEGDataset.open(root)
     ds = EEGDataset.open(root, on_bad="skip", max_windows=3)
     assert ds.index.select("channel", "row_start").rows() == [("FZ", 0), ("CZ", 0), ("FZ", 3)]
@@ -249,7 +273,9 @@ def test_wrong_window_length(tmp_path, recording_table):
     root2 = tmp_path / "e"
     root2.mkdir()
     pq.write_table(table, root2 / "sub-03_run-1.parquet")
-    with pytest.raises(DatasetError, match=r"sub-03_run-1\.parquet: channel 'CZ' has windows of 8 samples"):
+    with pytest.raises(
+        DatasetError, match=r"sub-03_run-1\.parquet: channel 'CZ' has windows of 8 samples"
+    ):
         EEGDataset.open(root2)
 
 
@@ -261,7 +287,9 @@ def test_duplicated_and_missing_channels(tmp_path, recording_table):
     root = tmp_path / "d"
     root.mkdir()
     pq.write_table(dup, root / "sub-01_run-1.parquet")
-    with pytest.raises(DatasetError, match=r"sub-01_run-1\.parquet: duplicated channel columns \['CZ'\]"):
+    with pytest.raises(
+        DatasetError, match=r"sub-01_run-1\.parquet: duplicated channel columns \['CZ'\]"
+    ):
         EEGDataset.open(root)
     root2 = tmp_path / "e"
     write_recording(root2, recording_table("01", "1", signals(channels=("FZ",))))
@@ -273,7 +301,9 @@ def test_duplicated_and_missing_channels(tmp_path, recording_table):
 def test_duplicated_participant_run(tmp_path, write_cohort):
     root = write_cohort(tmp_path / "d", participants=("01", "02"), runs=("1",))
     shutil.copy(root / "sub-01_run-1.parquet", root / "sub-03_run-1.parquet")
-    with pytest.raises(DatasetError, match=r"sub-03_run-1\.parquet: column 'participant' holds \['01'\]"):
+    with pytest.raises(
+        DatasetError, match=r"sub-03_run-1\.parquet: column 'participant' holds \['01'\]"
+    ):
         EEGDataset.open(root)
 
 
@@ -289,3 +319,46 @@ def test_bad_selection(tiny_dataset):
             EEGDataset.open(tiny_dataset, selection=sel(rows))
     with pytest.raises(DatasetError, match="missing columns"):
         EEGDataset.open(tiny_dataset, selection=pl.DataFrame({"file": ["sub-01_run-1.parquet"]}))
+
+
+def test_synthetic_defects_match_manifest(tmp_path):
+    """Known answer: the generator's planted NaN/Inf windows are exactly what gets skipped."""
+    synthetic = pytest.importorskip("eegwb.data.synthetic")
+    cfg = synthetic.SynthConfig(
+        n_participants=2, runs_per_participant=2, montage="muse", sfreq=128.0,
+        window_samples=64, n_windows=6, defects=("nan_stretch", "inf_stretch", "flat_channel"),
+    )  # fmt: skip
+    manifest = synthetic.generate_cohort(tmp_path / "syn", cfg, progress=False)
+    planted = {
+        (d["file"], d["channel"], d["rows"][0])
+        for d in manifest["defects"]
+        if d["kind"] in ("nan_stretch", "inf_stretch")
+    }
+    with pytest.raises(DatasetError, match="NaN/Inf samples"):
+        EEGDataset.open(tmp_path / "syn")
+    ds = EEGDataset.open(tmp_path / "syn", on_bad="skip", max_windows=2)
+    found = set()
+    for message in ds.skipped:
+        file = message.split(":")[0].rsplit("/", 1)[-1]
+        channel = message.split("channel '")[1].split("'")[0]
+        found.add((file, channel, int(message.rsplit("window row ", 1)[1])))
+    assert found == planted
+    assert len(ds) == 4 * 4 * 3 - len(planted)
+    batch = collate(ds.__getitems__(list(range(len(ds)))))
+    assert torch.isfinite(batch.x).all()
+
+
+def test_real_eeg_through_ingest(tmp_path, eegmat_dir):
+    """EEGMAT (Zyma et al. 2019, PhysioNet): one subject's task recording, ingested and loaded."""
+    ingest = pytest.importorskip("eegwb.data.ingest")
+    ingest.ingest(
+        [eegmat_dir / "Subject00_2.edf"], tmp_path / "eegmat", window_samples=1000, progress=False
+    )
+    ds = EEGDataset.open(tmp_path / "eegmat", max_windows=4)
+    assert len(ds.channels) == 19 and "T7" in ds.channels and ds.sfreq == 500.0
+    norms = np.linalg.norm(ds.index.select("x", "y", "z").to_numpy(), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-3)
+    batch = collate(ds.__getitems__(list(range(len(ds)))))
+    real = batch.x[batch.valid]  # (n real windows, t)
+    assert torch.isfinite(real).all()
+    assert abs(float(real.median())) < 0.2 and 0.5 < float(real.std()) < 3.0  # robust z scale
