@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from eegwb.atomic import OutputExistsError, atomic_write_text
 from eegwb.data.layout import (
@@ -43,18 +45,23 @@ from eegwb.data.layout import (
 )
 from eegwb.data.montage import MONTAGES, MontageError, electrode_positions, known_channels
 from eegwb.data.sources import (
+    CSV_UNIT_SCALE,
     Source,
-    SourceInfo,
+    clean_id,
     expand_sources,
+    join_reasons,
     labels_for,
-    preview_frame,
-    preview_sources,
     read_label_table,
     read_source,
     select_channels,
     source_hash,
     source_ids,
 )
+
+# Re-exported: the preview half of ingest's public API lives in sources.py.
+from eegwb.data.sources import SourceInfo as SourceInfo
+from eegwb.data.sources import preview_frame as preview_frame
+from eegwb.data.sources import preview_sources as preview_sources
 
 log = logging.getLogger(__name__)
 DATASET_JSON = "dataset.json"
@@ -65,7 +72,7 @@ class IngestConfig:
     """Everything that decides what ingest writes (all of it goes into dataset.json)."""
 
     window_samples: int = 2048  # the original pipeline's window (8 s at 256 Hz)
-    hop_samples: int | None = None  # None = window_samples: no overlap, no shared samples between windows
+    hop_samples: int | None = None  # None = window_samples: no overlap, no shared samples
     sfreq: float | None = None  # resample to this rate (Hz); None keeps each source's rate
     l_freq: float | None = None  # band-pass high-pass edge (Hz); None = no high-pass
     h_freq: float | None = None  # band-pass low-pass edge (Hz); None = no low-pass
@@ -81,10 +88,6 @@ class IngestConfig:
     on_error: str = "raise"  # "raise" stops at the first bad source; "skip" reports it and goes on
 
     def __post_init__(self) -> None:
-        import re
-
-        from eegwb.data.sources import CSV_UNIT_SCALE, clean_id
-
         if self.hop_samples is None:
             self.hop_samples = self.window_samples
         for name in ("window_samples", "hop_samples"):
@@ -95,20 +98,22 @@ class IngestConfig:
             if value is not None and not float(value) > 0:
                 raise ValueError(f"IngestConfig.{name} must be > 0 or None, got {value}")
         if self.l_freq and self.h_freq and self.l_freq >= self.h_freq:
-            raise ValueError(f"IngestConfig: l_freq {self.l_freq} must be below h_freq {self.h_freq}")
+            raise ValueError(
+                f"IngestConfig: l_freq {self.l_freq} must be below h_freq {self.h_freq}"
+            )
         if self.participant_pattern:
             try:
                 groups = re.compile(self.participant_pattern).groupindex
             except re.error as err:
                 raise ValueError(f"IngestConfig.participant_pattern is not a regex: {err}") from err
             if "participant" not in groups:
-                raise ValueError("IngestConfig.participant_pattern needs a (?P<participant>...) group")
-        if self.on_error not in ("raise", "skip"):
-            raise ValueError(f"IngestConfig.on_error must be 'raise' or 'skip', got {self.on_error!r}")
-        if self.csv_time_unit not in ("auto", "s", "ms"):
-            raise ValueError(f"IngestConfig.csv_time_unit must be auto/s/ms, got {self.csv_time_unit!r}")
-        if self.csv_units not in CSV_UNIT_SCALE:
-            raise ValueError(f"IngestConfig.csv_units must be one of {sorted(CSV_UNIT_SCALE)}")
+                raise ValueError("IngestConfig.participant_pattern needs a (?P<participant>) group")
+        choices = {"on_error": ("raise", "skip"), "csv_time_unit": ("auto", "s", "ms")}
+        for name, allowed in {**choices, "csv_units": tuple(CSV_UNIT_SCALE)}.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"IngestConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
         self.labels = tuple(str(p) for p in self.labels)
         for path in (*self.labels, *([self.elc_path] if self.elc_path else [])):
             if not Path(path).is_file():
@@ -120,12 +125,10 @@ class IngestConfig:
 
     def fingerprint(self) -> dict[str, object]:
         """The options that change the output, plus hashes of the files they name."""
-        from eegwb.data.sources import source_hash as file_hash
-
         out = {k: v for k, v in asdict(self).items() if k != "on_error"}
         # Files by content, not by path: the same labels read from elsewhere change nothing.
-        out["labels"] = [file_hash(Path(p)) for p in self.labels]
-        out["elc_path"] = file_hash(Path(self.elc_path)) if self.elc_path else None
+        out["labels"] = [source_hash(Path(p)) for p in self.labels]
+        out["elc_path"] = source_hash(Path(self.elc_path)) if self.elc_path else None
         return json.loads(json.dumps(out, sort_keys=True))
 
 
@@ -153,7 +156,7 @@ class IngestReport:
     out: Path
     results: list[SourceResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)  # stale files removed (overwrite / temp leftovers)
+    removed: list[str] = field(default_factory=list)  # files removed: overwrite, temp leftovers
 
     def _with(self, status: str) -> list[SourceResult]:
         return [r for r in self.results if r.status == status]
@@ -174,19 +177,15 @@ class IngestReport:
         """One row per source: status, ids, file, windows, channels kept/dropped, reason."""
         import polars as pl
 
-        return pl.DataFrame(
-            [
-                {
-                    "status": r.status, "source": r.source, "participant": r.participant,
-                    "run": r.run, "file": r.file, "n_windows": r.n_windows,
-                    "n_channels": len(r.channels),
-                    "dropped": "; ".join(f"{k}: {v}" for k, v in r.dropped.items()),
-                    "unwindowed_s": r.unwindowed_s, "bad_s": r.bad_s, "reason": r.reason,
-                }
-                for r in self.results
-            ],
-            schema_overrides={"participant": pl.String, "run": pl.String, "file": pl.String},
-        )
+        first = ("status", "source", "participant", "run", "file", "n_windows")
+        rows = [
+            {c: getattr(r, c) for c in first}
+            | {"n_channels": len(r.channels), "dropped": join_reasons(r.dropped)}
+            | {"unwindowed_s": r.unwindowed_s, "bad_s": r.bad_s, "reason": r.reason}
+            for r in self.results
+        ]
+        strings = {"participant": pl.String, "run": pl.String, "file": pl.String}
+        return pl.DataFrame(rows, schema_overrides=strings)
 
     def summary(self) -> str:
         return (
@@ -218,8 +217,9 @@ def _segments(raw) -> tuple[list[tuple[int, int]], int]:
     for onset, duration, desc in zip(ann.onset, ann.duration, ann.description):
         if not desc.upper().startswith(("BAD", "EDGE")):
             continue
-        start, stop = raw.time_as_index([onset - shift, onset - shift + duration], use_rounding=True,
-                                        origin=ann.orig_time)
+        start, stop = raw.time_as_index(
+            [onset - shift, onset - shift + duration], use_rounding=True, origin=ann.orig_time
+        )
         start, stop = int(np.clip(start, 0, n)), int(np.clip(stop, 0, n))
         if stop > start:
             bad[start:stop] = True
@@ -235,7 +235,9 @@ def _segments(raw) -> tuple[list[tuple[int, int]], int]:
     return out, int(bad.sum())
 
 
-def _check_finite(path: Path, data: np.ndarray, names: Sequence[str], spans, sfreq: float, stage: str) -> None:
+def _check_finite(
+    path: Path, data: np.ndarray, names: Sequence[str], spans, sfreq: float, stage: str
+) -> None:
     for start, stop in spans:
         finite = np.isfinite(data[:, start:stop])  # (c, n)
         if not finite.all():
@@ -247,7 +249,36 @@ def _check_finite(path: Path, data: np.ndarray, names: Sequence[str], spans, sfr
             )
 
 
-def process_source(source: Source, cfg: IngestConfig, labels: dict[str, object], digest: str):
+def window_starts(spans: Sequence[tuple[int, int]], w: int, hop: int) -> tuple[np.ndarray, ...]:
+    """(window_start, parent_window_id, sub_window_id), each (n_windows,), over good spans."""
+    parts = [np.arange(a, b - w + 1, hop, dtype=np.int64) for a, b in spans]
+    parents = [np.full(len(p), seg, np.int32) for seg, p in enumerate(parts)]
+    subs = [np.arange(len(p), dtype=np.int32) for p in parts]
+    empty = [np.zeros(0, np.int64)]
+    return tuple(np.concatenate(x or empty) for x in (parts, parents, subs))
+
+
+def _zero_non_finite(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, 0.0)
+
+
+def _filter_resample(raw, cfg: IngestConfig, path: Path) -> None:
+    """Notch and band-pass at the source rate, then resample (MNE, in place)."""
+    source_sfreq = raw.info["sfreq"]
+    nyquist = (cfg.sfreq or source_sfreq) / 2
+    if cfg.h_freq and cfg.h_freq >= nyquist:
+        raise DatasetError(f"{path}: h_freq {cfg.h_freq} Hz is not below Nyquist ({nyquist} Hz)")
+    if cfg.notch_hz and cfg.notch_hz < source_sfreq / 2:
+        raw.notch_filter(np.arange(cfg.notch_hz, source_sfreq / 2, cfg.notch_hz), verbose="error")
+    if cfg.l_freq or cfg.h_freq:
+        raw.filter(cfg.l_freq, cfg.h_freq, verbose="error")
+    if cfg.sfreq and cfg.sfreq != source_sfreq:
+        raw.resample(cfg.sfreq, verbose="error")
+
+
+def process_source(
+    source: Source, cfg: IngestConfig, labels: dict[str, object], digest: str
+) -> tuple[pa.Table, SourceResult]:
     """Read, clean, filter, resample and window one source -> (pyarrow Table, SourceResult)."""
     path = source.path
     rs = read_source(source, csv_time_unit=cfg.csv_time_unit, csv_units=cfg.csv_units)
@@ -259,34 +290,18 @@ def process_source(source: Source, cfg: IngestConfig, labels: dict[str, object],
         known = known_channels(elc_path=cfg.elc_path)
         raise MontageError(err.unknown, known, f"{path}: {str(err).split(': ', 1)[0]}") from err
     raw = rs.raw.load_data().pick(list(kept)).rename_channels(kept)
-    spans, _ = _segments(raw)
     data = raw.get_data()
-    _check_finite(path, data, names, spans, raw.info["sfreq"], "in the source")
+    _check_finite(path, data, names, _segments(raw)[0], raw.info["sfreq"], "in the source")
     if not np.isfinite(data).all():  # only inside BAD spans: zero them so filters don't spread NaN
-        raw._data[~np.isfinite(raw._data)] = 0.0
-    nyquist = (cfg.sfreq or raw.info["sfreq"]) / 2
-    if cfg.h_freq and cfg.h_freq >= nyquist:
-        raise DatasetError(f"{path}: h_freq {cfg.h_freq} Hz is not below the Nyquist frequency {nyquist} Hz")
-    if cfg.notch_hz and cfg.notch_hz < raw.info["sfreq"] / 2:
-        freqs = np.arange(cfg.notch_hz, raw.info["sfreq"] / 2, cfg.notch_hz)
-        raw.notch_filter(freqs, verbose="error")
-    if cfg.l_freq or cfg.h_freq:
-        raw.filter(cfg.l_freq, cfg.h_freq, verbose="error")
-    if cfg.sfreq and cfg.sfreq != raw.info["sfreq"]:
-        raw.resample(cfg.sfreq, verbose="error")
+        raw.apply_function(_zero_non_finite, channel_wise=False)
+    _filter_resample(raw, cfg, path)
     sfreq = float(raw.info["sfreq"])
     spans, n_bad = _segments(raw)
     data = raw.get_data()  # (c, n) volts
     data *= 1e6  # -> µV
     _check_finite(path, data, names, spans, sfreq, "after filtering/resampling")
     w, hop = cfg.window_samples, cfg.hop_samples
-    starts, parents, subs = [], [], []
-    for seg, (start, stop) in enumerate(spans):
-        seg_starts = np.arange(start, stop - w + 1, hop, dtype=np.int64)
-        starts.append(seg_starts)
-        parents.append(np.full(len(seg_starts), seg, np.int32))
-        subs.append(np.arange(len(seg_starts), dtype=np.int32))
-    window_start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+    window_start, parents, subs = window_starts(spans, w, hop)
     if not len(window_start):
         longest = max((b - a for a, b in spans), default=0)
         raise DatasetError(
@@ -295,26 +310,43 @@ def process_source(source: Source, cfg: IngestConfig, labels: dict[str, object],
         )
     index = window_start[:, None] + np.arange(w)  # (n_windows, w)
     signals = {name: data[i][index].astype(np.float32) for i, name in enumerate(names)}
-    covered = np.zeros(raw.n_times, bool)
-    covered[index.ravel()] = True
+    unwindowed_s = float((raw.n_times - n_bad - len(np.unique(index))) / sfreq)
     meta = RecordingMeta(
-        sfreq=sfreq, window_samples=w, hop_samples=hop, channel_positions=positions,
-        montage=montage_name(names, cfg.elc_path), source_file=str(path), source_hash=digest,
+        sfreq=sfreq,
+        window_samples=w,
+        hop_samples=hop,
+        channel_positions=positions,
+        montage=montage_name(names, cfg.elc_path),
+        source_file=str(path),
+        source_hash=digest,
         labels=labels,
     )
-    table = build_table(source.participant, source.run, signals, window_start, meta,
-                        np.concatenate(parents), np.concatenate(subs))
+    ids = (source.participant, source.run)
+    table = build_table(*ids, signals, window_start, meta, parents, subs)
     result = SourceResult(
-        source=str(path), status="written", participant=source.participant, run=source.run,
-        file=recording_filename(source.participant, source.run), n_windows=len(window_start),
-        channels=names, sfreq=sfreq, dropped=dropped, notes=rs.notes,
-        unwindowed_s=float((raw.n_times - n_bad - covered.sum()) / sfreq), bad_s=n_bad / sfreq,
+        str(path),
+        "written",
+        *ids,
+        recording_filename(*ids),
+        len(window_start),
+        names,
+        sfreq,
+        dropped,
+        unwindowed_s,
+        n_bad / sfreq,
+        notes=rs.notes,
     )
     return table, result
 
 
-def _existing_outputs(out: Path, fingerprint: dict, overwrite: bool, report: IngestReport) -> dict[str, tuple]:
-    """Check the output directory; {file name: (source_hash, n_windows, channels)} reusable."""
+def _existing_outputs(
+    out: Path, fingerprint: dict, overwrite: bool, report: IngestReport
+) -> dict[str, tuple]:
+    """Check the output directory -> {file: (source_hash, n_windows, channels, sfreq)} to reuse.
+
+    Reuse needs the same options (dataset.json). `overwrite` removes every recording file
+    first, so a crash midway can never leave old-option files that a resume would trust.
+    """
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output path exists and is not a directory")
     if not out.is_dir() or not any(out.iterdir()):
@@ -329,24 +361,32 @@ def _existing_outputs(out: Path, fingerprint: dict, overwrite: bool, report: Ing
     if not isinstance(previous, dict) or previous.get("kind") != "eegwb.ingest":
         why = "holds no eegwb ingest dataset.json"
     else:
-        changed = sorted(k for k in {*fingerprint, *previous.get("options", {})}
-                         if fingerprint.get(k) != previous.get("options", {}).get(k))
+        old = previous.get("options", {})
+        changed = sorted(k for k in {*fingerprint, *old} if fingerprint.get(k) != old.get(k))
         why = f"was ingested with different options {changed}" if changed else ""
     if why and not overwrite:
         raise OutputExistsError(
-            f"{out}: output directory is not empty and {why}; pass overwrite=True (--overwrite) to replace it"
+            f"{out}: output directory is not empty and {why}; "
+            "pass overwrite=True (--overwrite) to replace it"
         )
     for tmp in sorted(out.glob(".*.tmp")):  # left by an interrupted run; never complete
         tmp.unlink()
         report.removed.append(f"{tmp.name} (unfinished temporary file)")
     if overwrite:
+        for path in sorted(out.glob("sub-*_run-*.parquet")) + [
+            p for p in [out / "manifest.json"] if p.is_file()
+        ]:
+            path.unlink()
+            report.removed.append(f"{path.name} (replaced: overwrite)")
         return {}
     reusable = {}
     for path in sorted(out.glob("sub-*_run-*.parquet")):
         try:
             meta, schema, n_rows = read_meta(path)
         except DatasetError as err:
-            raise DatasetError(f"{err}; delete the file or pass overwrite=True (--overwrite)") from err
+            raise DatasetError(
+                f"{err}; delete the file or pass overwrite=True (--overwrite)"
+            ) from err
         reusable[path.name] = (meta.source_hash, n_rows, channel_columns(schema), meta.sfreq)
     return reusable
 
@@ -355,20 +395,22 @@ def _failure(cfg: IngestConfig, path: Path, src: Source | None, err: Exception) 
     """Raise `err` (on_error="raise") or turn it into a reported failure ("skip")."""
     if cfg.on_error == "raise":
         raise err
-    return SourceResult(str(path), "failed", src and src.participant, src and src.run, reason=str(err))
+    return SourceResult(
+        str(path), "failed", src and src.participant, src and src.run, reason=str(err)
+    )
 
 
 def _plan(paths: Sequence[Path], cfg: IngestConfig, report: IngestReport) -> list[Source]:
     """Ids for every file; a source without a unique, labelled id fails (raised or reported)."""
-    import re
-
     pattern = re.compile(cfg.participant_pattern) if cfg.participant_pattern else None
     planned: dict[tuple[str, str], list[Source]] = {}
     for path in paths:
         try:
             src = source_ids(path, pattern)
             if cfg.run_labels is not None and src.run not in cfg.run_labels:
-                raise DatasetError(f"{path}: run {src.run!r} has no entry in run_labels {cfg.run_labels}")
+                raise DatasetError(
+                    f"{path}: run {src.run!r} has no entry in run_labels {cfg.run_labels}"
+                )
         except DatasetError as err:
             report.results.append(_failure(cfg, path, None, err))
             continue
@@ -413,15 +455,14 @@ def ingest(
     report.warnings += [f"{path}: ignored: {why}" for path, why in ignored.items()]
     fingerprint = cfg.fingerprint()
     reusable = _existing_outputs(out, fingerprint, overwrite, report)
-    if overwrite and out.is_dir():
-        wanted = {recording_filename(s.participant, s.run) for s in planned}
-        stale = [p for p in out.glob("sub-*_run-*.parquet") if p.name not in wanted]
-        for path in stale + [p for p in [out / "manifest.json"] if p.is_file()]:
-            path.unlink()
-            report.removed.append(f"{path.name} (not produced by this ingest)")
     _label_warnings(tables, planned, report)
-    record = {"kind": "eegwb.ingest", "complete": False, "options": fingerprint, "config": asdict(cfg),
-              "sources": [str(s) for s in sources]}
+    record = {
+        "kind": "eegwb.ingest",
+        "complete": False,
+        "options": fingerprint,
+        "config": asdict(cfg),
+        "sources": [str(s) for s in sources],
+    }
 
     def save_record() -> None:  # before the first recording file, so a crash can resume
         atomic_write_text(out / DATASET_JSON, json.dumps(record, indent=2))
@@ -430,7 +471,7 @@ def ingest(
         save_record()
     try:
         for src in tqdm(planned, desc="ingest", unit="file", disable=not progress):
-            result = _ingest_one(src, cfg, out, tables, reusable, overwrite, save_record)
+            result = _ingest_one(src, cfg, out, tables, reusable, save_record)
             report.results.append(result)
             if on_progress is not None:
                 on_progress(result)
@@ -438,8 +479,11 @@ def ingest(
         _consistency_warnings(report)
     finally:
         if out.is_dir():  # else nothing was written: leave no directory behind
-            record["files"] = {r.file: {"source": r.source, "status": r.status}
-                               for r in report.results if r.status != "failed"}
+            record["files"] = {
+                r.file: {"source": r.source, "status": r.status}
+                for r in report.results
+                if r.status != "failed"
+            }
             record["failed"] = {r.source: r.reason for r in report.failed}
             record["warnings"] = report.warnings
             save_record()
@@ -447,16 +491,30 @@ def ingest(
     return report
 
 
-def _ingest_one(src: Source, cfg: IngestConfig, out: Path, tables, reusable: dict,
-                overwrite: bool, before_write: Callable[[], None]) -> SourceResult:
+def _ingest_one(
+    src: Source,
+    cfg: IngestConfig,
+    out: Path,
+    tables,
+    reusable: dict,
+    before_write: Callable[[], None],
+) -> SourceResult:
     name = recording_filename(src.participant, src.run)
     try:
         digest = source_hash(src.path)
         if name in reusable and reusable[name][0] == digest:
             _, n_rows, channels, sfreq = reusable[name]
-            return SourceResult(str(src.path), "skipped", src.participant, src.run, name, n_rows,
-                                channels, sfreq=sfreq,
-                                reason="unchanged source (same xxh3_128 hash as the existing file)")
+            return SourceResult(
+                str(src.path),
+                "skipped",
+                src.participant,
+                src.run,
+                name,
+                n_rows,
+                channels,
+                sfreq=sfreq,
+                reason="unchanged source (same xxh3_128 hash as the existing file)",
+            )
         labels: dict[str, object] = dict(src.entities)
         labels.update(labels_for(tables, src.participant, src.run)[0])
         if cfg.run_labels is not None:
@@ -466,21 +524,29 @@ def _ingest_one(src: Source, cfg: IngestConfig, out: Path, tables, reusable: dic
             result.notes.append("source changed since the last ingest: file rewritten")
         if not (out / DATASET_JSON).is_file():
             before_write()
-        write_recording(out, table, overwrite=overwrite or name in reusable)
+        write_recording(out, table, overwrite=name in reusable)
         return result
     except (DatasetError, MontageError) as err:
         return _failure(cfg, src.path, src, err)
 
 
 def _label_warnings(tables, planned: Sequence[Source], report: IngestReport) -> None:
+    """Label rows that match no recording, and recordings with no row, both reported."""
     participants = {s.participant for s in planned}
+    lacking: dict[str, list[str]] = {}
+    for src in planned:
+        for path in labels_for(tables, src.participant, src.run)[1]:
+            lacking.setdefault(path, []).append(f"{src.participant}/{src.run}")
     for table in tables:
         unmatched = sorted({p for p, _ in table.rows if p not in participants})
         if unmatched:
-            report.warnings.append(f"{table.path}: rows for participants {unmatched} match no source")
-        absent = sorted(p for p in participants if not any(k[0] == p for k in table.rows))
-        if absent:
-            report.warnings.append(f"{table.path}: no labels for participants {absent}")
+            report.warnings.append(
+                f"{table.path}: rows for participants {unmatched} match no source"
+            )
+        if lacking.get(str(table.path)):
+            report.warnings.append(
+                f"{table.path}: no row for recordings {lacking[str(table.path)]}"
+            )
 
 
 def _consistency_warnings(report: IngestReport) -> None:
@@ -490,4 +556,6 @@ def _consistency_warnings(report: IngestReport) -> None:
         report.warnings.append(f"recordings have {len(channel_sets)} different channel sets")
     rates = sorted({r.sfreq for r in done})
     if len(rates) > 1:
-        report.warnings.append(f"recordings have different sampling rates {rates} Hz (set sfreq to resample)")
+        report.warnings.append(
+            f"recordings have different sampling rates {rates} Hz (set sfreq to resample)"
+        )

@@ -118,13 +118,17 @@ def _folder_files(folder: Path, ignored: dict[Path, str]) -> list[Path]:
         # FIF split parts (`x_raw-1.fif`) are read through their first file.
         if path.is_file() and is_supported(path) and not re.search(r"-\d+\.fif(\.gz)?$", path.name):
             if _suffix(path) in CSV_SUFFIXES and _time_column(_csv_header(path)) is None:
-                ignored[path.resolve()] = "CSV without a timestamp column (labels/metadata?), not a recording"
+                ignored[path.resolve()] = (
+                    "CSV without a timestamp column (labels/metadata?), not a recording"
+                )
                 continue
             found.append(path)
     return found
 
 
-def expand_sources(sources: Iterable[str | Path], ignored: dict[Path, str] | None = None) -> list[Path]:
+def expand_sources(
+    sources: Iterable[str | Path], ignored: dict[Path, str] | None = None
+) -> list[Path]:
     """Every recording file named by `sources` (files, folders, BIDS roots), sorted, no repeats.
 
     CSVs inside folders without a timestamp column are left out and listed in `ignored`.
@@ -151,7 +155,7 @@ def expand_sources(sources: Iterable[str | Path], ignored: dict[Path, str] | Non
 
 
 def bids_entities(stem: str) -> dict[str, str]:
-    """'sub-01_ses-2_task-rest_run-1_eeg' -> {'sub': '01', 'ses': '2', 'task': 'rest', 'run': '1'}."""
+    """'sub-01_task-rest_run-1_eeg' -> {'sub': '01', 'task': 'rest', 'run': '1'}"""
     out = {}
     for part in stem.split("_"):
         key, sep, value = part.partition("-")
@@ -167,7 +171,9 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
     if pattern is not None:
         match = pattern.search(path.name)
         if match is None:
-            raise DatasetError(f"{path}: file name does not match participant pattern {pattern.pattern!r}")
+            raise DatasetError(
+                f"{path}: file name does not match participant pattern {pattern.pattern!r}"
+            )
         groups = match.groupdict()
         participant, run = clean_id(groups["participant"] or ""), clean_id(groups.get("run") or "1")
         source = Source(path, fmt, participant, run, "pattern")
@@ -175,22 +181,25 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
         ent = bids_entities(stem)
         # BIDS EEG names always carry task-; ses- and run- are optional. All go into the run
         # id ('ses1rest2'), so two tasks or sessions with the same run number never collide.
-        parts = (f"ses{ent['ses']}" if "ses" in ent else "", ent.get("task", ""), ent.get("run", ""))
+        parts = (
+            f"ses{ent['ses']}" if "ses" in ent else "",
+            ent.get("task", ""),
+            ent.get("run", ""),
+        )
         run = "".join(clean_id(p) for p in parts) or "1"
         entities = {k: ent[v] for k, v in (("session", "ses"), ("task", "task")) if v in ent}
         source = Source(path, fmt, clean_id(ent.get("sub", "")), run, "bids", entities)
     elif (match := DEFAULT_PATTERN.match(stem := _MNE_STEM_SUFFIX.sub("", stem))) is not None:
-        source = Source(path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern")
+        source = Source(
+            path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern"
+        )
     else:
         source = Source(path, fmt, clean_id(stem), "1", "file stem")
     if not source.participant or not source.run:
-        raise DatasetError(f"{path}: empty participant or run id ({source.participant!r}, {source.run!r})")
+        raise DatasetError(
+            f"{path}: empty participant or run id ({source.participant!r}, {source.run!r})"
+        )
     return source
-
-
-def find_sources(sources: Iterable[str | Path], participant_pattern: str | None = None) -> list[Source]:
-    pattern = re.compile(participant_pattern) if participant_pattern else None
-    return [source_ids(path, pattern) for path in expand_sources(sources)]
 
 
 def source_hash(path: Path) -> str:
@@ -204,8 +213,9 @@ def source_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_source(source: Source, *, preload: bool = True, csv_time_unit: str = "auto",
-                csv_units: str = "uV") -> RawSource:
+def read_source(
+    source: Source, *, preload: bool = True, csv_time_unit: str = "auto", csv_units: str = "uV"
+) -> RawSource:
     """Read one source into MNE; errors become DatasetError naming the file."""
     if source.format == "csv":
         return read_csv_raw(source.path, time_unit=csv_time_unit, units=csv_units)
@@ -216,7 +226,9 @@ def read_source(source: Source, *, preload: bool = True, csv_time_unit: str = "a
         try:
             raw = mne.io.read_raw(source.path, preload=preload, verbose="warning")
         except Exception as err:  # MNE raises ValueError/OSError/KeyError... for bad files
-            raise DatasetError(f"{source.path}: cannot read with MNE ({type(err).__name__}: {err})") from err
+            raise DatasetError(
+                f"{source.path}: cannot read with MNE ({type(err).__name__}: {err})"
+            ) from err
     notes = [str(w.message) for w in caught]
     truncated = [n for n in notes if _TRUNCATED in n]
     if truncated:
@@ -238,7 +250,9 @@ def _csv_sfreq(path: Path, stamps: np.ndarray, time_unit: str) -> tuple[float, n
         raise DatasetError(f"{path}: timestamp column has fewer than 3 finite values")
     bad = np.flatnonzero(steps <= 0)
     if len(bad):
-        raise DatasetError(f"{path}: timestamps do not increase (row {int(bad[0]) + 2} of the data)")
+        raise DatasetError(
+            f"{path}: timestamps do not increase (row {int(bad[0]) + 2} of the data)"
+        )
     median = float(np.median(steps))
     unit = time_unit if time_unit != "auto" else ("ms" if median >= 0.1 else "s")
     step_s = median / 1000.0 if unit == "ms" else median
@@ -277,7 +291,9 @@ def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> R
     # Marker/event rows of headset exports carry a timestamp but no samples.
     empty = frame.select(pl.all_horizontal(pl.col(numeric).is_null())).to_series()
     if empty.any():
-        notes.append(f"{int(empty.sum())} rows without any channel value (event/marker rows) ignored")
+        notes.append(
+            f"{int(empty.sum())} rows without any channel value (event/marker rows) ignored"
+        )
         frame = frame.filter(~empty)
     stamps = frame[time_col].cast(pl.Float64).to_numpy()
     sfreq, gaps, note = _csv_sfreq(path, stamps, time_unit)
@@ -287,12 +303,18 @@ def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> R
     info = mne.create_info(numeric, sfreq, "eeg")
     raw = mne.io.RawArray(data, info, verbose="error")
     if len(gaps):
-        notes.append(f"{len(gaps)} timestamp gaps (> {CSV_GAP_FACTOR}x median step) split the recording")
-        raw.set_annotations(mne.Annotations(gaps / sfreq, np.zeros(len(gaps)), ["BAD_gap"] * len(gaps)))
+        notes.append(
+            f"{len(gaps)} timestamp gaps (> {CSV_GAP_FACTOR}x median step) split the recording"
+        )
+        raw.set_annotations(
+            mne.Annotations(gaps / sfreq, np.zeros(len(gaps)), ["BAD_gap"] * len(gaps))
+        )
     return RawSource(raw, dropped=dropped, notes=notes)
 
 
-def select_channels(path: Path, rs: RawSource, required: Sequence[str] | None) -> tuple[dict[str, str], dict[str, str]]:
+def select_channels(
+    path: Path, rs: RawSource, required: Sequence[str] | None
+) -> tuple[dict[str, str], dict[str, str]]:
     """({raw name: normalised name} kept, {raw name: reason} dropped) for one source."""
     kept: dict[str, str] = {}
     dropped = dict(rs.dropped)
@@ -368,7 +390,9 @@ def read_label_table(path: str | Path) -> LabelTable:
     lower = {c.strip().lower(): c for c in columns}
     pcol = next((lower[c] for c in _PARTICIPANT_COLUMNS if c in lower), None)
     if pcol is None:
-        raise DatasetError(f"{path}: no participant column (one of {_PARTICIPANT_COLUMNS}; found {columns})")
+        raise DatasetError(
+            f"{path}: no participant column (one of {_PARTICIPANT_COLUMNS}; found {columns})"
+        )
     rcol = next((lower[c] for c in _RUN_COLUMNS if c in lower), None)
     label_cols = [c for c in columns if c not in (pcol, rcol)]
     if not label_cols:
@@ -382,7 +406,9 @@ def read_label_table(path: str | Path) -> LabelTable:
     return LabelTable(path, table)
 
 
-def labels_for(tables: Sequence[LabelTable], participant: str, run: str) -> tuple[dict[str, object], list[str]]:
+def labels_for(
+    tables: Sequence[LabelTable], participant: str, run: str
+) -> tuple[dict[str, object], list[str]]:
     """Joined labels for one recording (per-participant rows, then per-run rows win), and
     the tables that had no row for it."""
     labels: dict[str, object] = {}
@@ -432,7 +458,9 @@ def preview_sources(
     required = [c.upper() for c in channels] if channels is not None else None
     infos = []
     for path in expand_sources(sources):
-        info = SourceInfo(str(path), "csv" if _suffix(path) in CSV_SUFFIXES else _suffix(path).lstrip("."))
+        info = SourceInfo(
+            str(path), "csv" if _suffix(path) in CSV_SUFFIXES else _suffix(path).lstrip(".")
+        )
         try:
             src = source_ids(path, pattern)
             info.participant, info.run, info.id_source = src.participant, src.run, src.id_source
@@ -451,15 +479,20 @@ def preview_frame(infos: Sequence[SourceInfo]) -> "pl.DataFrame":  # noqa: F821
     """SourceInfos as a Polars table for notebooks (one row per source)."""
     import polars as pl
 
+    first = ("participant", "run", "id_source", "sfreq", "duration_s")
     rows = [
-        {
-            "file": Path(i.path).name, "format": i.format, "participant": i.participant,
-            "run": i.run, "ids_from": i.id_source, "sfreq": i.sfreq, "duration_s": i.duration_s,
-            "n_kept": len(i.kept), "kept": ", ".join(i.kept),
-            "dropped": "; ".join(f"{k}: {v}" for k, v in i.dropped.items()),
-            "error": i.error or "", "path": i.path,
-        }
+        {"file": Path(i.path).name, "format": i.format}
+        | {c: getattr(i, c) for c in first}
+        | {"n_kept": len(i.kept), "kept": ", ".join(i.kept), "dropped": join_reasons(i.dropped)}
+        | {"error": i.error or "", "path": i.path}
         for i in infos
     ]
-    return pl.DataFrame(rows, schema_overrides={"participant": pl.String, "run": pl.String,
-                                                "sfreq": pl.Float64, "duration_s": pl.Float64})
+    floats = {"sfreq": pl.Float64, "duration_s": pl.Float64}
+    return pl.DataFrame(
+        rows, schema_overrides={"participant": pl.String, "run": pl.String} | floats
+    )
+
+
+def join_reasons(dropped: dict[str, str]) -> str:
+    """{'ECG ECG': 'ECG (heart), not EEG'} -> 'ECG ECG: ECG (heart), not EEG' (tables)."""
+    return "; ".join(f"{name}: {why}" for name, why in dropped.items())

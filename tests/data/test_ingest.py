@@ -25,7 +25,8 @@ SCALP = ["FP1", "FP2", "F3", "F4", "F7", "F8", "T7", "T8", "C3", "C4",
 WINDOW = 512
 
 needs_eegmat = pytest.mark.skipif(
-    not EEGMAT.is_dir(), reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat beside the repo)"
+    not EEGMAT.is_dir(),
+    reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat beside the repo)",
 )
 
 
@@ -39,8 +40,15 @@ def _source_uv(path: Path, channels: list[str], *, sfreq: float | None = None) -
     raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
     if sfreq is not None:
         raw = raw.copy().resample(sfreq, verbose="error")
-    edf_names = {n.removeprefix("EEG ").upper().replace("T3", "T7").replace("T4", "T8")
-                 .replace("T5", "P7").replace("T6", "P8"): n for n in raw.ch_names}
+    edf_names = {
+        n.removeprefix("EEG ")
+        .upper()
+        .replace("T3", "T7")
+        .replace("T4", "T8")
+        .replace("T5", "P7")
+        .replace("T6", "P8"): n
+        for n in raw.ch_names
+    }
     return (raw.get_data(picks=[edf_names[c] for c in channels]) * 1e6).astype(np.float32)
 
 
@@ -50,8 +58,13 @@ def eegmat_out(tmp_path_factory):
         pytest.skip(f"real EEG not found at {EEGMAT} (../shared/data/eegmat beside the repo)")
     out = tmp_path_factory.mktemp("eegmat") / "eegmat"
     report = ingest(
-        [EEGMAT], out, window_samples=WINDOW, labels=(str(EEGMAT / "subject-info.csv"),),
-        run_labels={"1": 0, "2": 1}, run_label_name="task", progress=False,
+        [EEGMAT],
+        out,
+        window_samples=WINDOW,
+        labels=(str(EEGMAT / "subject-info.csv"),),
+        run_labels={"1": 0, "2": 1},
+        run_label_name="task",
+        progress=False,
     )
     return out, report
 
@@ -61,7 +74,7 @@ def test_eegmat_all_files_written_with_scalp_channels(eegmat_out):
     out, report = eegmat_out
     assert len(report.written) == 48 and not report.failed and not report.skipped
     # The labels CSV in the folder is reported as ignored, not silently passed over.
-    assert any("subject-info.csv" in w and "ignored" in w for w in report.warnings)
+    assert len(report.warnings) == 1 and "subject-info.csv: ignored" in report.warnings[0]
     for result in report.written:
         assert result.channels == SCALP
         assert set(result.dropped) == {"EEG A2-A1", "ECG ECG"}
@@ -82,12 +95,18 @@ def test_eegmat_samples_equal_mne_get_data(eegmat_out):
         expected = _source_uv(source, SCALP)  # (19, n)
         n_windows = expected.shape[1] // WINDOW
         assert table.num_rows == n_windows
-        np.testing.assert_array_equal(table.column("window_start").to_numpy(), np.arange(n_windows) * WINDOW)
+        np.testing.assert_array_equal(
+            table.column("window_start").to_numpy(), np.arange(n_windows) * WINDOW
+        )
         np.testing.assert_array_equal(table.column("parent_window_id").to_numpy(), 0)
-        np.testing.assert_array_equal(table.column("sub_window_id").to_numpy(), np.arange(n_windows))
+        np.testing.assert_array_equal(
+            table.column("sub_window_id").to_numpy(), np.arange(n_windows)
+        )
         for i, ch in enumerate(SCALP):
             stored = channel_array(table, ch)
-            np.testing.assert_array_equal(stored, expected[i, : n_windows * WINDOW].reshape(n_windows, WINDOW))
+            np.testing.assert_array_equal(
+                stored, expected[i, : n_windows * WINDOW].reshape(n_windows, WINDOW)
+            )
         assert meta.sfreq == 500.0 and meta.units == "uV" and meta.montage == "standard_1020"
         assert meta.source_hash == xxhash.xxh3_128(source.read_bytes()).hexdigest()
         assert meta.channel_positions == electrode_positions(SCALP)
@@ -105,21 +124,37 @@ def test_eegmat_labels_joined(eegmat_out):
         assert labels["task"] == {"1": 0, "2": 1}[row["run"]]
         assert labels["Age"] == int(expected["Age"]) and labels["Gender"] == expected["Gender"]
         assert labels["Count quality"] == int(expected["Count quality"])
-        assert labels["Number of subtractions"] == pytest.approx(float(expected["Number of subtractions"]))
+        assert labels["Number of subtractions"] == pytest.approx(
+            float(expected["Number of subtractions"])
+        )
 
 
 @needs_eegmat
 def test_eegmat_rerun_skips_unchanged_and_refuses_other_options(eegmat_out):
     out, _ = eegmat_out
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")}
-    again = ingest([EEGMAT], out, window_samples=WINDOW, labels=(str(EEGMAT / "subject-info.csv"),),
-                   run_labels={"1": 0, "2": 1}, progress=False)
+    again = ingest(
+        [EEGMAT],
+        out,
+        window_samples=WINDOW,
+        labels=(str(EEGMAT / "subject-info.csv"),),
+        run_labels={"1": 0, "2": 1},
+        progress=False,
+    )
     assert len(again.skipped) == 48 and not again.written
     assert all("unchanged" in r.reason for r in again.skipped)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")} == before
-    with pytest.raises(OutputExistsError, match=r"different options \['hop_samples', 'window_samples'\]"):
-        ingest([EEGMAT], out, window_samples=256, labels=(str(EEGMAT / "subject-info.csv"),),
-               run_labels={"1": 0, "2": 1}, progress=False)
+    with pytest.raises(
+        OutputExistsError, match=r"different options \['hop_samples', 'window_samples'\]"
+    ):
+        ingest(
+            [EEGMAT],
+            out,
+            window_samples=256,
+            labels=(str(EEGMAT / "subject-info.csv"),),
+            run_labels={"1": 0, "2": 1},
+            progress=False,
+        )
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.parquet")} == before
 
 
@@ -132,20 +167,32 @@ def test_eegmat_resampled_and_filtered_match_mne(tmp_path):
     n = expected.shape[1] // 256
     assert meta.sfreq == 256.0 and table.num_rows == n
     for i, ch in enumerate(SCALP):
-        np.testing.assert_allclose(channel_array(table, ch), expected[i, : n * 256].reshape(n, 256),
-                                   rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(
+            channel_array(table, ch), expected[i, : n * 256].reshape(n, 256), rtol=1e-6, atol=1e-4
+        )
     # Filters run at the source rate, before resampling (notch, then band-pass).
-    ingest([source], tmp_path / "filt", window_samples=256, sfreq=250, l_freq=1.0, h_freq=40.0,
-           notch_hz=50.0, progress=False)
+    ingest(
+        [source],
+        tmp_path / "filt",
+        window_samples=256,
+        sfreq=250,
+        l_freq=1.0,
+        h_freq=40.0,
+        notch_hz=50.0,
+        progress=False,
+    )
     raw = mne.io.read_raw_edf(source, preload=True, verbose="error").pick(["EEG Cz", "EEG O1"])
-    raw.notch_filter(np.arange(50.0, 250.0, 50.0), verbose="error").filter(1.0, 40.0, verbose="error")
+    raw.notch_filter(np.arange(50.0, 250.0, 50.0), verbose="error").filter(
+        1.0, 40.0, verbose="error"
+    )
     raw.resample(250, verbose="error")
     ref = (raw.get_data() * 1e6).astype(np.float32)
     _, table = read_recording(tmp_path / "filt" / "sub-03_run-2.parquet")
     n = ref.shape[1] // 256
     for i, ch in enumerate(["CZ", "O1"]):
-        np.testing.assert_allclose(channel_array(table, ch), ref[i, : n * 256].reshape(n, 256),
-                                   rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(
+            channel_array(table, ch), ref[i, : n * 256].reshape(n, 256), rtol=1e-5, atol=1e-3
+        )
 
 
 @needs_eegmat
@@ -165,8 +212,10 @@ def _bids_raw(sfreq: float, seconds: float, seed: int, *, bad: tuple[float, floa
     rng = np.random.default_rng(seed)
     names = ["Fz", "Cz", "Pz", "Oz", "EOG left", "STI 014"]
     info = mne.create_info(names, sfreq, ["eeg"] * 4 + ["eog", "stim"])
-    raw = mne.io.RawArray(rng.standard_normal((6, int(seconds * sfreq))) * 20e-6, info, verbose="error")
-    raw.set_meas_date(datetime.datetime(2021, 5, 1, tzinfo=datetime.timezone.utc))
+    raw = mne.io.RawArray(
+        rng.standard_normal((6, int(seconds * sfreq))) * 20e-6, info, verbose="error"
+    )
+    raw.set_meas_date(datetime.datetime(2021, 5, 1, tzinfo=datetime.UTC))
     if bad is not None:
         raw.set_annotations(mne.Annotations([bad[0]], [bad[1] - bad[0]], ["BAD_movement"]))
     return raw
@@ -176,7 +225,11 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     root = tmp_path / "bids"
     (root / "dataset_description.json").parent.mkdir(parents=True)
     (root / "dataset_description.json").write_text('{"Name": "t", "BIDSVersion": "1.8.0"}')
-    (root / "participants.tsv").write_text("participant_id\tgroup\nsub-01\t1\nsub-02\t0\n")
+    (root / "participants.tsv").write_text(
+        "participant_id\tgroup\nsub-01\t1\nsub-02\t0\nsub-03\t1\n"
+    )
+    per_run = tmp_path / "scores.csv"
+    per_run.write_text("participant,run,score\n01,rest1,2.5\n")
     files = {
         "sub-01/eeg/sub-01_task-rest_run-1_eeg.fif": _bids_raw(128, 20, 1),
         "sub-01/eeg/sub-01_task-rest_run-2_eeg.fif": _bids_raw(128, 20, 2, bad=(6.0, 8.0)),
@@ -188,15 +241,29 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     for rel, raw in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         raw.save(root / rel, verbose="error")
-    report = ingest([root], tmp_path / "out", window_samples=128,
-                    labels=(str(root / "participants.tsv"),), progress=False)
+    report = ingest(
+        [root],
+        tmp_path / "out",
+        window_samples=128,
+        progress=False,
+        labels=(str(root / "participants.tsv"), str(per_run)),
+    )
     assert not report.failed
     assert sorted((r.participant, r.run) for r in report.written) == [
-        ("01", "rest1"), ("01", "rest2"), ("02", "ses1arith")]
+        ("01", "rest1"),
+        ("01", "rest2"),
+        ("02", "ses1arith"),
+    ]
     assert all("derivatives" not in r.source for r in report.results)
     index = recordings_index(tmp_path / "out")
-    labels = {(r["participant"], r["run"]): json.loads(r["labels"]) for r in index.iter_rows(named=True)}
-    assert labels[("01", "rest1")] == {"task": "rest", "group": 1}
+    labels = {
+        (r["participant"], r["run"]): json.loads(r["labels"]) for r in index.iter_rows(named=True)
+    }
+    assert labels[("01", "rest1")] == {"task": "rest", "group": 1, "score": 2.5}
+    assert labels[("01", "rest2")] == {"task": "rest", "group": 1}
+    # Label rows without a recording, and recordings without a row, are reported.
+    assert any("participants.tsv" in w and "['03'] match no source" in w for w in report.warnings)
+    assert any("scores.csv" in w and "['01/rest2', '02/ses1arith']" in w for w in report.warnings)
     assert labels[("02", "ses1arith")] == {"session": "1", "task": "arith", "group": 0}
     written = {r.run: r for r in report.written if r.participant == "01"}
     assert set(written["rest1"].dropped) == {"EOG left", "STI 014"}
@@ -210,7 +277,9 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     np.testing.assert_array_equal(starts, [0, 128, 256, 384] + [768 + 128 * k for k in range(12)])
     np.testing.assert_array_equal(subs, list(range(4)) + list(range(12)))
     assert written["rest2"].bad_s == pytest.approx(2.0)
-    source = mne.io.read_raw_fif(root / "sub-01/eeg/sub-01_task-rest_run-2_eeg.fif", verbose="error")
+    source = mne.io.read_raw_fif(
+        root / "sub-01/eeg/sub-01_task-rest_run-2_eeg.fif", verbose="error"
+    )
     pz = (source.get_data(picks=["Pz"])[0] * 1e6).astype(np.float32)
     np.testing.assert_array_equal(channel_array(table, "PZ"), pz[starts[:, None] + np.arange(128)])
 
@@ -220,7 +289,7 @@ def _muse_csv(path: Path, *, ms: bool = False, gap: bool = True, seed: int = 0) 
     n = 256 * 12
     t = 1.6e9 + np.arange(n) / 256.0
     if gap:
-        t[n // 2:] += 0.5  # a 0.5 s dropout: samples missing, not zeros
+        t[n // 2 :] += 0.5  # a 0.5 s dropout: samples missing, not zeros
     values = rng.standard_normal((n, 5)) * 30 + 800  # µV around Muse's offset
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -246,8 +315,9 @@ def test_muse_csv_sfreq_gap_segments_and_samples(tmp_path):
     np.testing.assert_array_equal(table.column("parent_window_id").to_numpy(), [0] * 6 + [1] * 6)
     starts = table.column("window_start").to_numpy()
     for i, ch in enumerate(["TP9", "AF7", "AF8", "TP10"]):
-        np.testing.assert_allclose(channel_array(table, ch), values[:, i][starts[:, None] + np.arange(256)],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            channel_array(table, ch), values[:, i][starts[:, None] + np.arange(256)], rtol=1e-6
+        )
     assert any("as s" in n for n in rest.notes) and any("as ms" in n for n in by_run["eyes"].notes)
     assert recordings_index(tmp_path / "out")["sfreq"].to_list() == [256.0, 256.0]
 
@@ -257,9 +327,23 @@ def test_participant_pattern_and_cli(tmp_path):
     src.mkdir()
     _muse_csv(src / "2024-01-05_P12_visit3.csv", gap=False)
     out = tmp_path / "out"
-    code = cli_main(["ingest", str(src), "--out", str(out), "--window-samples", "512",
-                     "--participant-pattern", r"_P(?P<participant>\d+)_visit(?P<run>\d+)",
-                     "--run-labels", "3=1", "--run-label-name", "visit_label", "--no-progress"])
+    code = cli_main(
+        [
+            "ingest",
+            str(src),
+            "--out",
+            str(out),
+            "--window-samples",
+            "512",
+            "--participant-pattern",
+            r"_P(?P<participant>\d+)_visit(?P<run>\d+)",
+            "--run-labels",
+            "3=1",
+            "--run-label-name",
+            "visit_label",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     index = recordings_index(out)
     assert index.select("participant", "run", "n_windows").rows() == [("12", "3", 6)]

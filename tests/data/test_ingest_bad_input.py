@@ -22,12 +22,20 @@ from eegwb.data.montage import MontageError
 
 EEGMAT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eegmat"
 needs_eegmat = pytest.mark.skipif(
-    not EEGMAT.is_dir(), reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat beside the repo)"
+    not EEGMAT.is_dir(),
+    reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat beside the repo)",
 )
 
 
-def _fif(path: Path, names=("Fz", "Cz", "Pz"), *, seconds: float = 8.0, sfreq: float = 64.0, seed: int = 0,
-         edit=None) -> Path:
+def _fif(
+    path: Path,
+    names=("Fz", "Cz", "Pz"),
+    *,
+    seconds: float = 8.0,
+    sfreq: float = 64.0,
+    seed: int = 0,
+    edit=None,
+) -> Path:
     """A small FIF recording; `edit(data)` may plant defects in the (c, n) volts array."""
     data = np.random.default_rng(seed).standard_normal((len(names), int(seconds * sfreq))) * 10e-6
     if edit is not None:
@@ -59,37 +67,55 @@ def test_corrupt_and_truncated_edf_name_the_file(tmp_path):
     # on_error="skip": both reported with their reasons, the good file still written.
     good = tmp_path / "Subject00_1.edf"
     shutil.copy(EEGMAT / "Subject00_1.edf", good)
-    report = ingest([good, truncated, garbage], tmp_path / "c", window_samples=512, on_error="skip",
-                    progress=False)
+    report = ingest(
+        [good, truncated, garbage],
+        tmp_path / "c",
+        window_samples=512,
+        on_error="skip",
+        progress=False,
+    )
     assert [r.participant for r in report.written] == ["00"]
     failed = {Path(r.source).name: r.reason for r in report.failed}
     assert set(failed) == {"Subject90_1.edf", "Subject91_1.edf"}
     assert "truncated" in failed["Subject90_1.edf"] and "cannot read" in failed["Subject91_1.edf"]
     assert [p.name for p in list_recordings(tmp_path / "c")] == ["sub-00_run-1.parquet"]
     assert json.loads((tmp_path / "c" / "dataset.json").read_text())["failed"].keys() == {
-        str(truncated.resolve()), str(garbage.resolve())}
+        str(truncated.resolve()),
+        str(garbage.resolve()),
+    }
 
 
 @needs_eegmat
 def test_missing_channels(tmp_path):
     with pytest.raises(DatasetError, match=r"Subject00_2\.edf: missing channels \['OZ'\]"):
-        ingest([EEGMAT / "Subject00_2.edf"], tmp_path / "o", channels=("FP1", "FZ", "OZ"),
-               window_samples=512, progress=False)
+        ingest(
+            [EEGMAT / "Subject00_2.edf"],
+            tmp_path / "o",
+            channels=("FP1", "FZ", "OZ"),
+            window_samples=512,
+            progress=False,
+        )
 
 
 def test_requested_channels_keep_only_those(tmp_path):
     _fif(tmp_path / "src" / "sub01_1_raw.fif", names=("Fz", "Cz", "Pz", "Oz"))
-    report = ingest([tmp_path / "src"], tmp_path / "o", channels=("CZ", "FZ"), window_samples=64,
-                    progress=False)
+    report = ingest(
+        [tmp_path / "src"], tmp_path / "o", channels=("CZ", "FZ"), window_samples=64, progress=False
+    )
     assert report.written[0].channels == ["FZ", "CZ"]
-    assert report.written[0].dropped == {"Pz": "not in the requested channel list",
-                                         "Oz": "not in the requested channel list"}
+    assert report.written[0].dropped == {
+        "Pz": "not in the requested channel list",
+        "Oz": "not in the requested channel list",
+    }
 
 
 def test_duplicated_channels_after_normalisation(tmp_path):
     path = tmp_path / "sub01_1_raw.fif"
     _fif(path, names=("EEG Fp1", "Fp1-REF", "Cz"))
-    with pytest.raises(DatasetError, match=re.escape(str(path)) + r".*duplicated channels.*FP1 <- \['EEG Fp1', 'Fp1-REF'\]"):
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(str(path)) + r".*duplicated channels.*FP1 <- \['EEG Fp1', 'Fp1-REF'\]",
+    ):
         ingest([path], tmp_path / "o", window_samples=64, progress=False)
 
 
@@ -100,12 +126,23 @@ def test_duplicated_participant_run_across_sources(tmp_path):
     # the FIF stem keeps '_raw': give a pattern so both map to participant 01, run 1
     pattern = r"(?:sub|Subject)(?P<participant>\d+)[-_](?P<run>\d+)"
     with pytest.raises(DatasetError, match=r"duplicated \(participant, run\) \('01', '1'\)") as err:
-        ingest([tmp_path / "a", tmp_path / "b"], tmp_path / "o", participant_pattern=pattern,
-               window_samples=64, progress=False)
+        ingest(
+            [tmp_path / "a", tmp_path / "b"],
+            tmp_path / "o",
+            participant_pattern=pattern,
+            window_samples=64,
+            progress=False,
+        )
     assert str(a) in str(err.value) and str(b) in str(err.value)
     assert not (tmp_path / "o").exists()  # nothing written before the plan is sound
-    report = ingest([tmp_path / "a", tmp_path / "b"], tmp_path / "o", participant_pattern=pattern,
-                    window_samples=64, on_error="skip", progress=False)
+    report = ingest(
+        [tmp_path / "a", tmp_path / "b"],
+        tmp_path / "o",
+        participant_pattern=pattern,
+        window_samples=64,
+        on_error="skip",
+        progress=False,
+    )
     assert not report.written and len(report.failed) == 2  # neither is silently preferred
 
 
@@ -117,7 +154,9 @@ def test_nan_inf_samples_name_file_and_channel(tmp_path, bad_value):
         data[1, 100:110] = bad_value
 
     _fif(path, edit=plant)
-    with pytest.raises(DatasetError, match=re.escape(str(path)) + r": channel 'CZ' has NaN/Inf samples.*sample 100"):
+    with pytest.raises(
+        DatasetError, match=re.escape(str(path)) + r": channel 'CZ' has NaN/Inf samples.*sample 100"
+    ):
         ingest([path], tmp_path / "o", window_samples=64, progress=False)
 
 
@@ -140,14 +179,18 @@ def test_nan_inside_bad_annotation_is_excluded_not_an_error(tmp_path):
 def test_unknown_channel_is_a_montage_error_naming_file(tmp_path):
     path = tmp_path / "sub01_1_raw.fif"
     _fif(path, names=("Fz", "Cz", "CPZZ"))
-    with pytest.raises(MontageError, match=re.escape(str(path)) + r".*'CPZZ' \(closest known: .*CPZ"):
+    with pytest.raises(
+        MontageError, match=re.escape(str(path)) + r".*'CPZZ' \(closest known: .*CPZ"
+    ):
         ingest([path], tmp_path / "o", window_samples=64, progress=False)
 
 
 def test_recording_shorter_than_a_window(tmp_path):
     path = tmp_path / "sub01_1_raw.fif"
     _fif(path, seconds=2)
-    with pytest.raises(DatasetError, match=re.escape(str(path)) + r": no window fits: .*128 samples"):
+    with pytest.raises(
+        DatasetError, match=re.escape(str(path)) + r": no window fits: .*128 samples"
+    ):
         ingest([path], tmp_path / "o", window_samples=256, progress=False)
 
 
@@ -158,7 +201,9 @@ def test_bad_csv_and_unsupported_and_missing_sources(tmp_path):
         ingest([no_time], tmp_path / "o", window_samples=2, progress=False)
     backwards = tmp_path / "sub02_1.csv"
     backwards.write_text("timestamps,TP9\n0.0,1\n0.004,2\n0.002,3\n0.006,4\n")
-    with pytest.raises(DatasetError, match=re.escape(str(backwards)) + ": timestamps do not increase"):
+    with pytest.raises(
+        DatasetError, match=re.escape(str(backwards)) + ": timestamps do not increase"
+    ):
         ingest([backwards], tmp_path / "o", window_samples=2, progress=False)
     blank = tmp_path / "sub03_1.csv"
     blank.write_text("timestamps,TP9,AF7\n0.0,1,2\n0.004,,2\n0.008,1,2\n0.012,1,2\n")
@@ -187,10 +232,16 @@ def test_existing_output_dir_needs_overwrite(tmp_path):
     (out / "sub-99_run-1.parquet").write_bytes(b"stale")
     with pytest.raises(OutputExistsError, match=re.escape(str(out)) + ".*not empty.*overwrite"):
         ingest([src], out, window_samples=64, progress=False)
-    assert cli_main(["ingest", str(src), "--out", str(out), "--window-samples", "64", "--no-progress"]) == 2
+    assert (
+        cli_main(["ingest", str(src), "--out", str(out), "--window-samples", "64", "--no-progress"])
+        == 2
+    )
     report = ingest([src], out, window_samples=64, overwrite=True, progress=False)
     assert len(report.written) == 2 and any("sub-99_run-1.parquet" in r for r in report.removed)
-    assert [p.name for p in list_recordings(out)] == ["sub-00_run-1.parquet", "sub-01_run-1.parquet"]
+    assert [p.name for p in list_recordings(out)] == [
+        "sub-00_run-1.parquet",
+        "sub-01_run-1.parquet",
+    ]
     assert (out / "notes.txt").exists()  # only recording files it replaces are removed
 
 
@@ -200,7 +251,9 @@ def test_corrupt_parquet_in_output_on_rerun(tmp_path):
     ingest([src], out, window_samples=64, progress=False)
     target = out / "sub-01_run-1.parquet"
     target.write_bytes(target.read_bytes()[:100])
-    with pytest.raises(DatasetError, match="(?s)" + re.escape(str(target)) + ": cannot read Parquet.*overwrite"):
+    with pytest.raises(
+        DatasetError, match="(?s)" + re.escape(str(target)) + ": cannot read Parquet.*overwrite"
+    ):
         ingest([src], out, window_samples=64, progress=False)
 
 
@@ -215,7 +268,10 @@ def test_interrupted_run_keeps_complete_files_and_resumes(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         ingest([src], out, window_samples=64, progress=False, on_progress=interrupt_after_two)
     assert json.loads((out / "dataset.json").read_text())["complete"] is False
-    assert [p.name for p in list_recordings(out)] == ["sub-00_run-1.parquet", "sub-01_run-1.parquet"]
+    assert [p.name for p in list_recordings(out)] == [
+        "sub-00_run-1.parquet",
+        "sub-01_run-1.parquet",
+    ]
     report = ingest([src], out, window_samples=64, progress=False)
     assert [r.status for r in report.results] == ["skipped", "skipped", "written", "written"]
     assert json.loads((out / "dataset.json").read_text())["complete"] is True
@@ -265,6 +321,20 @@ def test_on_error_skip_cli_exit_code(tmp_path):
     src = _folder(tmp_path, 1)
     (src / "sub05_1_raw.fif").write_bytes(b"not a fif file")
     out = tmp_path / "o"
-    assert cli_main(["ingest", str(src), "--out", str(out), "--window-samples", "64",
-                     "--on-error", "skip", "--no-progress"]) == 1
+    assert (
+        cli_main(
+            [
+                "ingest",
+                str(src),
+                "--out",
+                str(out),
+                "--window-samples",
+                "64",
+                "--on-error",
+                "skip",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     assert [p.name for p in list_recordings(out)] == ["sub-00_run-1.parquet"]

@@ -28,15 +28,27 @@ def test_marimo_check_passes():
     _run([str(MARIMO), "check", str(NOTEBOOK)])
 
 
-@pytest.mark.skipif(not EEGMAT.is_dir(), reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat)")
+@pytest.mark.skipif(
+    not EEGMAT.is_dir(), reason=f"real EEG not found at {EEGMAT} (../shared/data/eegmat)"
+)
 def test_headless_ingest_then_export_html(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     for name in ("Subject05_2.edf", "Subject06_2.edf"):  # the short (~60 s) arithmetic runs
         (src / name).symlink_to((EEGMAT / name).resolve())
     out = tmp_path / "out"
-    args = ["--source", str(src), "--out", str(out), "--window-samples", "512",
-            "--run-labels", "1:0,2:1", "--run-label-name", "task"]
+    args = [
+        "--source",
+        str(src),
+        "--out",
+        str(out),
+        "--window-samples",
+        "512",
+        "--run-labels",
+        "1:0,2:1",
+        "--run-label-name",
+        "task",
+    ]
     done = _run([sys.executable, str(NOTEBOOK), *args])
     assert "2 written, 0 skipped" in done.stdout
     index = recordings_index(out)
