@@ -60,16 +60,19 @@ class ContentConfig:
 def zscore_rows(x: np.ndarray, min_std: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-row z-score. x: (m, t) µV -> (z (m', t) float32 of the usable rows, usable (m,)).
 
-    Rows with a NaN/Inf or a std below `min_std` are not usable (no z-score exists)."""
-    x64 = np.asarray(x, dtype=np.float64)
-    finite = np.isfinite(x64).all(axis=1)
-    x64 = x64[finite]
-    mu = x64.mean(axis=1, keepdims=True)
-    sd = x64.std(axis=1, keepdims=True)
-    ok = sd[:, 0] >= min_std
-    z = ((x64[ok] - mu[ok]) / sd[ok]).astype(np.float32)
-    usable = np.zeros(len(finite), bool)
-    usable[np.flatnonzero(finite)[ok]] = True
+    Rows with a NaN/Inf or a std below `min_std` are not usable (no z-score exists).
+    Statistics accumulate in float64; the arithmetic is float32 and deterministic, so two
+    identical rows give byte-identical z (what the level-4 hash relies on)."""
+    x = np.asarray(x, dtype=np.float32)
+    finite = np.isfinite(x).all(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        mu = x.mean(axis=1, dtype=np.float64)
+        sd = x.std(axis=1, dtype=np.float64)
+    usable = finite & (sd >= min_std)
+    if not usable.all():
+        x, mu, sd = x[usable], mu[usable], sd[usable]
+    z = x - mu.astype(np.float32)[:, None]
+    z *= (1.0 / sd).astype(np.float32)[:, None]
     return z, usable
 
 
@@ -148,8 +151,8 @@ class IndexBuilder:
         if t != self.t or (self.projector.t is not None and t != self.projector.t):
             self.skipped["other_length"] += m
             return
-        finite = np.isfinite(x).all(axis=1)
         z, usable = zscore_rows(x, self.cfg.min_std_uv)
+        finite = np.isfinite(x).all(axis=1)
         self.skipped["non_finite"] += int((~finite).sum())
         self.skipped["constant"] += int((finite & ~usable).sum())
         if not len(z):
@@ -224,6 +227,14 @@ def _cosines(za: np.ndarray, zb: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> 
     return out
 
 
+def _augment(r: np.ndarray, left: bool) -> np.ndarray:
+    """(n, k) -> (n, k + 2) float32: [r, |r|^2, 1] on the left, [-2r, 1, |r|^2] on the right."""
+    sq = np.einsum("ij,ij->i", r, r)[:, None]
+    ones = np.ones_like(sq)
+    parts = [r, sq, ones] if left else [-2.0 * r, ones, sq]
+    return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
+
+
 def similar_pairs(
     a: ContentIndex, b: ContentIndex, cfg: ContentConfig
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -233,20 +244,18 @@ def similar_pairs(
     t = a.window_samples
     # Squared-distance bound plus float32 slack for the |a|^2 + |b|^2 - 2ab expansion.
     bound = np.float32(2.0 * t * (1.0 - cfg.threshold) + 1e-4 * t + 1e-2)
-    na = np.einsum("ij,ij->i", a.reduced, a.reduced)
-    nb = np.einsum("ij,ij->i", b.reduced, b.reduced)
+    # Augmented rows [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2: one matmul per block pair
+    # gives the projected squared distances, with no elementwise passes over the block.
+    aug_a, aug_b = _augment(a.reduced, left=True), _augment(b.reduced, left=False)
     bs = cfg.block_size
     for i0 in range(0, len(a), bs):
-        ra, sa = a.reduced[i0 : i0 + bs], na[i0 : i0 + bs]
+        ra = aug_a[i0 : i0 + bs]
         for j0 in range(0, len(b), bs):
-            g = ra @ b.reduced[j0 : j0 + bs].T  # (m, n) projected dot products
-            g *= -2.0
-            g += sa[:, None]
-            g += nb[None, j0 : j0 + bs]
-            ii, jj = np.nonzero(g <= bound)
-            del g
-            if not len(ii):
+            near_mask = (ra @ aug_b[j0 : j0 + bs].T) <= bound  # (m, n) projected |a - b|^2
+            if not near_mask.any():
                 continue
+            ii, jj = np.nonzero(near_mask)
+            del near_mask
             if len(ii) > cfg.dense_candidates:
                 full = np.asarray(a.z[i0 : i0 + bs]) @ np.asarray(b.z[j0 : j0 + bs]).T / t
                 ii, jj = np.nonzero(full >= cfg.threshold - 1e-4)

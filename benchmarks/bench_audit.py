@@ -1,0 +1,119 @@
+"""Benchmark the leakage audit (not a test; numbers go in README's Performance section).
+
+1. The full validation (data quality + leakage audit, levels 1-5) on the default synthetic
+   cohort (SynthConfig(): 20 participants x 2 runs x 24 windows x 19 channels x 2048
+   samples), default split_by_participant.
+2. The content search alone (levels 4-5: z-score, hash, projection, blocked candidate
+   search, exact verification) at 10k / 30k / 100k window vectors of 2048 samples, split
+   80/20, with five planted near duplicates that must all be found. Peak memory is
+   tracemalloc's peak (numpy allocations included) and the process's max RSS; it must
+   grow linearly, not with the square of the window count.
+
+    python benchmarks/bench_audit.py [--sizes 10000 30000 100000] [--skip-cohort]
+    taskset -c 0,1 python benchmarks/bench_audit.py   # emulate the 2-core target
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+
+from eegwb.diagnostics.near_duplicates import ContentConfig, IndexBuilder, Projector, hash_pairs, similar_pairs
+
+T = 2048
+CHUNK = 2048
+
+
+def _eeg_like(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, T) float32: AR(1) 'brown-ish' noise plus white noise, a crude 1/f-like EEG."""
+    ar = scipy.signal.lfilter([1.0], [1.0, -0.95], rng.standard_normal((n, T)), axis=1)
+    return (10.0 * ar + 2.0 * rng.standard_normal((n, T))).astype(np.float32)
+
+
+def content_search(n: int, workdir: str, seed: int = 0) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    cfg = ContentConfig()
+    n_a = int(0.8 * n)
+    planted = [(int(i), int(j)) for i, j in zip(rng.choice(n_a, 5, replace=False), rng.choice(n - n_a, 5, replace=False), strict=True)]
+    keep: dict[int, np.ndarray] = {}
+    tracemalloc.start()
+    t_index = 0.0  # time in IndexBuilder only, not in making the test signals
+    proj = Projector(cfg.prefilter_dims)
+    indexes = []
+    for name, lo, hi in (("a", 0, n_a), ("b", n_a, n)):
+        builder = IndexBuilder(name, "bench", workdir, proj, cfg)
+        for s in range(lo, hi, CHUNK):
+            x = _eeg_like(rng, min(CHUNK, hi - s))
+            rows = np.arange(s, s + len(x)) - lo
+            if name == "a":
+                for i, _ in planted:
+                    if s - lo <= i < s - lo + len(x):
+                        keep[i] = x[i - (s - lo)].copy()
+            else:
+                for i, j in planted:
+                    if s - lo <= j < s - lo + len(x):
+                        x[j - (s - lo)] = keep[i] + rng.standard_normal(T).astype(np.float32) * 0.03 * keep[i].std()
+            t0 = time.perf_counter()
+            builder.add(x, f"{name}{s // CHUNK}", rows, "CZ", rows * T)
+            t_index += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        indexes.append(builder.finish())
+        t_index += time.perf_counter() - t0
+    t1 = time.perf_counter()
+    ha, _ = hash_pairs(*indexes)
+    found = {(int(i), int(j)) for ia, ib, _ in similar_pairs(*indexes, cfg) for i, j in zip(ia, ib, strict=True)}
+    t_search = time.perf_counter() - t1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    missing = set(planted) - found
+    if missing:
+        raise AssertionError(f"planted near duplicates not found: {missing}")
+    return {
+        "windows": n, "index_s": t_index, "search_s": t_search, "total_s": t_index + t_search,
+        "found": len(found), "hash_pairs": len(ha), "peak_tracemalloc_mb": peak / 2**20,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }  # fmt: skip
+
+
+def full_audit(workdir: str) -> dict[str, float]:
+    from eegwb.data.synthetic import SynthConfig, generate_cohort
+    from eegwb.diagnostics.validation import resolve_splits, validate
+
+    root = Path(workdir) / "cohort"
+    t0 = time.perf_counter()
+    generate_cohort(root, SynthConfig(), progress=False)
+    t_gen = time.perf_counter() - t0
+    splits, source = resolve_splits(root)
+    t1 = time.perf_counter()
+    report = validate(splits, source=source)
+    t_validate = time.perf_counter() - t1
+    vectors = sum(int(v.get("vectors", 0)) for v in report.leakage.splits.values())
+    return {"generate_s": t_gen, "validate_s": t_validate, "vectors": vectors, "status": report.status}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--skip-cohort", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-audit-") as workdir:
+        if not args.skip_cohort:
+            r = full_audit(workdir)
+            print(f"default cohort: generate {r['generate_s']:.1f} s, validate (quality + leakage) "
+                  f"{r['validate_s']:.1f} s over {r['vectors']} window-channel vectors, status {r['status']}")  # fmt: skip
+        print(f"{'windows':>8} {'index s':>8} {'search s':>9} {'total s':>8} {'peak MB':>8} {'maxrss MB':>10}")
+        for n in args.sizes:
+            r = content_search(n, workdir)
+            print(f"{r['windows']:>8} {r['index_s']:>8.1f} {r['search_s']:>9.1f} {r['total_s']:>8.1f} "
+                  f"{r['peak_tracemalloc_mb']:>8.0f} {r['max_rss_mb']:>10.0f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
