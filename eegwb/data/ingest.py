@@ -47,6 +47,7 @@ from eegwb.data.montage import MONTAGES, MontageError, electrode_positions, know
 from eegwb.data.sources import (
     CSV_UNIT_SCALE,
     Source,
+    assign_ids,
     clean_id,
     expand_sources,
     join_reasons,
@@ -55,7 +56,6 @@ from eegwb.data.sources import (
     read_source,
     select_channels,
     source_hash,
-    source_ids,
 )
 
 # Re-exported: the preview half of ingest's public API lives in sources.py.
@@ -402,11 +402,11 @@ def _failure(cfg: IngestConfig, path: Path, src: Source | None, err: Exception) 
 
 def _plan(paths: Sequence[Path], cfg: IngestConfig, report: IngestReport) -> list[Source]:
     """Ids for every file; a source without a unique, labelled id fails (raised or reported)."""
-    pattern = re.compile(cfg.participant_pattern) if cfg.participant_pattern else None
     planned: dict[tuple[str, str], list[Source]] = {}
-    for path in paths:
+    for path, src in zip(paths, assign_ids(paths, cfg.participant_pattern)):
         try:
-            src = source_ids(path, pattern)
+            if isinstance(src, DatasetError):
+                raise src
             if cfg.run_labels is not None and src.run not in cfg.run_labels:
                 raise DatasetError(
                     f"{path}: run {src.run!r} has no entry in run_labels {cfg.run_labels}"

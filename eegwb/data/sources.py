@@ -6,8 +6,9 @@ Muse: `timestamps,TP9,AF7,AF8,TP10,Right AUX`), a folder (searched recursively),
 BIDS root (`sub-*/[ses-*/]eeg/*_eeg.*`; `derivatives/` and `sourcedata/` are skipped).
 
 Participant and run ids come, in this order, from a user regex with named groups
-(`participant`, optional `run`), the BIDS entities of a `sub-...` file name (run id =
-session + task + run: `sub-01_ses-1_task-rest_run-2_eeg` -> '01', 'ses1rest2'), the
+(`participant`, optional `run`), the BIDS entities of a `sub-...` file name (`run-`, else
+`task-`; BIDS numbers runs per task and session, so where that id repeats within a
+participant, session + task + run is used: 'ses1rest2', see `assign_ids`), the
 default pattern `SubjectNN_R` / `sub01_run2` / `alice_rest`, or else the file stem
 (participant) with run "1". Every id is cleaned the same way (`clean_id`), and label
 CSVs are matched through it too, so `Subject00` in a labels file meets `Subject00_1.edf`.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +64,7 @@ class Source:
     run: str
     id_source: str  # "pattern", "bids", "default pattern" or "file stem"
     entities: dict[str, str] = field(default_factory=dict)  # BIDS session/task when present
+    long_run: str = ""  # BIDS: session + task + run, used when `run` alone repeats
 
 
 @dataclass
@@ -179,16 +182,17 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
         source = Source(path, fmt, participant, run, "pattern")
     elif stem.lower().startswith("sub-"):
         ent = bids_entities(stem)
-        # BIDS EEG names always carry task-; ses- and run- are optional. All go into the run
-        # id ('ses1rest2'), so two tasks or sessions with the same run number never collide.
+        # BIDS EEG names always carry task-; ses- and run- are optional.
+        run = clean_id(ent.get("run") or ent.get("task") or "1")
         parts = (
             f"ses{ent['ses']}" if "ses" in ent else "",
             ent.get("task", ""),
             ent.get("run", ""),
         )
-        run = "".join(clean_id(p) for p in parts) or "1"
         entities = {k: ent[v] for k, v in (("session", "ses"), ("task", "task")) if v in ent}
-        source = Source(path, fmt, clean_id(ent.get("sub", "")), run, "bids", entities)
+        participant = clean_id(ent.get("sub", ""))
+        long_run = "".join(clean_id(p) for p in parts) or run
+        source = Source(path, fmt, participant, run, "bids", entities, long_run)
     elif (match := DEFAULT_PATTERN.match(stem := _MNE_STEM_SUFFIX.sub("", stem))) is not None:
         source = Source(
             path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern"
@@ -200,6 +204,26 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
             f"{path}: empty participant or run id ({source.participant!r}, {source.run!r})"
         )
     return source
+
+
+def assign_ids(
+    paths: Sequence[Path], participant_pattern: str | None
+) -> list[Source | DatasetError]:
+    """`source_ids` for every path (an error in place of a file without ids); a BIDS run id
+    that repeats within a participant becomes its long form (session + task + run)."""
+    pattern = re.compile(participant_pattern) if participant_pattern else None
+    out: list[Source | DatasetError] = []
+    for path in paths:
+        try:
+            out.append(source_ids(path, pattern))
+        except DatasetError as err:
+            out.append(err)
+    sources = [s for s in out if isinstance(s, Source)]
+    counts = Counter((s.participant, s.run) for s in sources)
+    for s in sources:
+        if s.id_source == "bids" and counts[(s.participant, s.run)] > 1:
+            s.run = s.long_run
+    return out
 
 
 def source_hash(path: Path) -> str:
@@ -454,15 +478,16 @@ def preview_sources(
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    pattern = re.compile(participant_pattern) if participant_pattern else None
     required = [c.upper() for c in channels] if channels is not None else None
     infos = []
-    for path in expand_sources(sources):
+    paths = expand_sources(sources)
+    for path, src in zip(paths, assign_ids(paths, participant_pattern)):
         info = SourceInfo(
             str(path), "csv" if _suffix(path) in CSV_SUFFIXES else _suffix(path).lstrip(".")
         )
         try:
-            src = source_ids(path, pattern)
+            if isinstance(src, DatasetError):
+                raise src
             info.participant, info.run, info.id_source = src.participant, src.run, src.id_source
             rs = read_source(src, preload=False, csv_time_unit=csv_time_unit, csv_units=csv_units)
             info.sfreq, info.n_samples = float(rs.raw.info["sfreq"]), int(rs.raw.n_times)

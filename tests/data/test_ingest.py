@@ -229,11 +229,12 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
         "participant_id\tgroup\nsub-01\t1\nsub-02\t0\nsub-03\t1\n"
     )
     per_run = tmp_path / "scores.csv"
-    per_run.write_text("participant,run,score\n01,rest1,2.5\n")
+    per_run.write_text("participant,run,score\n01,1,2.5\n")
     files = {
         "sub-01/eeg/sub-01_task-rest_run-1_eeg.fif": _bids_raw(128, 20, 1),
         "sub-01/eeg/sub-01_task-rest_run-2_eeg.fif": _bids_raw(128, 20, 2, bad=(6.0, 8.0)),
         "sub-02/ses-1/eeg/sub-02_ses-1_task-arith_eeg.fif": _bids_raw(128, 20, 3),
+        "sub-02/ses-2/eeg/sub-02_ses-2_task-arith_eeg.fif": _bids_raw(128, 20, 5),
         "derivatives/clean/sub-01/eeg/sub-01_task-rest_run-1_eeg.fif": _bids_raw(128, 20, 4),
     }
     # A cropped recording: first_samp > 0, so annotation onsets must be synced, not taken raw.
@@ -250,33 +251,38 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     )
     assert not report.failed
     assert sorted((r.participant, r.run) for r in report.written) == [
-        ("01", "rest1"),
-        ("01", "rest2"),
+        ("01", "1"),
+        ("01", "2"),
+        # BIDS numbers runs per session: the bare id 'arith' repeats, so the long form is used
         ("02", "ses1arith"),
+        ("02", "ses2arith"),
     ]
     assert all("derivatives" not in r.source for r in report.results)
     index = recordings_index(tmp_path / "out")
     labels = {
         (r["participant"], r["run"]): json.loads(r["labels"]) for r in index.iter_rows(named=True)
     }
-    assert labels[("01", "rest1")] == {"task": "rest", "group": 1, "score": 2.5}
-    assert labels[("01", "rest2")] == {"task": "rest", "group": 1}
+    assert labels[("01", "1")] == {"task": "rest", "group": 1, "score": 2.5}
+    assert labels[("01", "2")] == {"task": "rest", "group": 1}
     # Label rows without a recording, and recordings without a row, are reported.
     assert any("participants.tsv" in w and "['03'] match no source" in w for w in report.warnings)
-    assert any("scores.csv" in w and "['01/rest2', '02/ses1arith']" in w for w in report.warnings)
+    assert any(
+        "scores.csv" in w and "['01/2', '02/ses1arith', '02/ses2arith']" in w
+        for w in report.warnings
+    )
     assert labels[("02", "ses1arith")] == {"session": "1", "task": "arith", "group": 0}
     written = {r.run: r for r in report.written if r.participant == "01"}
-    assert set(written["rest1"].dropped) == {"EOG left", "STI 014"}
-    assert written["rest1"].channels == ["FZ", "CZ", "PZ", "OZ"]
+    assert set(written["1"].dropped) == {"EOG left", "STI 014"}
+    assert written["1"].channels == ["FZ", "CZ", "PZ", "OZ"]
     # run-2: 18 s after the crop, BAD 6-8 s (4-6 s of the cropped data) splits it in two.
-    _, table = read_recording(tmp_path / "out" / "sub-01_run-rest2.parquet")
+    _, table = read_recording(tmp_path / "out" / "sub-01_run-2.parquet")
     starts = table.column("window_start").to_numpy()
     parents = table.column("parent_window_id").to_numpy()
     subs = table.column("sub_window_id").to_numpy()
     np.testing.assert_array_equal(parents, [0] * 4 + [1] * 12)
     np.testing.assert_array_equal(starts, [0, 128, 256, 384] + [768 + 128 * k for k in range(12)])
     np.testing.assert_array_equal(subs, list(range(4)) + list(range(12)))
-    assert written["rest2"].bad_s == pytest.approx(2.0)
+    assert written["2"].bad_s == pytest.approx(2.0)
     source = mne.io.read_raw_fif(
         root / "sub-01/eeg/sub-01_task-rest_run-2_eeg.fif", verbose="error"
     )
