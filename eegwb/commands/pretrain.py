@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if result.run_id is not None or result.last_checkpoint is not None:  # the main process
         for key, value in result.summary().items():
             print(f"{key:>18}: {value}")
-        if result.tracking_uri:
+        if result.run_id:
             print(f"{'mlflow':>18}: {result.tracking_uri} (run {result.run_id})")
         if result.tracking_failures:
             print(f"{'not logged':>18}: {len(result.tracking_failures)} MLflow call(s) failed")
