@@ -128,7 +128,7 @@ def _(mo, pattern_text, preview_frame, preview_sources, source_paths, synthetic)
         _shown = mo.vstack(
             [
                 mo.md(f"**Found {len(infos)} recordings**"),
-                mo.ui.table(preview_frame(infos), selection=None),
+                mo.ui.table(preview_frame(infos), selection=None, page_size=min(len(infos), 200)),
             ]
         )
     _shown
@@ -311,7 +311,7 @@ def _(mo, report):
             if report.warnings
             else None,
             mo.ui.table(_failed, selection=None) if _failed.height else None,
-            mo.accordion({"Per-source report": mo.ui.table(_frame, selection=None)}),
+            mo.accordion({"Per-source report": mo.ui.table(_frame, selection=None, page_size=200)}),
         ]
     )
     return
@@ -336,7 +336,10 @@ def _(alt, mo, out_dir, recordings_index):
     mo.vstack(
         [
             mo.md(f"### Dataset `{out_dir}`: {_counts}"),
-            mo.ui.table(index.drop("source_hash"), selection=None),
+            # every row on one page, so a static HTML export holds the whole table
+            mo.ui.table(
+                index.drop("source_hash"), selection=None, page_size=min(index.height, 500)
+            ),
             _chart,
         ]
     )

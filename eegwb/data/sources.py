@@ -136,6 +136,9 @@ def expand_sources(
 
     CSVs inside folders without a timestamp column are left out and listed in `ignored`.
     """
+    sources = list(sources)
+    if not sources:
+        raise DatasetError("no sources given (files, folders or BIDS roots)")
     files: list[Path] = []
     ignored = {} if ignored is None else ignored
     for given in sources:

@@ -213,6 +213,8 @@ def test_bad_csv_and_unsupported_and_missing_sources(tmp_path):
     parquet.write_bytes(b"PAR1")
     with pytest.raises(DatasetError, match=re.escape(str(parquet)) + ": unsupported source format"):
         ingest([parquet], tmp_path / "o", progress=False)
+    with pytest.raises(DatasetError, match="no sources given"):
+        ingest([], tmp_path / "o", progress=False)
     with pytest.raises(DatasetError, match="nowhere: source does not exist"):
         ingest([tmp_path / "nowhere"], tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
