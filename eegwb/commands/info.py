@@ -22,7 +22,7 @@ PACKAGES = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None,
-                        help="device to resolve the kernel path for (default: cuda if available, else cpu)")
+                        help="device to resolve the kernel path for (default: cuda if any)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -80,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch {t['version']} (CUDA build {t['cuda_build']}), cuda available: "
           f"{t['cuda_available']} {', '.join(t['gpus'])}".rstrip())
     print(f"device: {info['device']}, threads: {t['threads']}")
-    print(f"kernel_backend=auto -> {info['kernel']['auto_resolves_to']}: {info['kernel']['reason']}")
-    if not info["kernel"]["mamba_ssm_importable"]:
-        print(f"fused kernels: {info['kernel']['mamba_ssm_problem']}")
+    k = info["kernel"]
+    print(f"kernel_backend=auto -> {k['auto_resolves_to']}: {k['reason']}")
+    if not k["mamba_ssm_importable"]:
+        print(f"fused kernels: {k['mamba_ssm_problem']}")
     print("packages:")
     for name, version in info["packages"].items():
         print(f"  {name:15s} {version or '-'}")

@@ -49,7 +49,7 @@ def mamba_chunk_scan_ref(
     dt = 0, which leaves the state untouched. Low-precision inputs are scanned in float32.
     Returns y (b, l, h, p) in x's dtype, and the final states (b, h, p, n) if asked.
     """
-    b, l, h, p = x.shape
+    b, l, h, _ = x.shape
     g, n = B.shape[-2:]
     if dt.shape != (b, l, h) or A.shape != (h,) or B.shape != (b, l, g, n) or C.shape != B.shape:
         raise ValueError(
@@ -59,7 +59,8 @@ def mamba_chunk_scan_ref(
     if h % g != 0:
         raise ValueError(f"mamba_chunk_scan_ref: {h} heads cannot share {g} groups")
     if l < 1 or chunk_size < 1:
-        raise ValueError(f"mamba_chunk_scan_ref: need l >= 1 and chunk_size >= 1, got {l}, {chunk_size}")
+        raise ValueError(f"mamba_chunk_scan_ref: need l >= 1 and chunk_size >= 1, got {l}, "
+                         f"{chunk_size}")
     out_dtype = x.dtype
     work = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
     with torch.autocast(device_type=x.device.type, enabled=False):

@@ -26,15 +26,12 @@ def _check_types(obj: Any) -> None:
         if get_origin(hint) is Literal:
             if value not in get_args(hint):
                 raise ValueError(f"{name}.{f.name}: {value!r} is not one of {get_args(hint)}")
-        elif hint is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"{name}.{f.name}: expected true/false, got {value!r}")
-        elif hint is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name}.{f.name}: expected an integer, got {value!r}")
-        elif hint is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name}.{f.name}: expected a number, got {value!r}")
+        elif hint is bool and not isinstance(value, bool):
+            raise ValueError(f"{name}.{f.name}: expected true/false, got {value!r}")
+        elif hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name}.{f.name}: expected an integer, got {value!r}")
+        elif hint is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{name}.{f.name}: expected a number, got {value!r}")
 
 
 def _require(ok: bool, cls: str, field: str, problem: str) -> None:

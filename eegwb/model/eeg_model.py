@@ -30,7 +30,9 @@ class EEGModel(nn.Module):
         self.spatial_encoding = (
             None if cfg.disable_spatial_encoding else SpatialEncoding(cfg.d_model, cfg.spatial_seed)
         )
-        self.temporal_encoding = None if cfg.disable_temporal_encoding else TemporalEncoding(cfg.d_model)
+        self.temporal_encoding = (
+            None if cfg.disable_temporal_encoding else TemporalEncoding(cfg.d_model)
+        )
         self.backbone = build_backbone(cfg)
         self.head = nn.Linear(cfg.d_model, cfg.out_dim)
 
@@ -43,11 +45,13 @@ class EEGModel(nn.Module):
             raise ValueError(f"EEGModel: coords must be ({b}, 3), got {tuple(coords.shape)}")
         if pad_mask.shape != (b, l) or pad_mask.dtype != torch.bool:
             raise ValueError(
-                f"EEGModel: pad_mask must be bool ({b}, {l}), got {pad_mask.dtype} {tuple(pad_mask.shape)}"
+                f"EEGModel: pad_mask must be bool ({b}, {l}), got {pad_mask.dtype} "
+                f"{tuple(pad_mask.shape)}"
             )
         lengths = (~pad_mask).sum(1, keepdim=True)
         if not torch.equal(pad_mask, torch.arange(l, device=pad_mask.device) >= lengths):
-            raise ValueError("EEGModel: pad_mask must mark a suffix of each sequence (right padding)")
+            raise ValueError("EEGModel: pad_mask must mark a suffix of each sequence "
+                             "(right padding)")
 
     def embed(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """The backbone's input: token + spatial + temporal encodings, zero at pads. (b, l, d)."""
@@ -64,7 +68,8 @@ class EEGModel(nn.Module):
         h = self.backbone(self.embed(x, coords, pad_mask), pad_mask)
         return h.masked_fill(pad_mask.unsqueeze(-1), 0.0)
 
-    def forward(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, coords: torch.Tensor,
+                pad_mask: torch.Tensor) -> torch.Tensor:
         """The reconstruction (b, l, o) of every position (the loss reads masked ones)."""
         return self.head(self.encode(x, coords, pad_mask))
 

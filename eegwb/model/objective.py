@@ -47,9 +47,9 @@ class MaskedReconstruction(nn.Module):
         self.target_kind = model.cfg.target
         if self.target_kind == "embedding":
             log.warning(COLLAPSE_WARNING)
-        self.teacher = (
-            EMATeacher(model.token_encoder, model.cfg.ema_decay) if self.target_kind == "ema" else None
-        )
+        self.teacher = None
+        if self.target_kind == "ema":
+            self.teacher = EMATeacher(model.token_encoder, model.cfg.ema_decay)
 
     def forward(self, batch: Batch, generator: torch.Generator | None = None) -> ObjectiveOutput:
         mask = make_mask(batch.pad_mask, self.masking.mask_ratio, generator=generator)

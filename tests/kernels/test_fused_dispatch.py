@@ -13,7 +13,8 @@ from eegwb.kernels.fused import KernelUnavailableError, kernel_ops, reset_kernel
 from eegwb.kernels.ssd_reference import mamba_chunk_scan_ref
 from eegwb.model import EEGModel, ModelConfig
 
-TINY = dict(window_samples=16, d_model=16, n_layers=1, d_state=4, headdim=8, chunk_size=4)
+TINY = {"window_samples": 16, "d_model": 16, "n_layers": 1, "d_state": 4, "headdim": 8,
+        "chunk_size": 4}
 
 
 @pytest.fixture

@@ -20,11 +20,13 @@ from eegwb.model.mamba2 import EEGMamba2
 _FUSED_OK, _FUSED_WHY = fused_available() if torch.cuda.is_available() else (False, "")
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (fused Triton kernels)"),
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason="needs a CUDA GPU (fused Triton kernels)"),
     pytest.mark.skipif(torch.cuda.is_available() and not _FUSED_OK,
                        reason=f"CUDA present but the fused kernels are not: {_FUSED_WHY}"),
 ]
-ARGS = dict(d_model=64, d_state=32, d_conv=4, expand=2, headdim=16, ngroups=2, chunk_size=32)
+ARGS = {"d_model": 64, "d_state": 32, "d_conv": 4, "expand": 2, "headdim": 16, "ngroups": 2,
+        "chunk_size": 32}
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -44,7 +46,8 @@ def _pair():
 def test_block_fused_matches_reference_fp32(seqlen):
     ref, fused = _pair()
     u = torch.randn(3, seqlen, ARGS["d_model"], device="cuda")
-    pad = torch.arange(seqlen, device="cuda")[None] >= torch.tensor([[seqlen], [seqlen - 7], [1]], device="cuda")
+    lengths = torch.tensor([[seqlen], [seqlen - 7], [1]], device="cuda")
+    pad = torch.arange(seqlen, device="cuda")[None] >= lengths
     outs, grads = [], []
     for block in (ref, fused):
         x = u.clone().requires_grad_()
@@ -67,7 +70,7 @@ def test_model_fused_matches_reference_and_bf16_is_finite():
     assert fused.describe()["kernel_path"] == "fused-triton"
     x = torch.randn(4, 40, 64, device="cuda")
     coords = torch.nn.functional.normalize(torch.randn(4, 3, device="cuda"), dim=1)
-    pad = torch.arange(40, device="cuda")[None] >= torch.tensor([[40], [33], [12], [5]], device="cuda")
+    pad = torch.arange(40, device="cuda")[None] >= torch.tensor([[40], [33], [12], [5]]).cuda()
     assert rel(fused(x, coords, pad), ref(x, coords, pad)) <= 2e-3
     with torch.autocast("cuda", dtype=torch.bfloat16):
         out = fused(x, coords, pad)
