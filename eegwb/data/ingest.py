@@ -88,11 +88,11 @@ class IngestConfig:
     on_error: str = "raise"  # "raise" stops at the first bad source; "skip" reports it and goes on
 
     def __post_init__(self) -> None:
-        if self.hop_samples is None:
-            self.hop_samples = self.window_samples
-        for name in ("window_samples", "hop_samples"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"IngestConfig.{name} must be > 0, got {getattr(self, name)}")
+        if int(self.window_samples) <= 0 or int(self.hop) <= 0:
+            raise ValueError(
+                f"IngestConfig.window_samples ({self.window_samples}) and hop_samples "
+                f"({self.hop_samples}) must be > 0"
+            )
         for name in ("sfreq", "l_freq", "h_freq", "notch_hz"):
             value = getattr(self, name)
             if value is not None and not float(value) > 0:
@@ -123,9 +123,14 @@ class IngestConfig:
         if self.channels is not None:
             self.channels = tuple(str(c).upper() for c in self.channels)
 
+    @property
+    def hop(self) -> int:
+        """Samples between window starts (hop_samples, or window_samples when None)."""
+        return self.window_samples if self.hop_samples is None else self.hop_samples
+
     def fingerprint(self) -> dict[str, object]:
         """The options that change the output, plus hashes of the files they name."""
-        out = {k: v for k, v in asdict(self).items() if k != "on_error"}
+        out = {k: v for k, v in asdict(self).items() if k != "on_error"} | {"hop_samples": self.hop}
         # Files by content, not by path: the same labels read from elsewhere change nothing.
         out["labels"] = [source_hash(Path(p)) for p in self.labels]
         out["elc_path"] = source_hash(Path(self.elc_path)) if self.elc_path else None
@@ -300,7 +305,7 @@ def process_source(
     data = raw.get_data()  # (c, n) volts
     data *= 1e6  # -> µV
     _check_finite(path, data, names, spans, sfreq, "after filtering/resampling")
-    w, hop = cfg.window_samples, cfg.hop_samples
+    w, hop = cfg.window_samples, cfg.hop
     window_start, parents, subs = window_starts(spans, w, hop)
     if not len(window_start):
         longest = max((b - a for a, b in spans), default=0)
@@ -412,7 +417,8 @@ def _plan(paths: Sequence[Path], cfg: IngestConfig, report: IngestReport) -> lis
                     f"{path}: run {src.run!r} has no entry in run_labels {cfg.run_labels}"
                 )
         except DatasetError as err:
-            report.results.append(_failure(cfg, path, None, err))
+            known = src if isinstance(src, Source) else None
+            report.results.append(_failure(cfg, path, known, err))
             continue
         planned.setdefault((src.participant, src.run), []).append(src)
     out = []

@@ -345,10 +345,13 @@ def select_channels(
     """({raw name: normalised name} kept, {raw name: reason} dropped) for one source."""
     kept: dict[str, str] = {}
     dropped = dict(rs.dropped)
+    bads = set(rs.raw.info["bads"])
     for raw_name, kind in zip(rs.raw.ch_names, rs.raw.get_channel_types()):
         name, reason = classify_channel(raw_name, kind)
         if name is None:
             dropped[raw_name] = reason
+        elif raw_name in bads:
+            dropped[raw_name] = "marked bad in the source file (MNE info['bads'])"
         elif required is not None and name not in required:
             dropped[raw_name] = "not in the requested channel list"
         else:

@@ -366,4 +366,4 @@ def test_config_validation_names_the_field():
         IngestConfig(participant_pattern=r"(?P<subject>\d+)")
     with pytest.raises(ValueError, match="on_error"):
         IngestConfig(on_error="ignore")
-    assert IngestConfig(window_samples=300).hop_samples == 300
+    assert IngestConfig(window_samples=300).hop == 300

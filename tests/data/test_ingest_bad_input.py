@@ -98,7 +98,9 @@ def test_missing_channels(tmp_path):
 
 
 def test_requested_channels_keep_only_those(tmp_path):
-    _fif(tmp_path / "src" / "sub01_1_raw.fif", names=("Fz", "Cz", "Pz", "Oz"))
+    raw = _fif(tmp_path / "src" / "sub01_1_raw.fif", names=("Fz", "Cz", "Pz", "Oz", "C3"))
+    raw.info["bads"] = ["C3"]  # a channel the recordist marked broken is dropped, and said so
+    raw.save(tmp_path / "src" / "sub01_1_raw.fif", overwrite=True, verbose="error")
     report = ingest(
         [tmp_path / "src"], tmp_path / "o", channels=("CZ", "FZ"), window_samples=64, progress=False
     )
@@ -106,7 +108,16 @@ def test_requested_channels_keep_only_those(tmp_path):
     assert report.written[0].dropped == {
         "Pz": "not in the requested channel list",
         "Oz": "not in the requested channel list",
+        "C3": "marked bad in the source file (MNE info['bads'])",
     }
+    with pytest.raises(DatasetError, match=r"missing channels \['C3'\]"):
+        ingest(
+            [tmp_path / "src"],
+            tmp_path / "o2",
+            channels=("C3", "FZ"),
+            window_samples=64,
+            progress=False,
+        )
 
 
 def test_duplicated_channels_after_normalisation(tmp_path):
