@@ -37,3 +37,16 @@ def arg(name: str, default: Any = None) -> Any:
         if key in args:
             return args[key]
     return default
+
+
+def flag(name: str) -> bool:
+    """A boolean CLI switch (`--overwrite`).
+
+    marimo's `mo.cli_args()` turns a bare `--overwrite` into '' (falsy), so presence counts
+    as True; explicit values 'false'/'0'/'no' count as False.
+    """
+    sentinel = object()
+    value = arg(name, sentinel)
+    if value is sentinel:
+        return False
+    return str(value).strip().lower() not in {"false", "0", "no", "off"}
