@@ -16,6 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -190,51 +191,68 @@ class EEGDataset(torch.utils.data.Dataset):
         return out
 
     def __getitem__(self, i: int) -> dict:
-        sample = self.__getitems__([i])[0]
-        del sample["_padded"]
-        return sample
+        (p,) = self._positions([i])
+        return {
+            "x": torch.from_numpy(self.windows(p)),  # (l, t)
+            "coords": torch.from_numpy(self._seq["coords"][p].copy()),  # (3,)
+            "seq_index": int(self._seq["seq_index"][p]),
+            "label": self._labels([p])[0],
+        }
 
     def __getitems__(self, positions: Sequence[int]) -> list[dict]:
         """Batched fetch (DataLoader calls it instead of `__getitem__` per sample).
 
         Same samples as `[self[i] for i in positions]`, but normalised straight into one
-        zero-padded (b, l, t) buffer (`_padded`) that `collate` adopts without copying:
-        one pass over the bytes instead of three.
+        zero-padded (b, l, t) buffer, with the whole Batch built alongside (`_prepared`);
+        `collate` returns that Batch when the samples are still these, unchanged. One pass
+        over the bytes instead of three, and no per-sample Python work in collate.
         """
         pos = self._positions(positions)
-        s = self._seq
+        s, arrays = self._seq, self._arrays()
         entry, chan, start, end = (
             s[k][pos].tolist() for k in ("entry", "chan", "row_start", "row_end")
         )
-        center, inv = s["center"][pos], s["inv_scale"][pos]
-        lengths = [b - a for a, b in zip(start, end)]
-        b, l = len(pos), max(lengths)
+        lengths = s["row_end"][pos] - s["row_start"][pos]  # (b,)
+        n_of = lengths.tolist()
+        b, l = len(pos), max(n_of)
         buf = _batch_buffer((b, l, self.window_samples))  # (b, l, t)
         arr = buf.numpy()
-        for k, n in enumerate(lengths):
-            view = self._entries[entry[k]].array()[
-                chan[k], start[k] : end[k]
-            ]  # (n, t) in the cache
+        center, inv = s["center"][pos], s["inv_scale"][pos]
+        for k, n in enumerate(n_of):
+            view = arrays[entry[k]][chan[k], start[k] : end[k]]  # (n, t) in the cache
             self._normalise_into(view, center[k], inv[k], arr[k, :n])
             if n < l:
                 arr[k, n:] = 0.0
-        rows = buf.unbind(0)  # b x (l, t) views: one call instead of b indexing ops
-        coords = torch.from_numpy(s["coords"][pos]).unbind(0)  # b x (3,), a gathered copy
-        seq_index = s["seq_index"][pos].tolist()
-        if self.label is None:
-            labels = [None] * b
-        else:
-            labels = [None if np.isnan(v) else v for v in s["label"][pos].tolist()]
+        labels = self._labels(pos)
+        lengths_t = torch.from_numpy(lengths)
+        batch = Batch(
+            x=buf,
+            coords=torch.from_numpy(s["coords"][pos]),  # (b, 3), a gathered copy
+            pad_mask=torch.arange(l)[None, :] >= lengths_t[:, None],  # (b, l)
+            lengths=lengths_t,
+            seq_index=torch.from_numpy(s["seq_index"][pos]),
+            label=_label_tensor(labels, s["seq_index"][pos].tolist(), strict=False),
+        )
+        xs = [row if n == l else row[:n] for row, n in zip(buf.unbind(0), n_of)]  # b x (n, t)
+        prepared = _Prepared(batch, xs, batch.coords.unbind(0), batch.seq_index.tolist(), labels)
         return [
-            {
-                "x": rows[k] if lengths[k] == l else rows[k][: lengths[k]],  # (n, t)
-                "coords": coords[k],  # (3,)
-                "seq_index": seq_index[k],
-                "label": labels[k],
-                "_padded": buf,
-            }
-            for k in range(b)
+            {"x": x, "coords": c, "seq_index": q, "label": y, "_prepared": prepared}
+            for x, c, q, y in zip(prepared.xs, prepared.coords, prepared.seq_index, labels)
         ]
+
+    def _labels(self, pos: np.ndarray | list[int]) -> list[float | None]:
+        if self.label is None:
+            return [None] * len(pos)
+        return [None if np.isnan(v) else v for v in self._seq["label"][pos].tolist()]
+
+    def _arrays(self) -> list[np.ndarray]:
+        """Every entry's mapped array (n_channels, n_windows, t), mapped on first use."""
+        if getattr(self, "_mapped", None) is None:
+            self._mapped = [e.array() for e in self._entries]
+        return self._mapped
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_mapped": None}  # entries map again on the other side
 
     def _positions(self, positions: Sequence[int]) -> np.ndarray:
         pos = np.asarray(positions, dtype=np.int64).reshape(-1)
@@ -254,7 +272,7 @@ class EEGDataset(torch.utils.data.Dataset):
             np.copyto(out, view)
             return
         np.subtract(view, center, out=out)  # (n, t)
-        out *= inv_scale
+        np.multiply(out, inv_scale, out=out)
 
     def participants(self) -> list[str]:
         return sorted(self.index["participant"].unique().to_list())
@@ -290,41 +308,67 @@ def collate(samples: list[dict]) -> Batch:
     """Pad samples to the longest sequence: x zero at pads, pad_mask True at pads.
 
     Labels: all None -> Batch.label None; all numbers -> (b,) float32; a mix is an error.
+    Samples straight from `EEGDataset.__getitems__` come with their Batch already built.
     """
     if not samples:
         raise ValueError("collate: no samples")
-    lengths = torch.tensor([len(s["x"]) for s in samples], dtype=torch.int64)  # (b,)
+    prepared = samples[0].get("_prepared")
+    if prepared is not None and prepared.matches(samples):
+        return prepared.batch
     t = samples[0]["x"].shape[1]
     if any(s["x"].shape[1] != t for s in samples):
-        raise ValueError(
-            f"collate: windows of different lengths {sorted({s['x'].shape[1] for s in samples})}"
-        )
+        widths = sorted({s["x"].shape[1] for s in samples})
+        raise ValueError(f"collate: windows of different lengths {widths}")
+    lengths = torch.tensor([len(s["x"]) for s in samples], dtype=torch.int64)  # (b,)
     b, l = len(samples), int(lengths.max())
-    padded = samples[0].get("_padded")
-    if _adoptable(padded, samples, b, l):
-        x = padded  # filled and zero-padded by EEGDataset.__getitems__, rows in sample order
-    else:
-        x = _batch_buffer((b, l, t))  # (b, l, t)
-        for k, s in enumerate(samples):
-            n = s["x"].shape[0]
-            x[k, :n] = s["x"]
-            x[k, n:] = 0.0
-    labels = [s.get("label") for s in samples]
-    if all(v is None for v in labels):
-        label = None
-    elif any(v is None for v in labels):
-        missing = [s["seq_index"] for s, v in zip(samples, labels) if v is None]
-        raise ValueError(f"collate: sequences {missing[:5]} have no label but others do")
-    else:
-        label = torch.tensor(labels, dtype=torch.float32)
+    x = _batch_buffer((b, l, t))  # (b, l, t)
+    for k, s in enumerate(samples):
+        n = s["x"].shape[0]
+        x[k, :n] = s["x"]
+        x[k, n:] = 0.0
+    seq_index = [s["seq_index"] for s in samples]
     return Batch(
         x=x,
         coords=torch.stack([s["coords"] for s in samples]).to(torch.float32),  # (b, 3)
         pad_mask=torch.arange(l)[None, :] >= lengths[:, None],  # (b, l)
         lengths=lengths,
-        seq_index=torch.tensor([s["seq_index"] for s in samples], dtype=torch.int64),
-        label=label,
+        seq_index=torch.tensor(seq_index, dtype=torch.int64),
+        label=_label_tensor([s.get("label") for s in samples], seq_index, strict=True),
     )
+
+
+@dataclass
+class _Prepared:
+    """A Batch built by __getitems__ and the sample values it was built from."""
+
+    batch: Batch
+    xs: list[torch.Tensor]
+    coords: tuple[torch.Tensor, ...]
+    seq_index: list[int]
+    labels: list[float | None]
+
+    def matches(self, samples: list[dict]) -> bool:
+        """True when `samples` are exactly the samples handed out, in order, not replaced
+        (in-place edits of x or coords land in the batch too: they are views of it)."""
+        mixed = self.batch.label is None and any(y is not None for y in self.labels)
+        if mixed or len(samples) != len(self.xs):
+            return False  # collate's own path raises for mixed labels
+        return all(
+            s["x"] is x and s["coords"] is c and s["seq_index"] == q and s.get("label") == y
+            for s, x, c, q, y in zip(samples, self.xs, self.coords, self.seq_index, self.labels)
+        )
+
+
+def _label_tensor(labels: list, seq_index: list[int], strict: bool) -> torch.Tensor | None:
+    """(b,) float32 labels, None when no sample has one; a mix raises (strict) or gives None."""
+    if all(v is None for v in labels):
+        return None
+    if any(v is None for v in labels):
+        if not strict:
+            return None
+        missing = [q for q, v in zip(seq_index, labels) if v is None]
+        raise ValueError(f"collate: sequences {missing[:5]} have no label but others do")
+    return torch.tensor(labels, dtype=torch.float32)
 
 
 def _batch_buffer(shape: tuple[int, int, int]) -> torch.Tensor:
@@ -335,14 +379,3 @@ def _batch_buffer(shape: tuple[int, int, int]) -> torch.Tensor:
     proto = torch.empty(0, dtype=torch.float32)
     storage = proto._typed_storage()._new_shared(math.prod(shape), device=proto.device)
     return proto.new(storage).view(shape)
-
-
-def _adoptable(padded: torch.Tensor | None, samples: list[dict], b: int, l: int) -> bool:
-    """True when sample k's x is row k of one (b, l, t) buffer from __getitems__."""
-    if padded is None or tuple(padded.shape[:2]) != (b, l):
-        return False
-    base, row_bytes = padded.data_ptr(), padded.stride(0) * padded.element_size()
-    return all(
-        s.get("_padded") is padded and s["x"].data_ptr() == base + k * row_bytes
-        for k, s in enumerate(samples)
-    )

@@ -42,12 +42,9 @@ class DatasetOptions:
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"normalisation {self.normalisation!r} is not one of {NORMALISATIONS}")
-        if self.max_windows is not None and (
-            int(self.max_windows) != self.max_windows or self.max_windows < 1
-        ):
-            raise ValueError(
-                f"max_windows must be a positive integer or None, got {self.max_windows!r}"
-            )
+        m = self.max_windows
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1):
+            raise ValueError(f"max_windows must be a positive integer or None, got {m!r}")
         if self.on_bad not in ("raise", "skip"):
             raise ValueError(f"on_bad must be 'raise' or 'skip', got {self.on_bad!r}")
 

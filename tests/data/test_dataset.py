@@ -61,10 +61,26 @@ def test_batched_fetch_matches_per_sample(tiny_dataset):
     for name in ("x", "coords", "pad_mask", "lengths", "seq_index", "label"):
         assert torch.equal(getattr(fused, name), getattr(plain, name)), name
     samples = ds.__getitems__(picks)
-    assert collate(samples).x.data_ptr() == samples[0]["_padded"].data_ptr()  # adopted, not copied
-    reordered = collate(samples[::-1])  # not the buffer's order: copied, still right
+    assert collate(samples).x.data_ptr() == samples[0]["x"].data_ptr()  # built once, no copy
+    reordered = collate(samples[::-1])  # not as handed out: collated again, still right
     assert torch.equal(reordered.x, collate([ds[i] for i in picks[::-1]]).x)
     assert torch.equal(collate(samples[1:]).x, collate([ds[i] for i in picks[1:]]).x)
+    samples[2] = {**samples[2], "label": 99.0}  # a replaced value is honoured
+    assert collate(samples).label.tolist() == [*plain.label[:2].tolist(), 99.0, plain.label[3]]
+    samples[1]["label"] = None
+    with pytest.raises(ValueError, match="no label"):
+        collate(samples)
+
+
+def test_collate_refuses_partly_labelled_batches(tmp_path, write_cohort):
+    root = write_cohort(
+        tmp_path / "d", participants=("01", "02"), runs=("1",),
+        labels=lambda p, r: {"score": 2.0} if p == 0 else {},
+    )  # fmt: skip
+    ds = EEGDataset.open(root).with_label("score")
+    assert ds[0]["label"] == 2.0 and ds[len(ds) - 1]["label"] is None
+    with pytest.raises(ValueError, match="no label but others do"):
+        collate(ds.__getitems__(list(range(len(ds)))))
 
 
 def test_collate_labels(tiny_dataset):
@@ -138,8 +154,9 @@ def test_selection_and_max_windows_chunking(tiny_dataset):
     raw = file_channel(tiny_dataset / "sub-03_run-1.parquet", "CZ")
     joined = np.concatenate([ds.windows(i, normalised=False) for i in (2, 3, 4)])
     assert np.array_equal(joined, raw[1:8])  # every window once, in order
-    with pytest.raises(ValueError, match="max_windows"):
-        EEGDataset.open(tiny_dataset, max_windows=0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_windows"):
+            EEGDataset.open(tiny_dataset, max_windows=bad)
 
 
 def test_channel_subset_and_common_channels(tmp_path, write_cohort, caplog):
