@@ -9,7 +9,8 @@ With `bidirectional`, each layer also has `mixer_rev`, run on each sequence with
 part reversed (pads stay at the end), so the reversed pass starts at the true last window
 and pads can reach no real position in either direction. The two directions are summed:
 it keeps the residual stream d wide and each mixer's out_proj already learns its own scale,
-so a concat + projection would only add d x 2d weights per layer (Vim does the same).
+so a concat + projection would only add d x 2d weights per layer (Vim's bidirectional
+Mamba also adds its two directions, then halves them).
 
 Shapes: b batch, l windows, d model width.
 """
