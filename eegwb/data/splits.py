@@ -104,18 +104,21 @@ class SplitSpec:
 
     def root(self, name: str, default: str | Path | None = None) -> Path:
         """Dataset root of split `name`; `default` (e.g. a CLI DATA_DIR) replaces the file's
-        default dataset. Relative paths resolve against the splits file's directory, then the
-        current directory (the first that exists wins)."""
+        default dataset. Relative paths written in the file resolve against the file's
+        directory, then the current directory (the first that exists wins); `default` is
+        taken as given (relative to the current directory)."""
         if name not in self.splits:
             raise DatasetError(f"{self.source or 'splits'}: no split named {name!r}")
-        raw = self.splits[name].dataset or (default if default is not None else self.dataset)
+        own = self.splits[name].dataset
+        raw = own if own is not None else (default if default is not None else self.dataset)
+        from_file = own is not None or default is None  # a caller's path is relative to the cwd
         if raw is None:
             raise DatasetError(
                 f"{self.source or 'splits'}: split {name!r} has no dataset, the file no default "
                 "'dataset', and no dataset directory was given"
             )
         path = Path(raw)
-        if not path.is_absolute() and self.source is not None:
+        if from_file and not path.is_absolute() and self.source is not None:
             beside = self.source.parent / path
             if beside.exists():
                 return beside

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -111,6 +112,9 @@ def test_dataset_may_come_from_the_caller(tiny_root, tmp_path):
         spec.resolve("a")
     data = spec.split_data(tiny_root)
     assert data["b"].resolved()["participant"].unique().to_list() == ["02"]
+    # A caller's relative path means the current directory, never the file's directory.
+    (tmp_path / tiny_root.name).mkdir()
+    assert spec.root("a", tiny_root.name) == Path(tiny_root.name)
     assert data["b"].n_windows() == 12
 
 
