@@ -43,8 +43,8 @@ def _require(ok: bool, cls: str, field: str, problem: str) -> None:
 class ModelConfig:
     """What the EEG model is; the defaults are the original pipeline's model."""
 
-    window_samples: int = 2048  # one token = one window; the original's 8 s at 256 Hz
-    d_model: int = 128  # the original width; enough for 4-64 channel EEG on one GPU
+    window_samples: int = 2048  # one token = one window (8 s at a Muse headset's 256 Hz)
+    d_model: int = 128  # the original width
     n_layers: int = 6  # the original depth
     backbone: Literal["mamba2", "transformer"] = "mamba2"  # never swapped silently
     bidirectional: bool = True  # masked reconstruction may look both ways; False = original
@@ -55,11 +55,12 @@ class ModelConfig:
     ngroups: int = 1  # upstream default: B and C shared by all heads
     chunk_size: int = 64  # sequences are ~100 windows; 256 would pad most of a chunk
     n_heads: int = 4  # transformer only: head width 32 at d_model=128
-    dropout: float = 0.0  # pretraining on EEG is data-rich per parameter; add for fine-tuning
-    disable_temporal_encoding: bool = False  # control experiments switch these off
-    disable_spatial_encoding: bool = False
+    dropout: float = 0.0  # masking already regularises pretraining; raise for small fine-tunes
+    disable_temporal_encoding: bool = False  # on: the control experiments switch it off
+    disable_spatial_encoding: bool = False  # on: likewise, to test "channels ignored"
     spatial_seed: int = 0  # the fixed electrode projection; saved with the model too
     kernel_backend: Literal["auto", "ref", "fused"] = "auto"  # auto: fused on CUDA if it can
+    # signal: a target the model cannot move, so it cannot collapse (see model/targets.py)
     target: Literal["signal", "embedding", "embedding_stopgrad", "ema"] = "signal"
     ema_decay: float = 0.996  # BYOL/data2vec-style teacher: ~250-step memory
 
