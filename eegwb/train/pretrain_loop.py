@@ -216,7 +216,7 @@ def run_loop(
                     if tc.patience and bad_epochs >= tc.patience and not stop:
                         stop, r.stopped = True, "early_stopping"
                 epoch, step_in_epoch = epoch + 1, 0
-                if not pbar:
+                if not pbar and info.is_main:
                     logger.info("%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
                                 stem, epoch, tc.epochs, step, row["train_loss"], row["val_loss"],
                                 row["var_ratio"], row["epoch_s"], " *" if improved else "")
