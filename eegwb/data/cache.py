@@ -91,16 +91,17 @@ class CacheEntry:
 
 
 def resolve_cache_dir(root: Path, cache_dir: str | Path | None) -> Path:
-    """`cache_dir`, or `root/.cache/eegwb-dataset`; a temp dir (with a log line) if unwritable."""
-    target = Path(cache_dir) if cache_dir is not None else Path(root) / DEFAULT_SUBDIR
+    """Where `root`'s cache lives: `root/.cache/eegwb-dataset`, or a folder per dataset under
+    `cache_dir` (datasets share file names); a temp dir, with a log line, if unwritable."""
+    tag = f"{Path(root).resolve().name}-{xxhash.xxh3_64_hexdigest(str(Path(root).resolve()).encode())[:12]}"
+    target = Path(root) / DEFAULT_SUBDIR if cache_dir is None else Path(cache_dir) / tag
     try:
         target.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=target):
             pass
         return target
     except OSError as err:
-        digest = xxhash.xxh3_64_hexdigest(str(Path(root).resolve()).encode())
-        fallback = Path(tempfile.gettempdir()) / "eegwb-cache" / digest
+        fallback = Path(tempfile.gettempdir()) / "eegwb-cache" / tag
         log.warning(
             "cache dir %s is not writable (%s); caching in %s instead", target, err, fallback
         )

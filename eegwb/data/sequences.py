@@ -145,7 +145,12 @@ def _coords(root: Path, e: CacheEntry, channels: list[str]) -> np.ndarray:
 
 
 def _entry_sequences(
-    root, e: CacheEntry, spans, channels, options, skipped
+    root: Path,
+    e: CacheEntry,
+    spans: list[tuple[int, int]],
+    channels: list[str],
+    options: DatasetOptions,
+    skipped: list[str],
 ) -> dict[str, np.ndarray]:
     """Sequences of one recording (chunk-major, then channel), bad ones raised or skipped."""
     if spans[-1][1] > e.n_windows:
@@ -168,7 +173,8 @@ def _entry_sequences(
             first = a + int(np.argmax(e.bad_rows[k[j], a:b]))
             problem = f"NaN/Inf samples, first in window row {first}"
         else:
-            problem = f"flat channel ({options.normalisation} scale {scale[k[j]]:.3g} µV; nothing to divide by)"
+            scale_uv = f"{options.normalisation} scale {scale[k[j]]:.3g} µV"
+            problem = f"flat channel ({scale_uv}; nothing to divide by)"
         message = f"{root / e.file}: channel {ch!r} rows [{a}, {b}): {problem}"
         if options.on_bad == "raise":
             raise DatasetError(message)

@@ -68,6 +68,17 @@ def test_changed_file_is_decoded_again(tmp_path, write_cohort, recording_table):
     assert after.fingerprint() != old_fp
 
 
+def test_datasets_sharing_a_cache_dir_keep_their_entries(tmp_path, write_cohort):
+    a = write_cohort(tmp_path / "a", participants=("01",), runs=("1",), seed=1)
+    b = write_cohort(tmp_path / "b", participants=("01",), runs=("1",), seed=2)  # same file name
+    shared = tmp_path / "shared_cache"
+    first_a, _ = (EEGDataset.open(r, cache_dir=shared) for r in (a, b))
+    again_a, again_b = (EEGDataset.open(r, cache_dir=shared) for r in (a, b))
+    assert not again_a._entries[0].decoded and not again_b._entries[0].decoded
+    assert not np.array_equal(again_a.windows(0, False), again_b.windows(0, False))
+    assert np.array_equal(again_a.windows(0, False), first_a.windows(0, False))
+
+
 def test_broken_cache_entry_is_rebuilt(tmp_path, write_cohort, caplog):
     root = write_cohort(tmp_path / "d", participants=("01",), runs=("1",))
     EEGDataset.open(root)

@@ -379,3 +379,20 @@ def test_real_eeg_through_ingest(tmp_path, eegmat_dir):
     real = batch.x[batch.valid]  # (n real windows, t)
     assert torch.isfinite(real).all()
     assert abs(float(real.median())) < 0.2 and 0.5 < float(real.std()) < 3.0  # robust z scale
+
+
+def test_label_columns_types_and_clashes(tmp_path, write_cohort):
+    root = write_cohort(
+        tmp_path / "d", participants=("01", "02"), runs=("1",),
+        labels=lambda p, r: {"group": ["ctrl", "case"][p], "responder": bool(p)},
+    )  # fmt: skip
+    ds = EEGDataset.open(root)
+    assert ds.index.schema["group"] == pl.String and ds.index.schema["responder"] == pl.Float64
+    assert ds.with_label("responder")[len(ds) - 1]["label"] == 1.0
+    with pytest.raises(DatasetError, match="label 'group' is not numeric"):
+        ds.with_label("group")
+    clash = write_cohort(
+        tmp_path / "e", participants=("01",), runs=("1",), labels=lambda p, r: {"run": 1}
+    )
+    with pytest.raises(DatasetError, match=r"sub-01_run-1\.parquet: label 'run' clashes"):
+        EEGDataset.open(clash)
