@@ -60,7 +60,7 @@ class LeakageConfig:
     content: bool = True  # levels 4-5 read every selected sample; False = ids and times only
     near_duplicates: bool = True  # level 5 (and level 4 beyond exact hashes)
     cross_dataset_ids: bool = True  # the same participant id in two roots is the same person
-    prefilter_dims: int = 64
+    prefilter_dims: int = 32  # see ContentConfig
     block_size: int = 4096
 
     def __post_init__(self) -> None:
