@@ -33,19 +33,24 @@ import torch
 from eegwb.diagnostics.floors import ChannelCoder, FloorAccumulator, Floors
 from eegwb.train.collapse import PRED_COLLAPSE_RATIO, TARGET_COLLAPSE_VAR
 
-# name -> (rule, threshold, the original analysis's value or rule, how to read a hit)
-THRESHOLDS: dict[str, tuple[str, float, str, str]] = {
+# name -> (rule, threshold, the original analysis's value or rule, reading if hit, if not)
+THRESHOLDS: dict[str, tuple[str, float, str, str, str]] = {
     "var_ratio": ("<", PRED_COLLAPSE_RATIO, "collapse check: < 0.01",
-                  "predictions nearly constant (the dataset mean)"),
+                  "predictions nearly constant (the dataset mean)", "predictions vary"),
     "corr_t": ("|r| >=", 0.3, "0.40 with the temporal encoding on",
-               "predictions follow t/T"),
-    "position_eta2": (">=", 0.10, "(new)", "position explains the predictions"),
+               "predictions follow t/T", "no linear trend with t/T"),
+    "position_eta2": (">=", 0.10, "(new)", "position explains the predictions",
+                      "position explains little"),
     "channel_std": ("<", 0.01, "0.0000 (channels ignored)",
-                    "no channel diversity in the mean prediction"),
-    "channel_eta2": (">=", 0.10, "(new)", "channel explains the predictions"),
-    "top3_var": (">=", 0.90, "(new)", "predictions live in a few directions (templates)"),
-    "consistency_ratio": ("<", 0.5, "(new)", "predictions are sample-specific"),
-    "target_var": ("<", TARGET_COLLAPSE_VAR, "collapse check: < 1e-4", "targets collapsed"),
+                    "no channel diversity in the mean prediction", "mean prediction differs by channel"),
+    "channel_eta2": (">=", 0.10, "(new)", "channel explains the predictions",
+                     "channel explains little"),
+    "top3_var": (">=", 0.90, "(new)", "predictions live in <= 3 directions (templates)",
+                 "predictions are high-dimensional"),
+    "consistency_ratio": ("<", 0.5, "(new)", "predictions are sample-specific",
+                          "predictions are not sample-specific"),
+    "target_var": ("<", TARGET_COLLAPSE_VAR, "collapse check: < 1e-4", "targets collapsed",
+                   "targets vary"),
 }
 
 
@@ -77,9 +82,9 @@ class ModelDiagnostics:
         for name, value in asdict(self).items():
             if name not in THRESHOLDS:
                 continue
-            rule, limit, original, meaning = THRESHOLDS[name]
+            rule, limit, original, if_hit, if_not = THRESHOLDS[name]
             hit = _hits(rule, float(value), limit)
-            reading = "n/a" if hit is None else (meaning if hit else "no: " + meaning)
+            reading = "n/a" if hit is None else (if_hit if hit else if_not)
             out.append({"diagnostic": name, "value": float(value), "threshold": f"{rule} {limit:g}",
                         "original": original, "reading": reading})
         out.insert(1, {"diagnostic": "pred_mean - target_mean",
@@ -166,7 +171,7 @@ def _diagnostics(targets: FloorAccumulator, preds: FloorAccumulator, loss: float
     total = pf.nothing.mse
 
     def eta2(kind: str) -> float:
-        return 1.0 - pf.mse(kind) / total if total > 0 else 0.0
+        return min(1.0, max(0.0, 1.0 - pf.mse(kind) / total)) if total > 0 else 0.0
 
     n, sx, sy, sxx, syy, sxy = corr.tolist()
     cov = sxy / n - sx * sy / n**2
@@ -190,6 +195,23 @@ def _diagnostics(targets: FloorAccumulator, preds: FloorAccumulator, loss: float
         channel_position_eta2=eta2("channel_position"), channel_std=chan_std, top3_var=top3,
         consistency_same=same, consistency_between=between, consistency_ratio=ratio,
     )
+
+
+def data_floors(dataset: Any, batch_size: int = 64) -> Floors:
+    """Floors of `signal` targets (the normalised windows) over every real token of a
+    dataset: what position and channel are worth in the data, before any training."""
+    from torch.utils.data import DataLoader
+
+    from eegwb.data.dataset import collate
+
+    coder = ChannelCoder()
+    acc = FloorAccumulator()
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        b, l = batch.pad_mask.shape
+        real = batch.valid  # (b, l)
+        acc.update(batch.x[real], torch.arange(l).expand(b, l)[real],
+                   batch.lengths[:, None].expand(b, l)[real], coder(batch.coords)[:, None].expand(b, l)[real])
+    return acc.result()
 
 
 # ----------------------------------------------------------------------------- checkpoint + split
