@@ -190,6 +190,7 @@ def run_loop(
                        "epoch_s": time.perf_counter() - t_epoch}
                 r.history.append(row)
                 warnings = collapse_warnings(v)
+                row["warnings"] = warnings
                 for w in warnings:
                     logger.warning("epoch %d: %s", epoch + 1, w)
                 tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "grad_norm", "lr", "pred_var",
@@ -221,7 +222,7 @@ def run_loop(
                                 stem, epoch, tc.epochs, step, row["train_loss"], row["val_loss"],
                                 row["var_ratio"], row["epoch_s"], " *" if improved else "")
                 if progress is not None and info.is_main:
-                    progress({**row, "total_steps": total_steps, "warnings": warnings})
+                    progress({**row, "total_steps": total_steps})
             else:
                 improved = False
             if hit_max and not stop:

@@ -1,0 +1,223 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 03 · Pretrain: masked reconstruction on windowed EEG
+
+    Loads a pretraining config (`configs/*.yaml`), lets you change the parts that matter
+    (dataset, mask ratio and style, target, backbone, direction, width, depth, the
+    encoding switches of the control experiments, epochs, learning rate, seed) and trains
+    when you press **Train**: a live loss chart per epoch, a progress bar, then the
+    per-epoch table with the original's collapse checks, gates, checkpoints, the MLflow
+    run and which kernel path ran. Changing a widget never starts a training by itself.
+
+    - Interactive: `marimo edit notebooks/03_pretrain.py` (or `marimo run` as an app)
+    - Headless: `python notebooks/03_pretrain.py --config configs/tiny.yaml`
+      (also `--data DIR --mask-ratio 0.8 --style bert --target signal --backbone mamba2
+      --bidirectional false --d-model 64 --layers 2 --disable-temporal true
+      --disable-spatial true --epochs 5 --lr 0.001 --seed 1 --checkpoint-dir DIR
+      --tracking-uri URI --experiment NAME --no-track true`)
+    - Report: `marimo export html notebooks/03_pretrain.py -o reports/03_pretrain.html --
+      --config configs/tiny.yaml`
+    - Same run from the shell: `eegwb pretrain --config configs/tiny.yaml`
+    """)
+    return
+
+
+@app.cell
+def _():
+    import contextlib
+
+    import marimo as mo
+
+    from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
+    from eegwb.notebook import arg, autorun
+    from eegwb.train.checkpoints import checkpoint_name
+    from eegwb.train.config import PretrainConfig
+    from eegwb.train.pretrain import loss_chart, pretrain
+
+    return (
+        BACKBONES,
+        ConfigError,
+        MASK_STYLES,
+        PretrainConfig,
+        TARGETS,
+        apply_overrides,
+        arg,
+        autorun,
+        checkpoint_name,
+        contextlib,
+        from_dict,
+        load_config,
+        loss_chart,
+        mo,
+        pretrain,
+        to_dict,
+    )
+
+
+@app.cell
+def _(arg, mo):
+    config_path = mo.ui.text(
+        value=str(arg("config", "configs/pretrain.yaml")), label="Config file", full_width=True
+    )
+    config_path
+    return (config_path,)
+
+
+@app.cell
+def _(ConfigError, PretrainConfig, config_path, load_config, mo):
+    try:
+        base = load_config(PretrainConfig, config_path.value)
+    except ConfigError as _err:
+        base = None
+        _shown = mo.callout(mo.md(f"**Config not loaded.** {_err}"), kind="danger")
+    else:
+        _shown = mo.md(f"Loaded `{config_path.value}`; the widgets below start from it.")
+    mo.stop(base is None, _shown)
+    _shown
+    return (base,)
+
+
+@app.cell
+def _(BACKBONES, MASK_STYLES, TARGETS, arg, base, mo):
+    def _flag(name: str, default: bool) -> bool:
+        value = arg(name, default)
+        return value if isinstance(value, bool) else str(value).lower() in ("", "1", "true", "yes")
+
+    data_root = mo.ui.text(value=str(arg("data", base.data.root)), label="Dataset", full_width=True)
+    mask_ratio = mo.ui.slider(0.0, 1.0, step=0.05, value=float(arg("mask-ratio", base.masking.mask_ratio)),
+                              label="Mask ratio", show_value=True)
+    style = mo.ui.dropdown(list(MASK_STYLES), value=str(arg("style", base.masking.style)), label="Masking")
+    target = mo.ui.dropdown(list(TARGETS), value=str(arg("target", base.model.target)), label="Target")
+    backbone = mo.ui.dropdown(list(BACKBONES), value=str(arg("backbone", base.model.backbone)),
+                              label="Backbone")
+    bidirectional = mo.ui.checkbox(value=_flag("bidirectional", base.model.bidirectional),
+                                   label="Bidirectional")
+    d_model = mo.ui.number(start=8, stop=1024, step=8, value=int(arg("d-model", base.model.d_model)),
+                           label="d_model")
+    layers = mo.ui.number(start=1, stop=48, value=int(arg("layers", base.model.n_layers)), label="Layers")
+    no_temporal = mo.ui.checkbox(value=_flag("disable-temporal", base.model.disable_temporal_encoding),
+                                 label="Disable temporal encoding")
+    no_spatial = mo.ui.checkbox(value=_flag("disable-spatial", base.model.disable_spatial_encoding),
+                                label="Disable spatial encoding")
+    epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
+    lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=float(arg("lr", base.train.lr)),
+                      label="Learning rate")
+    seed = mo.ui.number(start=0, stop=2**31 - 1, value=int(arg("seed", base.train.seed)), label="Seed")
+    run_button = mo.ui.run_button(label="Train", kind="success")
+    mo.vstack([
+        data_root,
+        mo.hstack([mask_ratio, style, target]),
+        mo.hstack([backbone, bidirectional, d_model, layers]),
+        mo.hstack([no_temporal, no_spatial]),
+        mo.hstack([epochs, lr, seed, run_button]),
+    ])
+    return (
+        backbone, bidirectional, d_model, data_root, epochs, layers, lr, mask_ratio, no_spatial,
+        no_temporal, run_button, seed, style, target,
+    )
+
+
+@app.cell
+def _(
+    ConfigError, PretrainConfig, apply_overrides, arg, backbone, base, bidirectional, checkpoint_name,
+    d_model, data_root, epochs, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal, seed,
+    style, target, to_dict,
+):
+    _changes = {
+        "data.root": data_root.value, "masking.mask_ratio": round(float(mask_ratio.value), 4),
+        "masking.style": style.value, "model.target": target.value, "model.backbone": backbone.value,
+        "model.bidirectional": bidirectional.value, "model.d_model": int(d_model.value),
+        "model.n_layers": int(layers.value), "model.disable_temporal_encoding": no_temporal.value,
+        "model.disable_spatial_encoding": no_spatial.value, "train.epochs": int(epochs.value),
+        "train.lr": float(lr.value), "train.seed": int(seed.value),
+    }
+    for _key, _name in (("train.checkpoint_dir", "checkpoint-dir"), ("tracking.uri", "tracking-uri"),
+                        ("tracking.experiment", "experiment")):
+        if arg(_name) is not None:
+            _changes[_key] = str(arg(_name))
+    if arg("no-track") is not None and str(arg("no-track")).lower() not in ("false", "0", "no"):
+        _changes["tracking.enabled"] = False
+    try:
+        cfg = from_dict(PretrainConfig, apply_overrides(PretrainConfig, to_dict(base), _changes))
+        cfg.check_paths()
+    except ConfigError as _err:
+        cfg = None
+        _shown = mo.callout(mo.md(f"**Invalid setting.** {_err}"), kind="danger")
+    else:
+        _shown = mo.md(
+            f"Checkpoints: `{cfg.train.checkpoint_dir}/{checkpoint_name(cfg)}` (best) and "
+            f"`{checkpoint_name(cfg, 'last')}`; MLflow experiment `{cfg.tracking.experiment}`"
+            + ("" if cfg.tracking.enabled else " (tracking off)")
+        )
+    mo.stop(cfg is None, _shown)
+    _shown
+    return (cfg,)
+
+
+@app.cell
+def _(autorun, cfg, contextlib, loss_chart, mo, pretrain, run_button):
+    mo.stop(not (run_button.value or autorun()), mo.md("Press **Train** to start pretraining."))
+    _history: list[dict] = []
+
+    with contextlib.ExitStack() as _stack:
+        _bar = []
+
+        def _on_progress(event: dict) -> None:
+            if not _bar:  # the step count is known once the data are split
+                _bar.append(_stack.enter_context(mo.status.progress_bar(
+                    total=event["total_steps"], title="Pretraining", remove_on_exit=True)))
+            if event["kind"] == "step":
+                _bar[0].update(subtitle=f"epoch {event['epoch']}, loss {event['train_loss']:.4f}")
+            elif event["kind"] == "epoch":
+                _history.append(event)
+                mo.output.replace(loss_chart(_history, title=f"epoch {event['epoch']}/{cfg.train.epochs}"))
+
+        try:
+            result = pretrain(cfg, _on_progress, bar=False)
+        except Exception as _err:
+            if autorun():
+                raise  # headless: fail loudly (non-zero exit)
+            mo.stop(True, mo.callout(mo.md(f"**Training stopped.** {type(_err).__name__}: {_err}"),
+                                     kind="danger"))
+    print("pretraining:", ", ".join(f"{k}={v}" for k, v in result.summary().items()))
+    loss_chart(result.history, title=f"loss per epoch · {cfg.model.backbone} d{cfg.model.d_model}")
+    return (result,)
+
+
+@app.cell
+def _(mo, result):
+    _summary = result.summary()
+    _epochs = result.history_frame()
+    _epochs = _epochs.filter(_epochs["kind"] == "epoch").drop("kind", "warnings", strict=False)
+    _warnings = [w for h in result.history for w in h.get("warnings", [])]
+    _gates = [f"- epoch {g['epoch']}: {g['metric']} = {g['value']:.4g} "
+              f"{'passed' if g['passed'] else 'FAILED'} ({g['action']})" for g in result.gates]
+    _mlflow = (f"run `{result.run_id}` at `{result.tracking_uri}`" if result.run_id
+               else "not logged" + (f" ({len(result.tracking_failures)} failed calls)"
+                                    if result.tracking_failures else " (tracking off)"))
+    mo.vstack([
+        mo.md(f"""
+### Result: {_summary['stopped']} after {_summary['epochs']} epochs ({_summary['steps']} steps)
+
+- best validation loss **{result.best_val_loss:.4f}**; kernel path **{result.kernel_path}**
+- checkpoints: `{result.best_checkpoint}` (best), `{result.last_checkpoint}` (last)
+- MLflow: {_mlflow}
+- dataset fingerprint `{result.fingerprint.get('dataset', '')}`{' · **leaky splits**' if result.leaky else ''}
+"""),
+        mo.md("**Gates**\n\n" + "\n".join(_gates)) if _gates else None,
+        mo.callout(mo.md("\n".join(f"- {w}" for w in _warnings)), kind="warn") if _warnings else None,
+        mo.ui.table(_epochs, selection=None, page_size=max(1, _epochs.height)),
+    ])
+    return
+
+
+if __name__ == "__main__":
+    app.run()
