@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from eegwb.data.layout import RecordingMeta, build_table, write_recording
 
@@ -34,6 +35,18 @@ POSITIONS: dict[str, list[float]] = {
     "AF8": [0.62, 0.775, -0.12],
     "TP10": [0.795, -0.434, -0.423],
 }
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread per test: on a 2-core box (or under pytest-xdist) two OpenMP
+    threads per process wait on each other and small ops get ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 EEGMAT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eegmat"
 
 
