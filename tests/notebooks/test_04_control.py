@@ -1,0 +1,59 @@
+"""notebooks/04_control_experiments.py: `marimo check`, a headless run that trains a control
+config (tracked in MLflow), and an HTML export that picks that run from MLflow and shows
+the floor ladder, the diagnostics table with thresholds and the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from eegwb.diagnostics.control import ControlCohortConfig, write_control_cohort
+from eegwb.diagnostics.verdict import VERDICTS
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "04_control_experiments.py"
+MARIMO = Path(sys.executable).with_name("marimo")
+
+
+def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def test_marimo_check_passes() -> None:
+    _run([str(MARIMO), "check", str(NOTEBOOK)])
+
+
+def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_control_cohort(data, ControlCohortConfig(n_participants=8, n_windows=8))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    report_json = tmp_path / "reports.json"
+    done = _run([sys.executable, str(NOTEBOOK), "--train", "b", "--data", str(data), "--epochs", "2",
+                 "--checkpoint-dir", str(tmp_path / "ckpt"), "--tracking-uri", uri,
+                 "--experiment", "nb-control", "--json", str(report_json)])
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("b: "))
+    reports = json.loads(report_json.read_text())
+    assert len(reports) == 1 and reports[0]["name"] == "b"
+    verdict = reports[0]["verdict"]
+    assert verdict["label"] in VERDICTS and verdict["title"] in line
+    checkpoint = Path(reports[0]["checkpoint"])
+    assert checkpoint.is_file() and checkpoint.parent.name == "control_b_mask100_temporal"
+    assert reports[0]["inputs"] == {"mask_ratio": 1.0, "temporal_encoding": True,
+                                    "spatial_encoding": False, "implicit_position": True,
+                                    "target": "signal"}
+
+    # Export: the notebook finds the run in MLflow (its checkpoint tag) and reports on it.
+    html = tmp_path / "04.html"
+    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--",
+          "--tracking-uri", uri, "--experiment", "nb-control"])
+    text = html.read_text()
+    assert f"Verdict: {verdict['title']}" in text
+    assert "application/vnd.vegalite" in text and "floor ladder" in text
+    assert "marimo-table" in text and "channel_std" in text and "0.0000 (channels ignored)" in text
+    assert checkpoint.stem in text  # the picked run is named after its checkpoint
