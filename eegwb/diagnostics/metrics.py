@@ -361,3 +361,22 @@ def best_threshold(label: np.ndarray, score: np.ndarray) -> float:
     baccs = np.array([balanced_accuracy(label, score >= c) for c in candidates])
     best = np.flatnonzero(baccs >= baccs.max() - 1e-12)
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+def roc_chart(roc: pl.DataFrame, color: str = "strategy", title: str = "ROC on held-out participants"):
+    """Altair ROC curves, one per value of `color`, over the chance diagonal.
+    `roc` has columns fpr, tpr and `color` (e.g. stacked `LevelMetrics.roc` frames)."""
+    import altair as alt
+
+    diagonal = alt.Chart(pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]})).mark_line(
+        strokeDash=[4, 4], color="gray"
+    ).encode(x="fpr:Q", y="tpr:Q")
+    roc = roc.with_columns(pl.int_range(pl.len()).over(color).alias("point"))  # keep curve order
+    curves = alt.Chart(roc, title=title).mark_line().encode(
+        x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("tpr:Q", title="true positive rate", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color(f"{color}:N"),
+        order="point:Q",
+        tooltip=[color, alt.Tooltip("fpr:Q", format=".2f"), alt.Tooltip("tpr:Q", format=".2f")],
+    )
+    return (diagonal + curves).properties(width=320, height=320)

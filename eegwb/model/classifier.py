@@ -7,9 +7,12 @@ Three strategies, one architecture, so their results differ only by what they te
     scratch  the same EEGModel from random init, trained like `full`: the control that
              says whether pretraining helped at all
 
-The head sees `EEGModel.pooled_embedding` (the mean of `encode` over real windows), so it
-works for any channel set: each sequence carries its electrode position, and a backbone
-pretrained on a 19- or 64-channel cap scores a 4-channel Muse recording unchanged.
+The head sees the sequence's embeddings pooled over its real windows: the mean
+(`EEGModel.pooled_embedding`, the original's choice) or the mean and standard deviation
+("mean_std"). Tokens are LayerNorm-ed projections of the samples, so a window's power
+barely moves their mean; how much they vary across windows carries it. Pooling works for
+any channel set: each sequence carries its electrode position, and a backbone pretrained
+on a 19- or 64-channel cap scores a 4-channel Muse recording unchanged.
 
 Shapes: b batch, l windows, t samples per window, d model width.
 """
@@ -25,18 +28,24 @@ from eegwb.model.config import ModelConfig
 from eegwb.model.eeg_model import EEGModel
 
 STRATEGIES = ("frozen", "full", "scratch")
+POOLINGS = ("mean", "mean_std")
 
 
 class EEGClassifier(nn.Module):
-    def __init__(self, model: EEGModel, strategy: str, dropout: float = 0.1):
+    def __init__(self, model: EEGModel, strategy: str, dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy {strategy!r} is not one of {STRATEGIES}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling {pooling!r} is not one of {POOLINGS}")
         self.model = model
         self.strategy = strategy
-        d = model.cfg.d_model
-        # LayerNorm first: pooled embeddings of a frozen backbone have arbitrary scale.
-        self.head = nn.Sequential(nn.LayerNorm(d), nn.Dropout(dropout), nn.Linear(d, 1))
+        self.pooling = pooling
+        d = model.cfg.d_model * (2 if pooling == "mean_std" else 1)
+        # Standardise each feature with batch statistics (running ones at eval), as a
+        # StandardScaler before logistic regression; a LayerNorm would instead divide out each
+        # sequence's overall scale, which is where the pooled standard deviations carry power.
+        self.head = nn.Sequential(nn.BatchNorm1d(d, affine=False), nn.Dropout(dropout), nn.Linear(d, 1))
         if strategy == "frozen":
             model.requires_grad_(False)
         else:
@@ -54,11 +63,16 @@ class EEGClassifier(nn.Module):
         return self
 
     def embed(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-        """x (b, l, t), coords (b, 3), pad_mask (b, l) -> pooled embedding (b, d)."""
-        if self.frozen:
-            with torch.no_grad():
+        """x (b, l, t), coords (b, 3), pad_mask (b, l) -> pooled embedding (b, d) or (b, 2d)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            if self.pooling == "mean":
                 return self.model.pooled_embedding(x, coords, pad_mask)
-        return self.model.pooled_embedding(x, coords, pad_mask)
+            h = self.model.encode(x, coords, pad_mask)  # (b, l, d), zero at pads
+            real = (~pad_mask).unsqueeze(-1).to(h.dtype)  # (b, l, 1)
+            n = real.sum(1).clamp(min=1)  # (b, 1)
+            mean = (h * real).sum(1) / n  # (b, d)
+            var = (((h - mean.unsqueeze(1)) * real) ** 2).sum(1) / n
+            return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)  # (b, 2d)
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         """(b, d) pooled embeddings -> (b,) logits."""
@@ -89,6 +103,7 @@ def build_classifier(
     pretrained: Mapping[str, torch.Tensor] | None,
     *,
     dropout: float = 0.1,
+    pooling: str = "mean",
     seed: int = 0,
 ) -> EEGClassifier:
     """A classifier for `strategy`; `pretrained` (an EEGModel state_dict) is loaded strictly
@@ -98,7 +113,7 @@ def build_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = EEGModel(model_cfg)
-        clf = EEGClassifier(model, strategy, dropout)
+        clf = EEGClassifier(model, strategy, dropout, pooling)
     if strategy != "scratch":
         if pretrained is None:
             raise ValueError(f"strategy {strategy!r} needs a pretrained state_dict")

@@ -46,7 +46,7 @@ class LabelSource:
 
     name: str = "remission"  # the label column / metadata key
     path: str | None = None  # CSV/Parquet; None reads each recording's metadata labels
-    positive: str | None = None  # value counted as class 1; None accepts 0/1 or true/false only
+    positive: str | bool | int | None = None  # value counted as class 1; None: 0/1 or true/false only
     drop_missing: bool = False  # False: a recording without a label is an error
 
     def __post_init__(self) -> None:
@@ -99,11 +99,13 @@ def metadata_label_table(index: pl.DataFrame, name: str) -> pl.DataFrame:
     values = []
     for labels_json in index["labels"]:
         v = json.loads(labels_json).get(name)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # 1.0 and 1 are one class
         values.append(None if v is None else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
     return index.select("participant", "run").with_columns(pl.Series("value", values, pl.String))
 
 
-def binarise(values: pl.Series, positive: str | None, where: str) -> pl.Series:
+def binarise(values: pl.Series, positive: str | bool | int | None, where: str) -> pl.Series:
     """Label values -> 0/1. Without `positive`, only 0/1 and true/false-like values are
     accepted, so "MDD"/"HC" never gets a class assigned by alphabetical accident."""
     distinct = sorted(set(values.drop_nulls().to_list()))

@@ -1,0 +1,161 @@
+"""What a fine-tuning run leaves behind: the results table, checkpoints, the MLflow run.
+
+`FinetuneResult` holds every strategy's (and the baseline's) test metrics side by side;
+`save_finetuned` / `load_finetuned` write and read fine-tuned checkpoints (plain dicts,
+`torch.load(weights_only=True)`); `log_run` records params, metrics, the ROC chart, the
+results table and the splits in MLflow through `eegwb.train.tracking.Tracker`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from eegwb.diagnostics.metrics import LevelMetrics, roc_chart
+
+TABLE_SCHEMA = {
+    "strategy": pl.String, "level": pl.String, "auroc": pl.Float64, "auroc_low": pl.Float64,
+    "auroc_high": pl.Float64, "balanced_accuracy": pl.Float64, "balanced_accuracy_low": pl.Float64,
+    "balanced_accuracy_high": pl.Float64, "n_units": pl.Int64, "n_participants": pl.Int64,
+    "threshold": pl.Float64, "note": pl.String,
+}  # fmt: skip
+TAG_FINETUNED = "eegwb.finetuned_checkpoint"
+TAG_PRETRAINED = "eegwb.pretrained_checkpoint"
+TAG_LEAKY = "eegwb.leaky"
+
+
+@dataclass
+class FinetuneResult:
+    table: pl.DataFrame  # one row per (strategy, level): AUROC and balanced accuracy with CIs
+    metrics: dict[str, dict[str, LevelMetrics | str]]  # strategy -> level -> metrics or why not
+    predictions: dict[str, pl.DataFrame]  # strategy -> test predictions (all folds)
+    history: pl.DataFrame  # strategy, fold, epoch, train_loss, val_loss
+    thresholds: dict[str, float]
+    checkpoints: dict[str, list[Path]]
+    folds: list[dict[str, list[str]]]  # participants per split, per fold
+    leaky: bool
+    leakage_summary: str
+    pretraining_overlap: list[str]
+    pretrained: str  # checkpoint path, or "none (scratch only)"
+    level: str  # the headline level
+    run_id: str | None = None
+    elapsed_s: float = 0.0
+    config: dict = field(default_factory=dict)
+
+    def roc(self, level: str | None = None) -> pl.DataFrame:
+        """ROC points of every strategy at `level` (default: the headline level)."""
+        level = level or self.level
+        frames = [m[level].roc.with_columns(pl.lit(s).alias("strategy"))
+                  for s, m in self.metrics.items() if isinstance(m.get(level), LevelMetrics)]
+        if not frames:
+            return pl.DataFrame(schema={"fpr": pl.Float64, "tpr": pl.Float64, "threshold": pl.Float64,
+                                        "strategy": pl.String})
+        return pl.concat(frames)
+
+    def roc_chart(self, level: str | None = None):
+        level = level or self.level
+        return roc_chart(self.roc(level), title=f"ROC on held-out participants ({level} level)")
+
+    def headline(self) -> pl.DataFrame:
+        return self.table.filter(pl.col("level") == self.level)
+
+    def format(self, level: str | None = None) -> str:
+        """A plain-text results table (what `eegwb finetune` prints); level "all" for every level."""
+        rows = self.table if level == "all" else self.table.filter(pl.col("level") == (level or self.level))
+        head = f"{'strategy':<10} {'level':<11} {'AUROC [95% CI]':<23} {'bal. acc. [95% CI]':<23} participants"
+        lines = [head]
+        for r in rows.iter_rows(named=True):
+            if r["note"]:
+                lines.append(f"{r['strategy']:<10} {r['level']:<11} n/a: {r['note']}")
+                continue
+            auc = f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]"
+            bac = f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, {r['balanced_accuracy_high']:.3f}]"
+            lines.append(f"{r['strategy']:<10} {r['level']:<11} {auc:<23} {bac:<23} {r['n_participants']}")
+        return "\n".join(lines)
+
+
+def results_table(metrics: dict[str, dict[str, LevelMetrics | str]], thresholds: dict[str, float]) -> pl.DataFrame:
+    rows = []
+    for strategy, levels in metrics.items():
+        for level, m in levels.items():
+            row: dict[str, Any] = {k: None for k in TABLE_SCHEMA} | {"strategy": strategy, "level": level}
+            if isinstance(m, LevelMetrics):
+                s = m.summary()
+                row |= {k: s[k] for k in TABLE_SCHEMA if k in s} | {"threshold": thresholds[strategy], "note": ""}
+            else:
+                row["note"] = m
+            rows.append(row)
+    return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
+
+
+def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> Path:
+    """Atomically write a fine-tuned classifier: {"model" (classifier state_dict),
+    "config" (FinetuneConfig), "model_config", "strategy", "threshold", ...}."""
+    import torch
+
+    from eegwb.atomic import atomic_path
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        torch.save({"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}, tmp)
+    return path
+
+
+def load_finetuned(path: str | Path, map_location: str = "cpu"):
+    """(EEGClassifier, checkpoint dict) from a fine-tuned checkpoint (weights only)."""
+    from eegwb.config import from_dict
+    from eegwb.model.classifier import EEGClassifier
+    from eegwb.model.config import ModelConfig
+    from eegwb.model.eeg_model import EEGModel
+    from eegwb.train.checkpoints import CheckpointError, load_checkpoint
+
+    ckpt = load_checkpoint(path, map_location=map_location)
+    if ckpt.get("kind") != "finetuned":
+        raise CheckpointError(f"{path}: not a fine-tuned checkpoint (kind {ckpt.get('kind')!r})")
+    model = EEGModel(from_dict(ModelConfig, ckpt["model_config"]))
+    clf = EEGClassifier(model, ckpt["strategy"], pooling=ckpt.get("pooling", "mean"))
+    clf.load_state_dict(ckpt["model"])
+    return clf.eval(), ckpt
+
+
+def metric_dict(table: pl.DataFrame) -> dict[str, float]:
+    """{"frozen.recording.auroc": 0.91, ...}: finite numbers of the results table."""
+    out = {}
+    for r in table.filter(pl.col("note") == "").iter_rows(named=True):
+        for k in ("auroc", "auroc_low", "auroc_high", "balanced_accuracy", "balanced_accuracy_low",
+                  "balanced_accuracy_high", "threshold"):
+            if r[k] is not None and math.isfinite(r[k]):
+                out[f"{r['strategy']}.{r['level']}.{k}"] = float(r[k])
+    return out
+
+
+def log_run(result: FinetuneResult, cfg, stem: str) -> str | None:
+    """One MLflow run with everything needed to trust (or doubt) the numbers; never raises."""
+    from eegwb.config import dump_yaml, to_dict
+    from eegwb.train.tracking import Tracker
+
+    t = cfg.tracking
+    tags = {TAG_PRETRAINED: result.pretrained, TAG_LEAKY: str(result.leaky).lower(),
+            "eegwb.label": cfg.labels.name, "eegwb.dataset": cfg.data.root}
+    if result.checkpoints:
+        tags[TAG_FINETUNED] = str(next(iter(result.checkpoints.values()))[0])
+    with Tracker(t.uri, t.experiment, run_name=t.run_name or f"{stem}_finetuned", tags=tags,
+                 enabled=t.enabled) as tracker:
+        tracker.log_params(to_dict(cfg))
+        tracker.log_text(dump_yaml(cfg), "config.yaml")
+        tracker.log_metrics(metric_dict(result.table))
+        for row in result.history.iter_rows(named=True):
+            tracker.log_metrics({f"{row['strategy']}.{row['fold']}.train_loss": row["train_loss"],
+                                 f"{row['strategy']}.{row['fold']}.val_loss": row["val_loss"]}, step=row["epoch"])
+        tracker.log_text(result.table.write_csv(), "results.csv")
+        tracker.log_text(result.format("all"), "results.txt")
+        tracker.log_text(json.dumps({"folds": result.folds, "pretraining_overlap": result.pretraining_overlap},
+                                    indent=2), "splits.json")
+        tracker.log_text(result.leakage_summary, "leakage.txt")
+        if result.roc().height:
+            tracker.log_chart(result.roc_chart(), "roc.html")
+        return tracker.run_id
