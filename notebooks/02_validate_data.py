@@ -76,15 +76,31 @@ def _():
 
 @app.cell
 def _(arg, mo):
-    data_text = mo.ui.text(value=str(arg("data", "data/synthetic")), label="Dataset folder", full_width=True)
-    splits_text = mo.ui.text(
-        value=str(arg("splits", "")), label="Splits file (empty = default split by participant)", full_width=True
+    data_text = mo.ui.text(
+        value=str(arg("data", "data/synthetic")), label="Dataset folder", full_width=True
     )
-    test_fraction = mo.ui.slider(0.1, 0.5, step=0.05, value=float(arg("test-fraction", 0.2)),
-                                 label="Default split: val + test fraction")  # fmt: skip
-    seed = mo.ui.number(start=0, stop=10_000, value=int(arg("seed", 0)), label="Default split: seed")
-    threshold = mo.ui.number(start=0.9, stop=1.0, step=0.0005, value=float(arg("near-dup-threshold", 0.995)),
-                             label="Near-duplicate cosine")  # fmt: skip
+    splits_text = mo.ui.text(
+        value=str(arg("splits", "")),
+        label="Splits file (empty = default split by participant)",
+        full_width=True,
+    )
+    test_fraction = mo.ui.slider(
+        0.1,
+        0.5,
+        step=0.05,
+        value=float(arg("test-fraction", 0.2)),
+        label="Default split: val + test fraction",
+    )
+    seed = mo.ui.number(
+        start=0, stop=10_000, value=int(arg("seed", 0)), label="Default split: seed"
+    )
+    threshold = mo.ui.number(
+        start=0.9,
+        stop=1.0,
+        step=0.0005,
+        value=float(arg("near-dup-threshold", 0.995)),
+        label="Near-duplicate cosine",
+    )
     run_button = mo.ui.run_button(label="Validate")
     mo.vstack([data_text, splits_text, mo.hstack([test_fraction, seed, threshold, run_button])])
     return data_text, run_button, seed, splits_text, test_fraction, threshold
@@ -95,17 +111,25 @@ def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, test_fract
     _held = float(test_fraction.value)
     try:
         splits, source = resolve_splits(
-            data_text.value or None, splits_text.value or None, seed=int(seed.value),
+            data_text.value or None,
+            splits_text.value or None,
+            seed=int(seed.value),
             fractions=(1 - _held, _held / 2, _held / 2),
-        )  # fmt: skip
+        )
     except (DatasetError, FileNotFoundError) as _err:
         splits, source = None, str(_err)
-    mo.stop(splits is None, mo.callout(mo.md(f"**Cannot resolve the splits.** {source}"), kind="danger"))
+    mo.stop(
+        splits is None, mo.callout(mo.md(f"**Cannot resolve the splits.** {source}"), kind="danger")
+    )
     _sizes = [
-        {"split": _name, "root": str(_s.root), "participants": _s.resolved()["participant"].n_unique(),
-         "windows": _s.n_windows()}
+        {
+            "split": _name,
+            "root": str(_s.root),
+            "participants": _s.resolved()["participant"].n_unique(),
+            "windows": _s.n_windows(),
+        }
         for _name, _s in splits.items()
-    ]  # fmt: skip
+    ]
     mo.vstack([mo.md(f"Splits from {source}"), mo.ui.table(_sizes, selection=None)])
     return source, splits
 
@@ -114,7 +138,11 @@ def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, test_fract
 def _(LeakageConfig, autorun, mo, run_button, source, splits, threshold, validate):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Validate** to run every check."))
     with mo.status.spinner(title="Data quality and leakage audit"):
-        report = validate(splits, source=source, leakage_cfg=LeakageConfig(near_dup_threshold=float(threshold.value)))
+        report = validate(
+            splits,
+            source=source,
+            leakage_cfg=LeakageConfig(near_dup_threshold=float(threshold.value)),
+        )
     print(report.summary())
     return (report,)
 
@@ -129,12 +157,19 @@ def _(STATUS_COLORS, checks_frame, mo, report):
         for _c in report.checks
         if _c.status != "pass" and _c.examples
     }
-    mo.vstack([
-        mo.callout(mo.md(f"**Overall: {report.status.upper()}** — {_counts['pass']} passed, "
-                         f"{_counts['warn']} warnings, {_counts['fail']} failed"), kind=_kind),
-        mo.ui.table(_frame, selection=None, page_size=30),
-        mo.accordion(_details) if _details else None,
-    ])  # fmt: skip
+    mo.vstack(
+        [
+            mo.callout(
+                mo.md(
+                    f"**Overall: {report.status.upper()}** — {_counts['pass']} passed, "
+                    f"{_counts['warn']} warnings, {_counts['fail']} failed"
+                ),
+                kind=_kind,
+            ),
+            mo.ui.table(_frame, selection=None, page_size=30),
+            mo.accordion(_details) if _details else None,
+        ]
+    )
     return
 
 
@@ -142,24 +177,34 @@ def _(STATUS_COLORS, checks_frame, mo, report):
 def _(channel_chart, label_chart, mo, report, spectra_chart):
     _q = report.quality
     _labels = label_chart(_q.labels)
-    mo.vstack([
-        mo.md("### Label distribution per split"),
-        _labels if _labels is not None else mo.md("_No labels in this dataset._"),
-        mo.md("### Per-channel statistics"),
-        channel_chart(_q.channel_stats, "robust_std_uv"),
-        channel_chart(_q.channel_stats, "mean_uv"),
-        mo.md("### Spectra per split"),
-        spectra_chart(_q.spectra),
-    ])  # fmt: skip
+    mo.vstack(
+        [
+            mo.md("### Label distribution per split"),
+            _labels if _labels is not None else mo.md("_No labels in this dataset._"),
+            mo.md("### Per-channel statistics"),
+            channel_chart(_q.channel_stats, "robust_std_uv"),
+            channel_chart(_q.channel_stats, "mean_uv"),
+            mo.md("### Spectra per split"),
+            spectra_chart(_q.spectra),
+        ]
+    )
     return
 
 
 @app.cell
 def _(mo):
     topo_stat = mo.ui.dropdown(
-        ["robust_std_uv", "mean_uv", "line_ratio_50", "line_ratio_60", "outlier_fraction", "n_flat_windows"],
-        value="robust_std_uv", label="Per-channel number on the scalp",
-    )  # fmt: skip
+        [
+            "robust_std_uv",
+            "mean_uv",
+            "line_ratio_50",
+            "line_ratio_60",
+            "outlier_fraction",
+            "n_flat_windows",
+        ],
+        value="robust_std_uv",
+        label="Per-channel number on the scalp",
+    )
     topo_stat
     return (topo_stat,)
 

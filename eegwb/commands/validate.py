@@ -15,16 +15,30 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data_dir", nargs="?", help="dataset directory (replaces the splits file's default dataset)")
-    parser.add_argument("--splits", metavar="FILE", help="splits file (JSON, see docs/architecture.md)")
+    parser.add_argument(
+        "data_dir", nargs="?", help="dataset directory (replaces the splits file's default dataset)"
+    )
+    parser.add_argument(
+        "--splits", metavar="FILE", help="splits file (JSON, see docs/architecture.md)"
+    )
     parser.add_argument("--json", metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    parser.add_argument("--near-dup-threshold", type=float, default=0.995, help="cosine for level 5 (default 0.995)")
-    parser.add_argument("--near-duplicate-max", type=int, default=0, help="level-5 pairs tolerated (default 0)")
-    parser.add_argument("--ids-only", action="store_true", help="skip content levels 4-5 (no samples hashed)")
+    parser.add_argument(
+        "--near-dup-threshold", type=float, default=0.995, help="cosine for level 5 (default 0.995)"
+    )
+    parser.add_argument(
+        "--near-duplicate-max", type=int, default=0, help="level-5 pairs tolerated (default 0)"
+    )
+    parser.add_argument(
+        "--ids-only", action="store_true", help="skip content levels 4-5 (no samples hashed)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the default split")
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.8, 0.1, 0.1], help="default split sizes")
-    parser.add_argument("--stratify", metavar="LABEL", help="participant label to stratify the default split by")
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.8, 0.1, 0.1], help="default split sizes"
+    )
+    parser.add_argument(
+        "--stratify", metavar="LABEL", help="participant label to stratify the default split by"
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars")
 
 
@@ -41,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
             content=not args.ids_only,
         )
         splits, source = resolve_splits(
-            args.data_dir, args.splits, seed=args.seed, fractions=tuple(args.fractions), stratify=args.stratify
+            args.data_dir,
+            args.splits,
+            seed=args.seed,
+            fractions=tuple(args.fractions),
+            stratify=args.stratify,
         )
         if args.splits is None:
             print(f"no --splits given: auditing {source}")

@@ -50,6 +50,15 @@ class Check:
         return jsonable(asdict(self))
 
 
+def rows_check(name: str, bad, status: Status, what: str, cols: list[str], **numbers) -> Check:
+    """A check over the rows of a Polars frame that failed a test: pass when `bad` is empty,
+    else `status` with the count and the first five rows (columns `cols`) as examples."""
+    n = bad.height
+    summary = f"{n} {what}" if n else f"no {what}"
+    examples = bad.select(cols).head(5).to_dicts()
+    return Check(name, status if n else "pass", summary, {"count": n, **numbers}, examples)
+
+
 def worst(statuses: Iterable[Status]) -> Status:
     """The most severe status ('pass' for none)."""
     rank = {s: i for i, s in enumerate(STATUSES)}

@@ -20,19 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import scipy.stats
 
-from eegwb.data.layout import channel_array, channel_columns, recordings_index
+from eegwb.data.layout import channel_array, channel_columns
 from eegwb.data.splits import SplitData, read_rows
-from eegwb.diagnostics.checks import Check, Status
+from eegwb.diagnostics.checks import Check, Status, rows_check
 from eegwb.diagnostics.spectra import (
     BANDS_HZ,
     band_powers,
-    bh_adjust,
     consecutive_overlap,
     line_noise_ratio,
     welch_psd,
 )
+from eegwb.diagnostics.split_compare import band_shift, label_checks, labels_table
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,9 @@ class QualityReport:
 
 
 def _spaced(n: int, k: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n else np.zeros(0, int)
+    return (
+        np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int)) if n else np.zeros(0, int)
+    )
 
 
 def _channel_row(x: np.ndarray, cfg: QualityConfig, spaced: np.ndarray) -> dict[str, object]:
@@ -105,7 +106,9 @@ def _channel_row(x: np.ndarray, cfg: QualityConfig, spaced: np.ndarray) -> dict[
     }
 
 
-def _file_pass(root: Path, file: str, split_rows: dict[str, np.ndarray], cfg: QualityConfig, acc: dict) -> None:
+def _file_pass(
+    root: Path, file: str, split_rows: dict[str, np.ndarray], cfg: QualityConfig, acc: dict
+) -> None:
     """Read the rows of one file that any split uses; append to the accumulators in `acc`."""
     all_rows = np.unique(np.concatenate(list(split_rows.values())))
     meta, table = read_rows(root / file, all_rows)
@@ -116,50 +119,65 @@ def _file_pass(root: Path, file: str, split_rows: dict[str, np.ndarray], cfg: Qu
     split_pos = {s: np.searchsorted(all_rows, r)[_spaced(len(r), k)] for s, r in split_rows.items()}
     need = np.unique(np.concatenate([file_pos, *split_pos.values()]))
     # Consecutive pairs (adjacent rows, later start) for overlap detection.
-    pairs = np.asarray([i for i in file_pos if i + 1 < n and starts[i + 1] > starts[i]][: max(1, k // 4)], int)
+    pairs = np.asarray(
+        [i for i in file_pos if i + 1 < n and starts[i + 1] > starts[i]][: max(1, k // 4)], int
+    )
     x = np.stack([channel_array(table, ch) for ch in channels])  # (c, n, t)
     c_, t = x.shape[0], x.shape[2]
     freqs, psd = welch_psd(x[:, need].reshape(-1, t), meta.sfreq)  # one call per file
     psd = psd.reshape(c_, len(need), -1)  # (c, w, f)
     with np.errstate(divide="ignore", invalid="ignore"):
-        logbp = np.log10(band_powers(freqs, psd.reshape(-1, psd.shape[-1]))).reshape(c_, len(need), -1)
+        logbp = np.log10(band_powers(freqs, psd.reshape(-1, psd.shape[-1]))).reshape(
+            c_, len(need), -1
+        )
     at = np.searchsorted(need, file_pos)
     with warnings.catch_warnings():  # all-NaN channels (every window corrupt) give NaN, quietly
         warnings.simplefilter("ignore", RuntimeWarning)
         mean_psd = np.nanmean(psd[:, at], axis=1)  # (c, f)
-        split_bp = {sp: np.nanmedian(logbp[:, np.searchsorted(need, pos)], axis=1) for sp, pos in split_pos.items()}
+        split_bp = {
+            sp: np.nanmedian(logbp[:, np.searchsorted(need, pos)], axis=1)
+            for sp, pos in split_pos.items()
+        }
     for ci, ch in enumerate(channels):
         row = {"root": str(root), "file": file, "channel": ch} | _channel_row(x[ci], cfg, file_pos)
         for hz in (50, 60):
-            row[f"line_ratio_{hz}"] = float(line_noise_ratio(freqs, mean_psd[ci : ci + 1], float(hz))[0])
+            row[f"line_ratio_{hz}"] = float(
+                line_noise_ratio(freqs, mean_psd[ci : ci + 1], float(hz))[0]
+            )
         acc["channel_stats"].append(row)
         for sp, pos in split_pos.items():
-            acc["psd"].setdefault((sp, ch, float(meta.sfreq)), []).append((freqs, psd[ci, np.searchsorted(need, pos)]))
+            acc["psd"].setdefault((sp, ch, float(meta.sfreq)), []).append(
+                (freqs, psd[ci, np.searchsorted(need, pos)])
+            )
             for band, v in zip(BANDS_HZ, split_bp[sp][ci], strict=True):
-                acc["band_power"].append({"split": sp, "file": file, "channel": ch, "band": band, "log10_uv2": float(v)})
+                acc["band_power"].append(
+                    {"split": sp, "file": file, "channel": ch, "band": band, "log10_uv2": float(v)}
+                )
     # Shared samples between consecutive windows: four channels are plenty to see them.
     c = np.zeros(0)
     overlap_frac = np.zeros(0)
     if len(pairs):
-        c, overlap_frac = consecutive_overlap(x[:4, pairs].reshape(-1, t), x[:4, pairs + 1].reshape(-1, t))
+        c, overlap_frac = consecutive_overlap(
+            x[:4, pairs].reshape(-1, t), x[:4, pairs + 1].reshape(-1, t)
+        )
     diffs = np.diff(np.sort(starts))
     hit = c >= cfg.overlap_corr
-    acc["files"].append({
-        "root": str(root), "file": file, "sfreq": float(meta.sfreq), "window_samples": meta.window_samples,
-        "declared_hop": int(np.median(diffs)) if len(diffs) else None,
-        "declared_overlap": bool(len(diffs) and np.median(diffs) < meta.window_samples),
-        "content_overlap": bool(len(c) and hit.mean() > 0.5),
-        "overlap_fraction": float(np.median(np.asarray(overlap_frac)[hit])) if hit.any() else 0.0,
-        "montage": meta.montage, "positions": json.dumps(meta.channel_positions),
-    })  # fmt: skip
-
-
-def _check(name: str, bad: pl.DataFrame, status: Status, what: str, cols: list[str], **numbers) -> Check:
-    """A check over rows that failed a test: pass when `bad` is empty."""
-    n = bad.height
-    summary = f"{n} {what}" if n else f"no {what}"
-    examples = bad.select(cols).head(5).to_dicts()
-    return Check(name, status if n else "pass", summary, {"count": n, **numbers}, examples)
+    acc["files"].append(
+        {
+            "root": str(root),
+            "file": file,
+            "sfreq": float(meta.sfreq),
+            "window_samples": meta.window_samples,
+            "declared_hop": int(np.median(diffs)) if len(diffs) else None,
+            "declared_overlap": bool(len(diffs) and np.median(diffs) < meta.window_samples),
+            "content_overlap": bool(len(c) and hit.mean() > 0.5),
+            "overlap_fraction": float(np.median(np.asarray(overlap_frac)[hit]))
+            if hit.any()
+            else 0.0,
+            "montage": meta.montage,
+            "positions": json.dumps(meta.channel_positions),
+        }
+    )
 
 
 def channel_checks(stats: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
@@ -168,111 +186,82 @@ def channel_checks(stats: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
     nonfinite = stats.filter((pl.col("n_nan") + pl.col("n_inf")) > 0)
     flat = stats.filter(pl.col("n_flat_windows") > 0)
     outliers = stats.filter(pl.col("outlier_fraction") > cfg.outlier_max_fraction)
-    line = stats.with_columns(pl.max_horizontal("line_ratio_50", "line_ratio_60").alias("line_ratio"))
-    noisy = line.filter(pl.col("line_ratio") > cfg.line_noise_max_ratio).sort("line_ratio", descending=True)
+    line = stats.with_columns(
+        pl.max_horizontal("line_ratio_50", "line_ratio_60").alias("line_ratio")
+    )
+    noisy = line.filter(pl.col("line_ratio") > cfg.line_noise_max_ratio).sort(
+        "line_ratio", descending=True
+    )
     checks = [
-        _check("quality/non_finite", nonfinite, cfg.nonfinite_status, "file-channels with NaN/Inf samples",
-               [*ids, "n_nan", "n_inf", "first_bad_row"],
-               n_nan=int(stats["n_nan"].sum()), n_inf=int(stats["n_inf"].sum())),
-        _check("quality/flat", flat, cfg.flat_status, f"file-channels with flat windows (std < {cfg.flat_std_uv} µV)",
-               [*ids, "n_flat_windows", "first_flat_row"], n_flat_windows=int(stats["n_flat_windows"].sum())),
-        _check("quality/outliers", outliers, "warn",
-               f"file-channels with > {cfg.outlier_max_fraction:.0e} of samples beyond robust z {cfg.outlier_z}",
-               [*ids, "outlier_fraction"], max_fraction=outliers["outlier_fraction"].max() if outliers.height else 0.0),
-        _check("quality/line_noise", noisy, "warn",
-               f"file-channels with a 50/60 Hz line > {cfg.line_noise_max_ratio}x the neighbouring spectrum",
-               [*ids, "line_ratio_50", "line_ratio_60"],
-               max_ratio=line["line_ratio"].max(), median_ratio=line["line_ratio"].median()),
-    ]  # fmt: skip
-    checks.append(_normalisation_check(stats))
+        rows_check(
+            "quality/non_finite",
+            nonfinite,
+            cfg.nonfinite_status,
+            "file-channels with NaN/Inf samples",
+            [*ids, "n_nan", "n_inf", "first_bad_row"],
+            n_nan=int(stats["n_nan"].sum()),
+            n_inf=int(stats["n_inf"].sum()),
+        ),
+        rows_check(
+            "quality/flat",
+            flat,
+            cfg.flat_status,
+            f"file-channels with flat windows (std < {cfg.flat_std_uv} µV)",
+            [*ids, "n_flat_windows", "first_flat_row"],
+            n_flat_windows=int(stats["n_flat_windows"].sum()),
+        ),
+        rows_check(
+            "quality/outliers",
+            outliers,
+            "warn",
+            f"file-channels with > {cfg.outlier_max_fraction:.0e} of samples beyond robust z {cfg.outlier_z}",
+            [*ids, "outlier_fraction"],
+            max_fraction=outliers["outlier_fraction"].max() if outliers.height else 0.0,
+        ),
+        rows_check(
+            "quality/line_noise",
+            noisy,
+            "warn",
+            f"file-channels with a 50/60 Hz line > {cfg.line_noise_max_ratio}x the neighbouring spectrum",
+            [*ids, "line_ratio_50", "line_ratio_60"],
+            max_ratio=line["line_ratio"].max(),
+            median_ratio=line["line_ratio"].median(),
+        ),
+    ]
+    checks.append(_normalisationrows_check(stats))
     return checks
 
 
-def _normalisation_check(stats: pl.DataFrame) -> Check:
+def _normalisationrows_check(stats: pl.DataFrame) -> Check:
     """Overall scale: samples should look like µV EEG, channels of comparable scale."""
-    per_ch = stats.group_by("channel").agg(pl.col("robust_std_uv").median(), pl.col("mean_uv").median())
+    per_ch = stats.group_by("channel").agg(
+        pl.col("robust_std_uv").median(), pl.col("mean_uv").median()
+    )
     live = per_ch.filter(pl.col("robust_std_uv") > 0)
     typical = float(live["robust_std_uv"].median()) if live.height else float("nan")
-    spread = float(live["robust_std_uv"].max() / live["robust_std_uv"].min()) if live.height else float("nan")
+    spread = (
+        float(live["robust_std_uv"].max() / live["robust_std_uv"].min())
+        if live.height
+        else float("nan")
+    )
     numbers = {
-        "median_robust_std_uv": typical, "channel_std_spread": spread,
+        "median_robust_std_uv": typical,
+        "channel_std_spread": spread,
         "median_mean_uv": float(per_ch["mean_uv"].median()) if per_ch.height else float("nan"),
-    }  # fmt: skip
+    }
     problems = []
     if not 0.1 <= typical <= 1000:
         problems.append(f"typical robust std {typical:.3g} µV is not EEG-like in µV (0.1-1000)")
     if spread > 100:
         problems.append(f"channel scales differ {spread:.0f}x")
-    summary = "; ".join(problems) or f"typical robust std {typical:.3g} µV, channel scales within {spread:.1f}x"
+    summary = (
+        "; ".join(problems)
+        or f"typical robust std {typical:.3g} µV, channel scales within {spread:.1f}x"
+    )
     examples = per_ch.sort("robust_std_uv").head(5).to_dicts() if problems else []
-    return Check("quality/normalisation", "warn" if problems else "pass", summary, numbers, examples)
-
-
-def _is_categorical(values: list[object], max_classes: int = 5) -> bool:
-    """Strings and booleans are classes; so are integers with few distinct values (0/1,
-    a 1-5 rating); other numbers (age, a score) are continuous."""
-    if any(isinstance(v, (str, bool)) or v is None for v in values):
-        return True
-    return len(set(values)) <= max_classes and all(float(v).is_integer() for v in values)  # type: ignore[arg-type]
-
-
-def label_checks(labels: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
-    """Per label: chi-square (categorical) or KS (continuous, Bonferroni over split pairs)
-    across splits, one recording per count."""
-    checks = []
-    for name in sorted(set(labels["label"].to_list())):
-        sub = labels.filter(pl.col("label") == name)
-        values = [json.loads(v) for v in sub["value"].to_list()]
-        splits = sorted(set(sub["split"].to_list()))
-        if _is_categorical(values):
-            cats = sorted({json.dumps(v) for v in values})
-            table = np.array([[sum(1 for s2, v in zip(sub["split"], sub["value"], strict=True) if s2 == s and json.dumps(json.loads(v)) == c)
-                               for c in cats] for s in splits])  # fmt: skip
-            missing = [(s, c) for i, s in enumerate(splits) for j, c in enumerate(cats) if table[i, j] == 0]
-            p = float(scipy.stats.chi2_contingency(table)[1]) if table.shape[0] > 1 and table.shape[1] > 1 else 1.0
-            test, numbers = "chi-square", {"counts": {s: dict(zip(cats, map(int, table[i]), strict=True)) for i, s in enumerate(splits)}}
-        else:
-            x = {s: np.asarray([v for s2, v in zip(sub["split"], values, strict=True) if s2 == s], float) for s in splits}
-            pairs = [(a, b) for i, a in enumerate(splits) for b in splits[i + 1:]]
-            ps = [scipy.stats.ks_2samp(x[a], x[b]).pvalue for a, b in pairs if len(x[a]) and len(x[b])]
-            p = float(min(1.0, min(ps) * len(ps))) if ps else 1.0
-            missing = [(s, "any") for s in splits if not len(x[s])]
-            test, numbers = "KS (Bonferroni)", {"mean": {s: float(x[s].mean()) if len(x[s]) else None for s in splits}}
-        bad = p < cfg.alpha or bool(missing)
-        summary = f"{test} p = {p:.3g} across {len(splits)} splits"
-        if missing:
-            summary += f"; split {missing[0][0]!r} has no {name}={missing[0][1]}"
-        checks.append(Check(f"quality/label/{name}", "warn" if bad else "pass", summary,
-                            {"p_value": p, "test": test, **numbers}))  # fmt: skip
-    return checks
-
-
-def band_shift(band_power: pl.DataFrame, cfg: QualityConfig) -> tuple[pl.DataFrame, Check]:
-    """KS test per (split pair, channel, band) on per-recording median log band power, BH-corrected."""
-    rows = []
-    splits = sorted(set(band_power["split"].to_list()))
-    bp = band_power.filter(pl.col("log10_uv2").is_finite())
-    for i, a in enumerate(splits):
-        for b in splits[i + 1 :]:
-            for (ch, band), g in bp.filter(pl.col("split").is_in([a, b])).group_by("channel", "band"):
-                xa = g.filter(pl.col("split") == a)["log10_uv2"].to_numpy()
-                xb = g.filter(pl.col("split") == b)["log10_uv2"].to_numpy()
-                if len(xa) >= 3 and len(xb) >= 3:
-                    res = scipy.stats.ks_2samp(xa, xb)
-                    rows.append({"split_a": a, "split_b": b, "channel": ch, "band": band,
-                                 "ks": float(res.statistic), "p": float(res.pvalue)})  # fmt: skip
-    schema = {"split_a": pl.String, "split_b": pl.String, "channel": pl.String, "band": pl.String,
-              "ks": pl.Float64, "p": pl.Float64}  # fmt: skip
-    df = pl.DataFrame(rows, schema=schema)
-    df = df.with_columns(pl.Series("q", bh_adjust(df["p"].to_numpy()), pl.Float64)).sort("q")
-    shifted = df.filter(pl.col("q") < cfg.alpha)
-    check = _check("quality/band_shift", shifted, "warn",
-                   f"(split pair, channel, band) band-power shifts with BH q < {cfg.alpha}",
-                   ["split_a", "split_b", "channel", "band", "ks", "q"],
-                   n_tests=df.height, min_q=df["q"].min() if df.height else None)  # fmt: skip
-    if not df.height:
-        check.summary = "too few recordings per split (< 3) to test band-power shifts"
-    return df, check
+    return Check(
+        "quality/normalisation", "warn" if problems else "pass", summary, numbers, examples
+    )
 
 
 def file_checks(files: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
@@ -281,16 +270,26 @@ def file_checks(files: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
     undeclared = files.filter(pl.col("content_overlap") & ~pl.col("declared_overlap"))
     declared = files.filter(pl.col("content_overlap") & pl.col("declared_overlap"))
     if undeclared.height:
-        overlap = _check("quality/window_overlap", undeclared, "fail",
-                         "files whose consecutive windows share samples although window_start says they do not", cols)
+        overlap = rows_check(
+            "quality/window_overlap",
+            undeclared,
+            "fail",
+            "files whose consecutive windows share samples although window_start says they do not",
+            cols,
+        )
     else:
-        overlap = _check("quality/window_overlap", declared, "warn",
-                         "files with overlapping windows (hop < window): split them by recording, never within", cols)
-    overlap.numbers["declared_overlap_files"] = int(files["declared_overlap"].sum())  # fmt: skip
-    return [overlap, montage_check(files)]
+        overlap = rows_check(
+            "quality/window_overlap",
+            declared,
+            "warn",
+            "files with overlapping windows (hop < window): split them by recording, never within",
+            cols,
+        )
+    overlap.numbers["declared_overlap_files"] = int(files["declared_overlap"].sum())
+    return [overlap, montagerows_check(files)]
 
 
-def montage_check(files: pl.DataFrame) -> Check:
+def montagerows_check(files: pl.DataFrame) -> Check:
     """Electrode positions: on the unit sphere, distinct, known to the named montage, and
     the same channel set in every file."""
     from eegwb.data.montage import MontageError, electrode_positions
@@ -302,37 +301,49 @@ def montage_check(files: pl.DataFrame) -> Check:
         channel_sets.add(tuple(sorted(pos)))
         xyz = np.asarray(list(pos.values()), float).reshape(-1, 3)
         norms = np.linalg.norm(xyz, axis=1)
-        off = [ch for ch, r in zip(pos, norms, strict=True) if not np.isfinite(r) or abs(r - 1) > 0.05]
+        off = [
+            ch for ch, r in zip(pos, norms, strict=True) if not np.isfinite(r) or abs(r - 1) > 0.05
+        ]
         if off:
-            problems.append({"file": file, "problem": "positions off the unit sphere", "channels": off[:5]})
+            problems.append(
+                {"file": file, "problem": "positions off the unit sphere", "channels": off[:5]}
+            )
         d = np.linalg.norm(xyz[:, None] - xyz[None], axis=2) + np.eye(len(xyz)) * 9
         if (d < 1e-3).any():
             i, j = np.argwhere(d < 1e-3)[0]
-            problems.append({"file": file, "problem": "two channels share a position", "channels": [list(pos)[i], list(pos)[j]]})
+            problems.append(
+                {
+                    "file": file,
+                    "problem": "two channels share a position",
+                    "channels": [list(pos)[i], list(pos)[j]],
+                }
+            )
         if montage != "custom":
             try:
                 electrode_positions(list(pos))
             except MontageError as err:
-                problems.append({"file": file, "problem": f"no standard position (montage {montage})", "channels": err.unknown[:5]})
+                problems.append(
+                    {
+                        "file": file,
+                        "problem": f"no standard position (montage {montage})",
+                        "channels": err.unknown[:5],
+                    }
+                )
     if len(channel_sets) > 1:
-        problems.append({"file": "*", "problem": f"{len(channel_sets)} different channel sets across files", "channels": []})
+        problems.append(
+            {
+                "file": "*",
+                "problem": f"{len(channel_sets)} different channel sets across files",
+                "channels": [],
+            }
+        )
     n = len(problems)
-    summary = f"{n} montage problems" if n else f"every channel has a distinct unit-sphere position ({len(files)} files)"
+    summary = (
+        f"{n} montage problems"
+        if n
+        else f"every channel has a distinct unit-sphere position ({len(files)} files)"
+    )
     return Check("quality/montage", "warn" if n else "pass", summary, {"count": n}, problems[:5])
-
-
-def _labels_table(splits: Mapping[str, SplitData], only: list[str] | None) -> pl.DataFrame:
-    rows = []
-    for name, split in splits.items():
-        index = recordings_index(split.root).select("file", "participant", "labels")
-        files = set(split.resolved()["file"].to_list())
-        for file, participant, labels in index.filter(pl.col("file").is_in(files)).iter_rows():
-            for key, value in json.loads(labels).items():
-                if only is None or key in only:
-                    rows.append({"split": name, "file": file, "participant": participant, "label": key,
-                                 "value": json.dumps(value)})  # fmt: skip
-    schema = {"split": pl.String, "file": pl.String, "participant": pl.String, "label": pl.String, "value": pl.String}
-    return pl.DataFrame(rows, schema=schema)
 
 
 def _spectra_table(psd_acc: dict) -> pl.DataFrame:
@@ -340,8 +351,14 @@ def _spectra_table(psd_acc: dict) -> pl.DataFrame:
     for (split, ch, _sfreq), parts in psd_acc.items():
         freqs = parts[0][0]
         stacked = np.concatenate([p for _, p in parts if len(p)], axis=0)
-        mean = np.nanmean(stacked, axis=0) if np.isfinite(stacked).any() else np.full(len(freqs), np.nan)
-        frames.append(pl.DataFrame({"split": split, "channel": ch, "freq_hz": freqs, "psd_uv2_per_hz": mean}))
+        mean = (
+            np.nanmean(stacked, axis=0)
+            if np.isfinite(stacked).any()
+            else np.full(len(freqs), np.nan)
+        )
+        frames.append(
+            pl.DataFrame({"split": split, "channel": ch, "freq_hz": freqs, "psd_uv2_per_hz": mean})
+        )
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -356,17 +373,33 @@ def run_quality(
     for name, split in splits.items():
         sel = split.resolved()
         for file, start, end in sel.select("file", "row_start", "row_end").iter_rows():
-            by_file.setdefault((split.root, file), {}).setdefault(name, []).append(np.arange(start, end))
+            by_file.setdefault((split.root, file), {}).setdefault(name, []).append(
+                np.arange(start, end)
+            )
     acc: dict = {"channel_stats": [], "files": [], "psd": {}, "band_power": []}
-    for (root, file), parts in tqdm(sorted(by_file.items()), desc="quality", unit="file", disable=not progress):
-        _file_pass(root, file, {s: np.unique(np.concatenate(r)) for s, r in parts.items()}, cfg, acc)
+    for (root, file), parts in tqdm(
+        sorted(by_file.items()), desc="quality", unit="file", disable=not progress
+    ):
+        _file_pass(
+            root, file, {s: np.unique(np.concatenate(r)) for s, r in parts.items()}, cfg, acc
+        )
     stats = pl.DataFrame(acc["channel_stats"], infer_schema_length=None)
     files = pl.DataFrame(acc["files"], infer_schema_length=None)
-    band_power = pl.DataFrame(acc["band_power"], schema={"split": pl.String, "file": pl.String, "channel": pl.String,
-                                                         "band": pl.String, "log10_uv2": pl.Float64})  # fmt: skip
-    labels = _labels_table(splits, cfg.labels)
-    shift_df, shift_check = band_shift(band_power, cfg)
-    checks = channel_checks(stats, cfg) + file_checks(files, cfg) + label_checks(labels, cfg)
+    band_power = pl.DataFrame(
+        acc["band_power"],
+        schema={
+            "split": pl.String,
+            "file": pl.String,
+            "channel": pl.String,
+            "band": pl.String,
+            "log10_uv2": pl.Float64,
+        },
+    )
+    labels = labels_table(splits, cfg.labels)
+    shift_df, shift_check = band_shift(band_power, cfg.alpha)
+    checks = channel_checks(stats, cfg) + file_checks(files, cfg) + label_checks(labels, cfg.alpha)
     if len(splits) > 1:
         checks.append(shift_check)
-    return QualityReport(checks, stats, _spectra_table(acc["psd"]), band_power, shift_df, labels, files)
+    return QualityReport(
+        checks, stats, _spectra_table(acc["psd"]), band_power, shift_df, labels, files
+    )

@@ -26,13 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-import pyarrow.parquet as pq
-
-from eegwb.data.layout import channel_array, channel_columns, recordings_index
+from eegwb.data.layout import channel_array, channel_columns
 from eegwb.data.splits import SplitData
 from eegwb.diagnostics.checks import Check, format_checks
+from eegwb.diagnostics.leakage_ids import finding, id_checks, recordings, time_checks
 from eegwb.diagnostics.near_duplicates import (
     ContentConfig,
     ContentIndex,
@@ -45,7 +42,14 @@ from eegwb.diagnostics.near_duplicates import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuditResult", "LeakageConfig", "LeakageError", "SplitData", "audit_leakage", "leakage_gate"]
+__all__ = [
+    "AuditResult",
+    "LeakageConfig",
+    "LeakageError",
+    "SplitData",
+    "audit_leakage",
+    "leakage_gate",
+]
 
 
 class LeakageError(RuntimeError):
@@ -70,7 +74,9 @@ class LeakageConfig:
 
     def content_config(self) -> ContentConfig:
         return ContentConfig(
-            threshold=self.near_dup_threshold, prefilter_dims=self.prefilter_dims, block_size=self.block_size
+            threshold=self.near_dup_threshold,
+            prefilter_dims=self.prefilter_dims,
+            block_size=self.block_size,
         )
 
 
@@ -112,138 +118,12 @@ def _coerce(splits: Mapping[str, object]) -> dict[str, SplitData]:
         elif isinstance(value, (tuple, list)) and len(value) == 2:
             out[name] = SplitData(Path(value[0]), value[1])
         else:
-            raise TypeError(f"split {name!r}: expected SplitData(root, selection), got {type(value).__name__}")
+            raise TypeError(
+                f"split {name!r}: expected SplitData(root, selection), got {type(value).__name__}"
+            )
     if len(out) < 2:
         raise ValueError(f"the leakage audit needs at least two splits, got {sorted(out)}")
     return out
-
-
-def _recordings(splits: dict[str, SplitData]) -> dict[str, pl.DataFrame]:
-    """Per split: one row per selected file with ids, source hash, timing and row spans."""
-    indexes: dict[Path, pl.DataFrame] = {}
-    out = {}
-    for name, split in splits.items():
-        root = split.root.resolve()
-        if root not in indexes:
-            indexes[root] = recordings_index(root)
-        spans = split.resolved().group_by("file", maintain_order=True).agg("row_start", "row_end")
-        meta = indexes[root].select("file", "source_hash", "sfreq", "window_samples")
-        rec = spans.join(meta, on="file", how="left")
-        missing = rec.filter(pl.col("sfreq").is_null())["file"].to_list()
-        if missing:
-            raise FileNotFoundError(f"{root}: split {name!r} selects files that do not exist: {missing[:5]}")
-        ids = split.resolved().unique("file").select("file", "participant", "run")
-        out[name] = rec.join(ids, on="file").with_columns(pl.lit(str(root)).alias("root"))
-    return out
-
-
-def _ids(rec: pl.DataFrame, cross: bool, cols: list[str]) -> dict[tuple, list[str]]:
-    out: dict[tuple, list[str]] = {}
-    for row in rec.iter_rows(named=True):
-        key = tuple(row[c] for c in cols) if cross else (row["root"], *(row[c] for c in cols))
-        out.setdefault(key, []).append(row["file"])
-    return out
-
-
-def _id_checks(recs: dict[str, pl.DataFrame], cfg: LeakageConfig) -> list[Check]:
-    """Levels 1-2 from metadata only."""
-    checks = []
-    for level, name, cols in ((1, "participant", ["participant"]), (2, "run", ["participant", "run"])):
-        count, examples = 0, []
-        for a, b in itertools.combinations(recs, 2):
-            ia, ib = _ids(recs[a], cfg.cross_dataset_ids, cols), _ids(recs[b], cfg.cross_dataset_ids, cols)
-            shared = sorted(set(ia) & set(ib))
-            count += len(shared)
-            for key in shared[: max(0, cfg.max_examples - len(examples))]:
-                examples.append({"splits": f"{a}|{b}", name: "/".join(key[-len(cols):]),
-                                 f"{a}_file": ia[key][0], f"{b}_file": ib[key][0]})  # fmt: skip
-        what = "participants" if level == 1 else "(participant, run) pairs"
-        checks.append(_finding(f"leakage/{name}", level, count, f"{what} in two splits", examples))
-    count, examples = 0, []
-    for a, b in itertools.combinations(recs, 2):
-        ra, rb = recs[a], recs[b]
-        joined = ra.filter(pl.col("source_hash") != "").join(
-            rb.filter(pl.col("source_hash") != ""), on="source_hash", suffix="_b"
-        )
-        same_ids = (pl.col("participant") == pl.col("participant_b")) & (pl.col("run") == pl.col("run_b"))
-        if not cfg.cross_dataset_ids:
-            same_ids = same_ids & (pl.col("root") == pl.col("root_b"))
-        other = joined.filter(~same_ids)
-        count += other.height
-        for row in other.head(max(0, cfg.max_examples - len(examples))).iter_rows(named=True):
-            examples.append({"splits": f"{a}|{b}", f"{a}_file": row["file"], f"{b}_file": row["file_b"],
-                             "source_hash": row["source_hash"]})  # fmt: skip
-    checks.append(_finding("leakage/source_recording", 2, count, "recordings from one source file under other ids", examples))
-    return checks
-
-
-def _window_times(root: str, file: str, starts: list[int], ends: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, window_start) of the selected spans of one file, sorted by window_start."""
-    rows = np.concatenate([np.arange(i, j) for i, j in zip(starts, ends, strict=True)])
-    ws = pq.read_table(Path(root) / file, columns=["window_start"]).column(0).to_numpy()
-    order = np.argsort(ws[rows], kind="stable")
-    return rows[order], ws[rows][order].astype(np.int64)
-
-
-def _matching_recordings(ra_rows: list[dict], rb_rows: list[dict], cross: bool) -> list[tuple[dict, dict]]:
-    """Pairs of selected files that are one recording: same file, same source hash, or
-    (with cross-dataset ids) the same participant and run."""
-    by_key: dict[tuple, list[int]] = {}
-    for j, rb in enumerate(rb_rows):
-        keys = [("file", rb["root"], rb["file"])]
-        if rb["source_hash"]:
-            keys.append(("hash", rb["source_hash"]))
-        if cross:
-            keys.append(("ids", rb["participant"], rb["run"]))
-        for key in keys:
-            by_key.setdefault(key, []).append(j)
-    pairs = []
-    for ra in ra_rows:
-        keys = [("file", ra["root"], ra["file"]), ("hash", ra["source_hash"]) if ra["source_hash"] else None]
-        keys.append(("ids", ra["participant"], ra["run"]) if cross else None)
-        found = sorted({j for key in keys if key is not None for j in by_key.get(key, [])})
-        pairs += [(ra, rb_rows[j]) for j in found]
-    return pairs
-
-
-def _span_matches(ta: np.ndarray, la: float, tb: np.ndarray, lb: float, eps: float) -> tuple[np.ndarray, ...]:
-    """For each window of a (start ta, length la, seconds; tb sorted): how many windows of b
-    have the same span, how many others intersect it, and where b's intersecting run starts."""
-    hi = np.searchsorted(tb, ta + la - eps, "left")  # b starts before a ends
-    lo = np.searchsorted(tb, ta - lb + eps, "right")  # b ends after a starts
-    eq_lo, eq_hi = np.searchsorted(tb, ta - eps, "left"), np.searchsorted(tb, ta + eps, "right")
-    n_same = (eq_hi - eq_lo) if abs(la - lb) < eps else np.zeros_like(hi)
-    return n_same, np.maximum(hi - lo, 0) - n_same, lo, eq_lo
-
-
-def _time_checks(recs: dict[str, pl.DataFrame], cfg: LeakageConfig) -> list[Check]:
-    """Level 3: identical window spans and intersecting spans of one recording, in seconds."""
-    acc = {"same": [0, []], "overlap": [0, []]}
-    for a, b in itertools.combinations(recs, 2):
-        pairs = _matching_recordings(list(recs[a].iter_rows(named=True)), list(recs[b].iter_rows(named=True)),
-                                     cfg.cross_dataset_ids)  # fmt: skip
-        for ra, rb in pairs:
-            rows_a, sa = _window_times(ra["root"], ra["file"], ra["row_start"], ra["row_end"])
-            rows_b, sb = _window_times(rb["root"], rb["file"], rb["row_start"], rb["row_end"])
-            ta, tb = sa / ra["sfreq"], sb / rb["sfreq"]  # seconds
-            la, lb = ra["window_samples"] / ra["sfreq"], rb["window_samples"] / rb["sfreq"]
-            eps = 0.25 / max(ra["sfreq"], rb["sfreq"])  # a quarter sample of float slack
-            n_same, n_over, lo, eq_lo = _span_matches(ta, la, tb, lb, eps)
-            for kind, counts in (("same", n_same), ("overlap", n_over)):
-                acc[kind][0] += int(counts.sum())
-                examples = acc[kind][1]
-                for i in np.flatnonzero(counts)[: max(0, cfg.max_examples - len(examples))]:
-                    j = eq_lo[i] if kind == "same" else lo[i] + int(abs(tb[lo[i]] - ta[i]) < eps and n_same[i] > 0)
-                    examples.append({
-                        "splits": f"{a}|{b}", f"{a}_file": ra["file"], f"{a}_row": int(rows_a[i]),
-                        f"{a}_start_s": round(float(ta[i]), 4), f"{b}_file": rb["file"],
-                        f"{b}_row": int(rows_b[j]), f"{b}_start_s": round(float(tb[j]), 4),
-                    })  # fmt: skip
-    return [
-        _finding("leakage/window", 3, acc["same"][0], "windows of one recording in two splits", acc["same"][1]),
-        _finding("leakage/time_overlap", 3, acc["overlap"][0],
-                 "windows of one recording overlapping in time across splits", acc["overlap"][1]),
-    ]  # fmt: skip
 
 
 def _build_indexes(
@@ -257,7 +137,9 @@ def _build_indexes(
         builder = IndexBuilder(name, str(split.root.resolve()), workdir, projector, cfg)
         n_files = split.resolved()["file"].n_unique()
         recs = split.iter_recordings()
-        for file, meta, table, rows in tqdm(recs, total=n_files, desc=f"index {name}", disable=not progress):
+        for file, _meta, table, rows in tqdm(
+            recs, total=n_files, desc=f"index {name}", disable=not progress
+        ):
             starts = table.column("window_start").to_numpy()
             for ch in channel_columns(table.schema):
                 builder.add(channel_array(table, ch), file, rows, ch, starts)
@@ -279,7 +161,9 @@ def _content_checks(
         if cfg.near_duplicates:
             for ia, ib, cos in similar_pairs(xa, xb, ccfg):
                 keep = ~same_window(xa, ia, xb, ib)
-                for i, j, c in zip(ia[keep].tolist(), ib[keep].tolist(), cos[keep].tolist(), strict=True):
+                for i, j, c in zip(
+                    ia[keep].tolist(), ib[keep].tolist(), cos[keep].tolist(), strict=True
+                ):
                     if (i, j) in seen:
                         continue
                     pairs.append((i, j, c, identical if 1.0 - c <= ccfg.identical_tol else near))
@@ -290,31 +174,48 @@ def _content_checks(
                 acc["min_cos"] = min(acc["min_cos"], c)
             if len(acc["examples"]) < cfg.max_examples:
                 ea, eb = xa.describe(i), xb.describe(j)
-                ex = {"splits": f"{a}|{b}", f"{a}_file": ea["file"], f"{a}_row": ea["row"], "channel": ea["channel"],
-                      f"{b}_file": eb["file"], f"{b}_row": eb["row"], f"{b}_channel": eb["channel"],
-                      "cosine": round(c, 6)}  # fmt: skip
+                ex = {
+                    "splits": f"{a}|{b}",
+                    f"{a}_file": ea["file"],
+                    f"{a}_row": ea["row"],
+                    "channel": ea["channel"],
+                    f"{b}_file": eb["file"],
+                    f"{b}_row": eb["row"],
+                    f"{b}_channel": eb["channel"],
+                    "cosine": round(c, 6),
+                }
                 acc["examples"].append(ex)
     checks = [
-        _finding("leakage/identical_content", 4, identical["count"],
-                 "window-channel pairs with identical z-scored samples under other ids",
-                 identical["examples"], windows=len(identical["windows"])),
-    ]  # fmt: skip
+        finding(
+            "leakage/identical_content",
+            4,
+            identical["count"],
+            "window-channel pairs with identical z-scored samples under other ids",
+            identical["examples"],
+            windows=len(identical["windows"]),
+        ),
+    ]
     if cfg.near_duplicates:
-        status = "fail" if near["count"] > cfg.near_duplicate_max else ("warn" if near["count"] else "pass")
-        checks.append(_finding(
-            "leakage/near_duplicate", 5, near["count"],
-            f"window-channel pairs with cosine >= {ccfg.threshold} after z-scoring",
-            near["examples"], windows=len(near["windows"]), status=status,
-            threshold=ccfg.threshold, allowed=cfg.near_duplicate_max,
-            min_cosine=near["min_cos"] if near["count"] else None,
-        ))  # fmt: skip
+        status = (
+            "fail"
+            if near["count"] > cfg.near_duplicate_max
+            else ("warn" if near["count"] else "pass")
+        )
+        checks.append(
+            finding(
+                "leakage/near_duplicate",
+                5,
+                near["count"],
+                f"window-channel pairs with cosine >= {ccfg.threshold} after z-scoring",
+                near["examples"],
+                windows=len(near["windows"]),
+                status=status,
+                threshold=ccfg.threshold,
+                allowed=cfg.near_duplicate_max,
+                min_cosine=near["min_cos"] if near["count"] else None,
+            )
+        )
     return checks
-
-
-def _finding(name: str, level: int, count: int, what: str, examples: list, status: str | None = None, **numbers) -> Check:
-    status = status or ("fail" if count else "pass")
-    summary = f"{count} {what}" if count else f"no {what}"
-    return Check(name, status, summary, {"count": count, **numbers}, examples, level=level)  # type: ignore[arg-type]
 
 
 def audit_leakage(
@@ -323,10 +224,12 @@ def audit_leakage(
     """Compare every pair of splits at levels 1-5; see the module docstring."""
     cfg = cfg or LeakageConfig()
     data = _coerce(splits)
-    recs = _recordings(data)
-    checks = _id_checks(recs, cfg) + _time_checks(recs, cfg)
+    recs = recordings(data)
+    checks = id_checks(recs, cfg.cross_dataset_ids, cfg.max_examples)
+    checks += time_checks(recs, cfg.cross_dataset_ids, cfg.max_examples)
     info: dict[str, dict[str, object]] = {
-        name: {"root": str(s.root), "files": recs[name].height, "windows": s.n_windows()} for name, s in data.items()
+        name: {"root": str(s.root), "files": recs[name].height, "windows": s.n_windows()}
+        for name, s in data.items()
     }
     if cfg.content:
         ccfg = cfg.content_config()
@@ -337,7 +240,9 @@ def audit_leakage(
                 info[name] |= {"vectors": len(idx), "skipped_vectors": idx.skipped}
             lengths = {idx.window_samples for idx in indexes.values() if len(idx)}
             if len(lengths) > 1:
-                log.warning("content levels compare only splits with equal window_samples; got %s", lengths)
+                log.warning(
+                    "content levels compare only splits with equal window_samples; got %s", lengths
+                )
     return AuditResult(checks=checks, splits=info, config=cfg)
 
 
@@ -354,9 +259,14 @@ def leakage_gate(
     cfg = replace(cfg or LeakageConfig(), near_duplicate_max=near_duplicate_max)
     result = audit_leakage(splits, cfg, progress=progress)
     if result.leaky:
-        lines = [c.line() + (f" (e.g. {c.examples[0]})" if c.examples else "") for c in result.blocking]
+        lines = [
+            c.line() + (f" (e.g. {c.examples[0]})" if c.examples else "") for c in result.blocking
+        ]
         message = "splits leak:\n" + "\n".join(lines)
         if not allow_leakage:
-            raise LeakageError(message + "\nFix the splits, or set allow_leakage: true to run anyway (tagged 'leaky').")
+            raise LeakageError(
+                message
+                + "\nFix the splits, or set allow_leakage: true to run anyway (tagged 'leaky')."
+            )
         log.warning("%s\nallow_leakage is set: continuing; the run is tagged 'leaky'", message)
     return result

@@ -51,7 +51,9 @@ class ContentConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold {self.threshold} must be in (0, 1]")
-        if self.identical_tol < 0 or (self.threshold < 1 and self.identical_tol >= 1 - self.threshold):
+        if self.identical_tol < 0 or (
+            self.threshold < 1 and self.identical_tol >= 1 - self.threshold
+        ):
             raise ValueError(
                 f"identical_tol {self.identical_tol} must be >= 0 and below 1 - threshold"
             )
@@ -95,7 +97,9 @@ class Projector:
             energy = (coef.astype(np.float64) ** 2).mean(axis=0)
             self.index = np.sort(np.argsort(-energy, kind="stable")[: min(self.k, z.shape[1])])
         if z.shape[1] != self.t:
-            raise ValueError(f"vectors of {z.shape[1]} samples cannot share a {self.t}-sample basis")
+            raise ValueError(
+                f"vectors of {z.shape[1]} samples cannot share a {self.t}-sample basis"
+            )
         return np.ascontiguousarray(coef[:, self.index], dtype=np.float32)
 
 
@@ -132,7 +136,9 @@ class ContentIndex:
 class IndexBuilder:
     """Accumulates vectors (file by file, channel by channel) into a ContentIndex."""
 
-    def __init__(self, name: str, root: str, workdir: str | Path, projector: Projector, cfg: ContentConfig):
+    def __init__(
+        self, name: str, root: str, workdir: str | Path, projector: Projector, cfg: ContentConfig
+    ):
         self.name, self.root, self.cfg, self.projector = name, root, cfg, projector
         fd, path = tempfile.mkstemp(prefix=f"{name}.", suffix=".f32", dir=workdir)
         self.path = Path(path)
@@ -145,7 +151,9 @@ class IndexBuilder:
         }
         self.skipped = {"non_finite": 0, "constant": 0, "other_length": 0}
 
-    def add(self, x: np.ndarray, file: str, rows: np.ndarray, channel: str, window_start: np.ndarray) -> None:
+    def add(
+        self, x: np.ndarray, file: str, rows: np.ndarray, channel: str, window_start: np.ndarray
+    ) -> None:
         """x: (m, t) float32 µV windows of one channel; rows/window_start: (m,)."""
         m, t = x.shape
         if self.t is None:
@@ -168,7 +176,9 @@ class IndexBuilder:
         self.parts["chan_idx"].append(np.full(n, self.channels.index(channel), np.int32))
         self.parts["row"].append(np.asarray(rows, np.int64)[usable])
         self.parts["window_start"].append(np.asarray(window_start, np.int64)[usable])
-        self.parts["hashes"].append(np.fromiter((xxhash.xxh3_64_intdigest(r.tobytes()) for r in z), np.uint64, n))
+        self.parts["hashes"].append(
+            np.fromiter((xxhash.xxh3_64_intdigest(r.tobytes()) for r in z), np.uint64, n)
+        )
         self.parts["reduced"].append(self.projector(z))
         self._fh.write(z.tobytes())
 
@@ -176,19 +186,32 @@ class IndexBuilder:
         self._fh.close()
         t = self.t or 1
         cat = {
-            k: (np.concatenate(v) if v else np.zeros((0, self.projector.k) if k == "reduced" else 0))
+            k: (
+                np.concatenate(v) if v else np.zeros((0, self.projector.k) if k == "reduced" else 0)
+            )
             for k, v in self.parts.items()
         }
         n = len(cat["row"])
-        z = np.memmap(self.path, np.float32, "r", shape=(n, t)) if n else np.zeros((0, t), np.float32)
+        z = (
+            np.memmap(self.path, np.float32, "r", shape=(n, t))
+            if n
+            else np.zeros((0, t), np.float32)
+        )
         return ContentIndex(
-            name=self.name, root=self.root, window_samples=t, files=self.files,
-            channels=self.channels, file_idx=cat["file_idx"].astype(np.int32),
-            row=cat["row"].astype(np.int64), chan_idx=cat["chan_idx"].astype(np.int32),
+            name=self.name,
+            root=self.root,
+            window_samples=t,
+            files=self.files,
+            channels=self.channels,
+            file_idx=cat["file_idx"].astype(np.int32),
+            row=cat["row"].astype(np.int64),
+            chan_idx=cat["chan_idx"].astype(np.int32),
             window_start=cat["window_start"].astype(np.int64),
-            hashes=cat["hashes"].astype(np.uint64), reduced=cat["reduced"].astype(np.float32),
-            z=z, skipped=dict(self.skipped),
-        )  # fmt: skip
+            hashes=cat["hashes"].astype(np.uint64),
+            reduced=cat["reduced"].astype(np.float32),
+            z=z,
+            skipped=dict(self.skipped),
+        )
 
 
 def same_window(a: ContentIndex, ia: np.ndarray, b: ContentIndex, ib: np.ndarray) -> np.ndarray:

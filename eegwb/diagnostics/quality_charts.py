@@ -32,8 +32,14 @@ def checks_frame(checks: Sequence[Check]) -> pl.DataFrame:
             }
             for c in checks
         ],
-        schema={"status": pl.String, "check": pl.String, "level": pl.Int64, "count": pl.Int64,
-                "summary": pl.String, "example": pl.String},  # fmt: skip
+        schema={
+            "status": pl.String,
+            "check": pl.String,
+            "level": pl.Int64,
+            "count": pl.Int64,
+            "summary": pl.String,
+            "example": pl.String,
+        },
     )
 
 
@@ -41,7 +47,9 @@ def label_chart(labels: pl.DataFrame) -> alt.Chart | None:
     """Recordings per label value and split, one panel per label."""
     if not labels.height:
         return None
-    counts = labels.group_by("label", "split", "value").len("recordings").sort("label", "split", "value")
+    counts = (
+        labels.group_by("label", "split", "value").len("recordings").sort("label", "split", "value")
+    )
     return (
         alt.Chart(counts)
         .mark_bar()
@@ -64,12 +72,18 @@ def channel_chart(stats: pl.DataFrame, column: str = "robust_std_uv") -> alt.Cha
     return (
         alt.Chart(data)
         .mark_boxplot(extent="min-max")
-        .encode(x=alt.X("channel:N", sort=None), y=alt.Y(f"{column}:Q", title=column), tooltip=["file", "channel", column])
+        .encode(
+            x=alt.X("channel:N", sort=None),
+            y=alt.Y(f"{column}:Q", title=column),
+            tooltip=["file", "channel", column],
+        )
         .properties(title=f"{column} per channel (one point per file)", height=220)
     )
 
 
-def spectra_chart(spectra: pl.DataFrame, channels: Sequence[str] | None = None, max_hz: float | None = None) -> alt.Chart:
+def spectra_chart(
+    spectra: pl.DataFrame, channels: Sequence[str] | None = None, max_hz: float | None = None
+) -> alt.Chart:
     """Mean Welch spectrum per split (log scale), averaged over `channels` (all by default)."""
     data = spectra
     if channels:
@@ -77,7 +91,11 @@ def spectra_chart(spectra: pl.DataFrame, channels: Sequence[str] | None = None, 
     if max_hz is not None:
         data = data.filter(pl.col("freq_hz") <= max_hz)
     data = (
-        data.filter(pl.col("freq_hz") > 0, pl.col("psd_uv2_per_hz").is_finite(), pl.col("psd_uv2_per_hz") > 0)
+        data.filter(
+            pl.col("freq_hz") > 0,
+            pl.col("psd_uv2_per_hz").is_finite(),
+            pl.col("psd_uv2_per_hz") > 0,
+        )
         .group_by("split", "freq_hz")
         .agg(pl.col("psd_uv2_per_hz").mean())
         .sort("split", "freq_hz")
@@ -110,7 +128,12 @@ def positions_of(files: pl.DataFrame) -> dict[str, list[float]]:
     return out
 
 
-def topomap_figure(values: Mapping[str, float], positions: Mapping[str, Sequence[float]], title: str = "", unit: str = ""):
+def topomap_figure(
+    values: Mapping[str, float],
+    positions: Mapping[str, Sequence[float]],
+    title: str = "",
+    unit: str = "",
+):
     """A scalp map of per-channel numbers (mne.viz.plot_topomap on an Info with the
     unit-sphere positions scaled to an MNE-sized head, 95 mm)."""
     import matplotlib
@@ -121,15 +144,23 @@ def topomap_figure(values: Mapping[str, float], positions: Mapping[str, Sequence
 
     chans = [c for c in values if c in positions and np.isfinite(values[c])]
     if len(chans) < 3:
-        raise ValueError(f"topomap needs at least 3 channels with positions and finite values, got {chans}")
+        raise ValueError(
+            f"topomap needs at least 3 channels with positions and finite values, got {chans}"
+        )
     montage = mne.channels.make_dig_montage(
         ch_pos={c: np.asarray(positions[c], float) * 0.095 for c in chans}, coord_frame="head"
     )
     info = mne.create_info(chans, sfreq=100.0, ch_types="eeg")
     info.set_montage(montage)
     fig, ax = plt.subplots(figsize=(3.6, 3.2))
-    im, _ = mne.viz.plot_topomap(np.array([values[c] for c in chans]), info, axes=ax, show=False,
-                                 names=chans, sphere=(0.0, 0.0, 0.0, 0.095))  # fmt: skip
+    im, _ = mne.viz.plot_topomap(
+        np.array([values[c] for c in chans]),
+        info,
+        axes=ax,
+        show=False,
+        names=chans,
+        sphere=(0.0, 0.0, 0.0, 0.095),
+    )
     fig.colorbar(im, ax=ax, shrink=0.7, label=unit)
     ax.set_title(title)
     return fig

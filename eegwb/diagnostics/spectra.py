@@ -20,19 +20,25 @@ BANDS_HZ: dict[str, tuple[float, float]] = {
 }
 
 
-def welch_psd(x: np.ndarray, sfreq: float, seconds_per_segment: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def welch_psd(
+    x: np.ndarray, sfreq: float, seconds_per_segment: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """x: (m, t) µV -> (freqs (f,) Hz, psd (m, f) µV²/Hz); rows with NaN/Inf are NaN.
 
     2-s Hann segments (0.5 Hz resolution) unless the window is shorter."""
     x = np.asarray(x, dtype=np.float64)
     nperseg = int(min(x.shape[1], max(8, round(seconds_per_segment * sfreq))))
     finite = np.isfinite(x).all(axis=1)
-    freqs, psd = scipy.signal.welch(np.where(finite[:, None], x, 0.0), fs=sfreq, nperseg=nperseg, axis=1)
+    freqs, psd = scipy.signal.welch(
+        np.where(finite[:, None], x, 0.0), fs=sfreq, nperseg=nperseg, axis=1
+    )
     psd[~finite] = np.nan
     return freqs, psd
 
 
-def band_powers(freqs: np.ndarray, psd: np.ndarray, bands: dict[str, tuple[float, float]] = BANDS_HZ) -> np.ndarray:
+def band_powers(
+    freqs: np.ndarray, psd: np.ndarray, bands: dict[str, tuple[float, float]] = BANDS_HZ
+) -> np.ndarray:
     """psd (m, f) -> (m, n_bands) µV² per band (trapezoid); NaN where a band is above Nyquist."""
     out = np.full((psd.shape[0], len(bands)), np.nan)
     for k, (lo, hi) in enumerate(bands.values()):
@@ -65,7 +71,9 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def consecutive_overlap(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.125) -> tuple[np.ndarray, np.ndarray]:
+def consecutive_overlap(
+    a: np.ndarray, b: np.ndarray, min_overlap: float = 0.125
+) -> tuple[np.ndarray, np.ndarray]:
     """How much of window b's start repeats window a's end, for pairs of consecutive windows.
 
     a, b: (m, t) µV. For every shift s, correlates a[s:] with b[:t-s] (at least
@@ -83,7 +91,9 @@ def consecutive_overlap(a: np.ndarray, b: np.ndarray, min_overlap: float = 0.125
     bad = ~(np.isfinite(a).all(1) & np.isfinite(b).all(1))
     a, b = np.where(bad[:, None], 0.0, a), np.where(bad[:, None], 0.0, b)
     size = 2 * t
-    cross = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)[:, :t]  # (m, t): Σ a[k+s] b[k]
+    cross = np.fft.irfft(np.fft.rfft(a, size) * np.conj(np.fft.rfft(b, size)), size)[
+        :, :t
+    ]  # (m, t): Σ a[k+s] b[k]
     shifts = np.arange(1, t - n_min + 1)
     n = (t - shifts).astype(float)  # overlap length per shift
     ca, ca2 = np.cumsum(a, 1), np.cumsum(a * a, 1)

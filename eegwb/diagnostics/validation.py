@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eegwb.data.layout import DatasetError
 from eegwb.data.splits import SplitData, default_splits, load_splits, participant_labels
-from eegwb.diagnostics.checks import Check, jsonable, format_checks, worst
+from eegwb.diagnostics.checks import Check, format_checks, jsonable, worst
 from eegwb.diagnostics.data_quality import QualityConfig, QualityReport, run_quality
 from eegwb.diagnostics.leakage import AuditResult, LeakageConfig, audit_leakage
 
@@ -49,10 +49,13 @@ class ValidationReport:
             "status": self.status,
             "source": self.source,
             "splits": {
-                name: {"root": str(s.root), "participants": sorted(set(s.resolved()["participant"].to_list())),
-                       "windows": s.n_windows()}
+                name: {
+                    "root": str(s.root),
+                    "participants": sorted(set(s.resolved()["participant"].to_list())),
+                    "windows": s.n_windows(),
+                }
                 for name, s in self.splits.items()
-            },  # fmt: skip
+            },
             "leakage": self.leakage.to_dict() if self.leakage else None,
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -60,9 +63,13 @@ class ValidationReport:
 
 
 def resolve_splits(
-    data_dir: str | Path | None, splits_file: str | Path | None = None, *, seed: int = 0,
-    fractions: tuple[float, ...] = (0.8, 0.1, 0.1), stratify: str | None = None,
-) -> tuple[dict[str, SplitData], str]:  # fmt: skip
+    data_dir: str | Path | None,
+    splits_file: str | Path | None = None,
+    *,
+    seed: int = 0,
+    fractions: tuple[float, ...] = (0.8, 0.1, 0.1),
+    stratify: str | None = None,
+) -> tuple[dict[str, SplitData], str]:
     """Splits from a splits file (DATA_DIR, when given, replaces its default dataset) or,
     without one, a default participant-grouped split of DATA_DIR; with a description."""
     if splits_file is not None:

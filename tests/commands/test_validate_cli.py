@@ -22,7 +22,14 @@ def test_clean_dataset_default_split_exits_0(tiny_dataset, capsys):
 
 def test_leaky_splits_file_exits_1_and_writes_json(tiny_dataset, tmp_path, capsys):
     splits = tmp_path / "splits.json"
-    splits.write_text(json.dumps({"dataset": str(tiny_dataset), "splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]}}))
+    splits.write_text(
+        json.dumps(
+            {
+                "dataset": str(tiny_dataset),
+                "splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]},
+            }
+        )
+    )
     report = tmp_path / "report.json"
     assert main(["validate", "--splits", str(splits), "--json", str(report)]) == 1
     out = capsys.readouterr().out
@@ -35,7 +42,20 @@ def test_leaky_splits_file_exits_1_and_writes_json(tiny_dataset, tmp_path, capsy
     # No silent overwrite of the report; --overwrite replaces it.
     assert main(["validate", "--splits", str(splits), "--json", str(report)]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["validate", "--splits", str(splits), "--json", str(report), "--overwrite", "--ids-only"]) == 1
+    assert (
+        main(
+            [
+                "validate",
+                "--splits",
+                str(splits),
+                "--json",
+                str(report),
+                "--overwrite",
+                "--ids-only",
+            ]
+        )
+        == 1
+    )
 
 
 def test_bad_selector_exits_2_naming_it(tiny_dataset, tmp_path, capsys):
@@ -52,8 +72,12 @@ def test_nan_samples_exit_1_from_a_subprocess(tmp_path, recording_table):
         if p == "02":
             signals["PZ"][1, 3:9] = np.nan
         write_recording(tmp_path, recording_table(p, "1", signals))
-    run = subprocess.run([sys.executable, "-m", "eegwb", "validate", str(tmp_path), "--ids-only"],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "eegwb", "validate", str(tmp_path), "--ids-only"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "FAIL  quality/non_finite" in run.stdout and "sub-02_run-1.parquet" in run.stdout
 

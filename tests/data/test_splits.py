@@ -33,7 +33,9 @@ def tiny_root(tmp_path_factory):
     for p, group in (("01", "a"), ("02", "b"), ("03", "a")):
         for r in ("1", "2"):
             meta = RecordingMeta(
-                sfreq=8.0, window_samples=8, hop_samples=8,
+                sfreq=8.0,
+                window_samples=8,
+                hop_samples=8,
                 channel_positions={"CZ": [0, 0, 1], "FZ": [0, 0.7, 0.7]},
                 labels={"group": group, "task": r},
             )
@@ -55,7 +57,13 @@ def test_resolve_selectors_levels_and_merging(tiny_root):
 
 @pytest.mark.parametrize(
     ("selector", "needle"),
-    [("09", "'09'"), ("01/7", "'7'"), ("01/1/3:99", "3:99"), ("01/1/4:2", "empty"), ("a b", "bad selector")],
+    [
+        ("09", "'09'"),
+        ("01/7", "'7'"),
+        ("01/1/3:99", "3:99"),
+        ("01/1/4:2", "empty"),
+        ("a b", "bad selector"),
+    ],
 )
 def test_resolve_selectors_errors_name_the_problem(tiny_root, selector, needle):
     with pytest.raises(DatasetError, match=needle):
@@ -64,7 +72,10 @@ def test_resolve_selectors_errors_name_the_problem(tiny_root, selector, needle):
 
 def test_splits_file_round_trip_and_other_dataset(tiny_root, tmp_path):
     spec = SplitSpec(
-        splits={"train": SplitEntry(["01", "02/1"]), "eval": SplitEntry(["03"], dataset=str(tiny_root))},
+        splits={
+            "train": SplitEntry(["01", "02/1"]),
+            "eval": SplitEntry(["03"], dataset=str(tiny_root)),
+        },
         dataset=str(tiny_root),
     )
     path = save_splits(spec, tmp_path / "splits.json")

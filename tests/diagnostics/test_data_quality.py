@@ -12,7 +12,9 @@ from eegwb.data.splits import SplitData, participant_selection, resolve_selector
 from eegwb.diagnostics.data_quality import QualityConfig, run_quality
 from eegwb.diagnostics.spectra import bh_adjust, consecutive_overlap, line_noise_ratio, welch_psd
 
-SYNTH = dict(n_participants=6, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=6, seed=5)
+SYNTH = dict(
+    n_participants=6, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=6, seed=5
+)
 CH = ("FZ", "CZ", "PZ", "OZ")
 
 
@@ -29,8 +31,10 @@ def defect_cohort(tmp_path_factory):
     assert set(kinds) <= set(DEFECT_KINDS)
     manifest = generate_cohort(root, SynthConfig(**SYNTH, defects=kinds), progress=False)
     everyone = sorted({f["participant"] for f in manifest["files"]})
-    splits = {"train": SplitData(root, participant_selection(root, everyone[:3])),
-              "test": SplitData(root, participant_selection(root, everyone[3:]))}  # fmt: skip
+    splits = {
+        "train": SplitData(root, participant_selection(root, everyone[:3])),
+        "test": SplitData(root, participant_selection(root, everyone[3:])),
+    }
     return manifest, run_quality(splits)
 
 
@@ -62,7 +66,9 @@ def test_overlapping_windows_detected_from_content(defect_cohort):
     manifest, report = defect_cohort
     d, c = defect(manifest, "overlapping_windows"), checks_of(report)["quality/window_overlap"]
     assert c.status == "warn" and [e["file"] for e in c.examples] == [d["file"]]
-    assert c.examples[0]["overlap_fraction"] == pytest.approx(1 - d["hop_samples"] / d["window_samples"], abs=0.01)
+    assert c.examples[0]["overlap_fraction"] == pytest.approx(
+        1 - d["hop_samples"] / d["window_samples"], abs=0.01
+    )
 
 
 def test_tables_cover_every_split_and_channel(defect_cohort):
@@ -84,8 +90,13 @@ def test_clean_cohort_passes(tmp_path):
     generate_cohort(tmp_path, SynthConfig(**SYNTH), progress=False)
     report = run_quality({"all": SplitData(tmp_path)})
     status = {c.name: c.status for c in report.checks}
-    for name in ("quality/non_finite", "quality/flat", "quality/window_overlap", "quality/montage",
-                 "quality/normalisation"):  # fmt: skip
+    for name in (
+        "quality/non_finite",
+        "quality/flat",
+        "quality/window_overlap",
+        "quality/montage",
+        "quality/normalisation",
+    ):
         assert status[name] == "pass", name
 
 
@@ -116,31 +127,52 @@ def test_line_noise_labels_and_band_shift(tmp_path, recording_table):
             if i == 0 and run == "1":  # mains on one channel of one recording
                 sig["OZ"] = sig["OZ"] + (30 * np.sin(2 * np.pi * 50 * time_s)).astype(np.float32)
             labels = {"group": "case" if i >= 4 else "control", "age": 20 + i}
-            write_recording(tmp_path, recording_table(f"{i:02d}", run, sig, sfreq=sfreq, labels=labels))
-    splits = {"low": SplitData(tmp_path, participant_selection(tmp_path, ["00", "01", "02", "03"])),
-              "high": SplitData(tmp_path, participant_selection(tmp_path, ["04", "05", "06", "07"]))}  # fmt: skip
+            write_recording(
+                tmp_path, recording_table(f"{i:02d}", run, sig, sfreq=sfreq, labels=labels)
+            )
+    splits = {
+        "low": SplitData(tmp_path, participant_selection(tmp_path, ["00", "01", "02", "03"])),
+        "high": SplitData(tmp_path, participant_selection(tmp_path, ["04", "05", "06", "07"])),
+    }
     checks = checks_of(run_quality(splits, QualityConfig(alpha=0.05)))
     line = checks["quality/line_noise"]
-    assert line.count == 1 and (line.examples[0]["file"], line.examples[0]["channel"]) == ("sub-00_run-1.parquet", "OZ")
-    assert checks["quality/label/group"].status == "warn" and checks["quality/label/group"].numbers["test"] == "chi-square"
+    assert line.count == 1 and (line.examples[0]["file"], line.examples[0]["channel"]) == (
+        "sub-00_run-1.parquet",
+        "OZ",
+    )
+    assert (
+        checks["quality/label/group"].status == "warn"
+        and checks["quality/label/group"].numbers["test"] == "chi-square"
+    )
     assert checks["quality/label/age"].numbers["test"] == "KS (Bonferroni)"
     shift = checks["quality/band_shift"]
     assert shift.status == "warn" and all(e["band"] == "alpha" for e in shift.examples)
     assert shift.count == len(CH)  # alpha on every channel, nothing else
     # Mixed splits: same labels and alpha on both sides -> nothing to report.
-    mixed = {"a": SplitData(tmp_path, participant_selection(tmp_path, ["00", "01", "04", "05"])),
-             "b": SplitData(tmp_path, participant_selection(tmp_path, ["02", "03", "06", "07"]))}  # fmt: skip
+    mixed = {
+        "a": SplitData(tmp_path, participant_selection(tmp_path, ["00", "01", "04", "05"])),
+        "b": SplitData(tmp_path, participant_selection(tmp_path, ["02", "03", "06", "07"])),
+    }
     checks = checks_of(run_quality(mixed, QualityConfig(alpha=0.05)))
-    assert checks["quality/band_shift"].status == "pass" and checks["quality/label/group"].status == "pass"
+    assert (
+        checks["quality/band_shift"].status == "pass"
+        and checks["quality/label/group"].status == "pass"
+    )
 
 
 def test_montage_problems_named(tmp_path, recording_table):
     rng = np.random.default_rng(2)
     good = {"FZ": [0.0, 0.7, 0.7], "CZ": [0.0, 0.0, 1.0]}
-    write_recording(tmp_path, recording_table("01", "1", {c: _noise(rng) for c in good}, positions=good))
+    write_recording(
+        tmp_path, recording_table("01", "1", {c: _noise(rng) for c in good}, positions=good)
+    )
     bad = {"FZ": [0.0, 0.7, 0.7], "XQ1": [0.0, 0.0, 3.0]}
-    write_recording(tmp_path, recording_table("02", "1", {c: _noise(rng) for c in bad}, positions=bad))
-    c = checks_of(run_quality({"all": SplitData(tmp_path, resolve_selectors(tmp_path, ["01", "02"]))}))["quality/montage"]
+    write_recording(
+        tmp_path, recording_table("02", "1", {c: _noise(rng) for c in bad}, positions=bad)
+    )
+    c = checks_of(
+        run_quality({"all": SplitData(tmp_path, resolve_selectors(tmp_path, ["01", "02"]))})
+    )["quality/montage"]
     problems = {e["problem"].split(" (")[0]: e for e in c.examples}
     assert c.status == "warn"
     assert problems["positions off the unit sphere"]["channels"] == ["XQ1"]
@@ -152,7 +184,9 @@ def test_spectral_helpers_known_answers():
     sfreq, t = 256.0, 1024
     time_s = np.arange(t) / sfreq
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, t)) + np.array([[0.0], [5.0], [0.0]]) * np.sin(2 * np.pi * 60 * time_s)
+    x = rng.standard_normal((3, t)) + np.array([[0.0], [5.0], [0.0]]) * np.sin(
+        2 * np.pi * 60 * time_s
+    )
     x[2, 5] = np.nan
     freqs, psd = welch_psd(x, sfreq)
     r60 = line_noise_ratio(freqs, psd, 60.0)

@@ -34,12 +34,23 @@ def _eeg(rng: np.random.Generator, n: int, hop: int = T) -> np.ndarray:
     return np.stack([x[i * hop : i * hop + T] for i in range(n)]).astype(np.float32)
 
 
-POSITIONS = {"FZ": [0.0, 0.72, 0.69], "CZ": [0.0, 0.0, 1.0], "PZ": [0.0, -0.72, 0.69], "OZ": [0.0, -1.0, 0.0]}
+POSITIONS = {
+    "FZ": [0.0, 0.72, 0.69],
+    "CZ": [0.0, 0.0, 1.0],
+    "PZ": [0.0, -0.72, 0.69],
+    "OZ": [0.0, -1.0, 0.0],
+}
 
 
 def _table(p: str, r: str, signals: dict[str, np.ndarray], hop: int = T):
-    meta = RecordingMeta(sfreq=64.0, window_samples=T, hop_samples=hop, channel_positions=POSITIONS,
-                         source_file=f"test/{p}_{r}", source_hash=f"{p}-{r}")  # fmt: skip
+    meta = RecordingMeta(
+        sfreq=64.0,
+        window_samples=T,
+        hop_samples=hop,
+        channel_positions=POSITIONS,
+        source_file=f"test/{p}_{r}",
+        source_hash=f"{p}-{r}",
+    )
     return build_table(p, r, signals, np.arange(len(signals["FZ"])) * hop, meta)
 
 
@@ -58,7 +69,9 @@ def _write(root, participants=("00", "01", "02", "03", "04", "05"), plants=PLANT
     for (p, r), signals in data.items():
         write_recording(root, _table(p, r, signals))
     # One recording windowed with hop = T/2: windows k and k+1 share half their samples.
-    write_recording(root, _table("06", "1", {ch: _eeg(rng, N, hop=T // 2) for ch in CHANNELS}, hop=T // 2))
+    write_recording(
+        root, _table("06", "1", {ch: _eeg(rng, N, hop=T // 2) for ch in CHANNELS}, hop=T // 2)
+    )
     return root
 
 
@@ -77,15 +90,21 @@ def by_name(result):
 
 def test_clean_split_has_zero_findings(planted):
     # Copies stay inside one split (05 -> 02, 04 -> 01, 03 -> 00 all in train).
-    res = audit_leakage({"train": split(planted, "00", "01", "02", "03", "04", "05"), "test": split(planted, "06")})
+    res = audit_leakage(
+        {"train": split(planted, "00", "01", "02", "03", "04", "05"), "test": split(planted, "06")}
+    )
     assert res.findings == [] and not res.leaky
     assert {c.level for c in res.checks} == {1, 2, 3, 4, 5}
     assert res.splits["train"]["vectors"] == 6 * 2 * N * len(CHANNELS)
 
 
 def test_participant_and_run_in_two_splits(planted):
-    res = by_name(audit_leakage({"a": split(planted, "00/1", "01"), "b": split(planted, "00/2", "01/2/3:5")},
-                                LeakageConfig(content=False)))  # fmt: skip
+    res = by_name(
+        audit_leakage(
+            {"a": split(planted, "00/1", "01"), "b": split(planted, "00/2", "01/2/3:5")},
+            LeakageConfig(content=False),
+        )
+    )
     assert res["leakage/participant"].status == "fail" and res["leakage/participant"].count == 2
     assert {e["participant"] for e in res["leakage/participant"].examples} == {"00", "01"}
     assert res["leakage/run"].count == 1 and res["leakage/run"].examples[0]["run"] == "01/2"
@@ -102,7 +121,9 @@ def test_time_overlap_across_splits(planted):
     assert (ex["a_row"], ex["b_row"]) == (5, 6)
     assert res["leakage/window"].count == 0
     # Same cut of a hop = T recording: windows only touch, nothing overlaps.
-    clean = by_name(audit_leakage({"a": split(planted, "00/1/0:6"), "b": split(planted, "00/1/6:")}))
+    clean = by_name(
+        audit_leakage({"a": split(planted, "00/1/0:6"), "b": split(planted, "00/1/6:")})
+    )
     assert clean["leakage/time_overlap"].count == 0 and clean["leakage/window"].count == 0
 
 
@@ -151,7 +172,11 @@ def test_two_dataset_roots(planted, tmp_path):
     assert res["leakage/window"].count == 2 * N  # both runs of 02, same spans
     assert res["leakage/identical_content"].count == 2 * N * len(CHANNELS)
     # Ids not shared across roots: the source hash and the content still find the copy.
-    res = by_name(audit_leakage({"pretrain": pretrain, "eval": evaluate}, LeakageConfig(cross_dataset_ids=False)))
+    res = by_name(
+        audit_leakage(
+            {"pretrain": pretrain, "eval": evaluate}, LeakageConfig(cross_dataset_ids=False)
+        )
+    )
     assert res["leakage/participant"].count == 0
     assert res["leakage/source_recording"].count == 2
     assert res["leakage/identical_content"].count == 2 * N * len(CHANNELS)
@@ -176,21 +201,29 @@ def test_blocked_search_matches_brute_force(tmp_path, dense):
     b = _eeg(rng, 700)
     b[[5, 40, 650]] = a[[7, 800, 3]] + rng.standard_normal((3, T)).astype(np.float32) * 0.5
     b[300] = a[10] * -1.0  # anti-correlated: not a duplicate
-    cfg = ContentConfig(threshold=0.99, block_size=256, prefilter_dims=8, dense_candidates=1 if dense else 4096)
+    cfg = ContentConfig(
+        threshold=0.99, block_size=256, prefilter_dims=8, dense_candidates=1 if dense else 4096
+    )
     proj = Projector(cfg.prefilter_dims)
     idx = []
     for name, x in (("a", a), ("b", b)):
         builder = IndexBuilder(name, "r", tmp_path, proj, cfg)
         builder.add(x, name, np.arange(len(x)), "CZ", np.arange(len(x)) * T)
         idx.append(builder.finish())
-    got = {(int(i), int(j)) for ia, ib, _ in similar_pairs(idx[0], idx[1], cfg) for i, j in zip(ia, ib)}
+    got = {
+        (int(i), int(j))
+        for ia, ib, _ in similar_pairs(idx[0], idx[1], cfg)
+        for i, j in zip(ia, ib, strict=True)
+    }
     za, zb = (np.asarray(x.z, np.float64) for x in idx)
     truth = {tuple(map(int, p)) for p in np.argwhere(za @ zb.T / T >= 0.99)}
     assert got == truth and {(7, 5), (800, 40), (3, 650)} <= got
 
 
 # ---- known answers from the synthetic cohort's manifest and from real EEG -------------------
-SYNTH = dict(n_participants=8, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=8, seed=3)
+SYNTH = dict(
+    n_participants=8, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=8, seed=3
+)
 
 
 def test_synthetic_cohort_planted_copies_scored_against_manifest(tmp_path):
@@ -203,11 +236,18 @@ def test_synthetic_cohort_planted_copies_scored_against_manifest(tmp_path):
     copies = {d["kind"]: d for d in manifest["defects"] if d["kind"] in kinds[:2]}
     sources = sorted({d["source"]["participant"] for d in copies.values()})
     dests = sorted({d["participant"] for d in copies.values()})
-    res = audit_leakage({"train": SplitData(root, participant_selection(root, sources)),
-                         "test": SplitData(root, participant_selection(root, dests))})  # fmt: skip
+    res = audit_leakage(
+        {
+            "train": SplitData(root, participant_selection(root, sources)),
+            "test": SplitData(root, participant_selection(root, dests)),
+        }
+    )
     checks = by_name(res)
     assert [c.level for c in res.findings] == [4, 5]
-    for name, kind in (("leakage/identical_content", "duplicated_windows"), ("leakage/near_duplicate", "near_duplicate")):
+    for name, kind in (
+        ("leakage/identical_content", "duplicated_windows"),
+        ("leakage/near_duplicate", "near_duplicate"),
+    ):
         d, c = copies[kind], checks[name]
         assert c.count == n_ch and c.numbers["windows"] == 1
         for ex in c.examples:
@@ -217,13 +257,20 @@ def test_synthetic_cohort_planted_copies_scored_against_manifest(tmp_path):
     d = copies["near_duplicate"]
     src = pq.read_table(root / d["source"]["file"]).slice(d["source"]["row"], 1)
     dst = pq.read_table(root / d["file"]).slice(d["rows"][0], 1)
-    r = [np.corrcoef(np.asarray(src[ch][0].as_py()), np.asarray(dst[ch][0].as_py()))[0, 1] for ch in manifest["channels"]]
+    r = [
+        np.corrcoef(np.asarray(src[ch][0].as_py()), np.asarray(dst[ch][0].as_py()))[0, 1]
+        for ch in manifest["channels"]
+    ]
     assert checks["leakage/near_duplicate"].numbers["min_cosine"] == pytest.approx(min(r), abs=1e-9)
     # The recording windowed with hop = window / 2, cut in two: one overlapping pair.
     ov = next(d for d in manifest["defects"] if d["kind"] == "overlapping_windows")
     p, r = ov["participant"], ov["run"]
-    cut = by_name(audit_leakage({"a": split(root, f"{p}/{r}/0:4"), "b": split(root, f"{p}/{r}/4:")},
-                                LeakageConfig(content=False)))  # fmt: skip
+    cut = by_name(
+        audit_leakage(
+            {"a": split(root, f"{p}/{r}/0:4"), "b": split(root, f"{p}/{r}/4:")},
+            LeakageConfig(content=False),
+        )
+    )
     assert cut["leakage/time_overlap"].count == 1 and cut["leakage/window"].count == 0
 
 
@@ -243,9 +290,19 @@ def test_eegmat_split_by_subject_has_zero_findings(eegmat_dir, tmp_path):
 
     sources = sorted(eegmat_dir.glob("Subject0[0-2]_*.edf"))
     root = tmp_path / "eegmat"
-    ingest(sources, root, window_samples=512, sfreq=128.0, progress=False,
-           participant_pattern=r"Subject(?P<participant>\d+)_(?P<run>\d)")  # fmt: skip
+    ingest(
+        sources,
+        root,
+        window_samples=512,
+        sfreq=128.0,
+        progress=False,
+        participant_pattern=r"Subject(?P<participant>\d+)_(?P<run>\d)",
+    )
     parts = split_by_participant(["00", "01", "02"], fractions=(0.5, 0.5))
-    res = audit_leakage({k: SplitData(root, participant_selection(root, v)) for k, v in parts.items()})
+    res = audit_leakage(
+        {k: SplitData(root, participant_selection(root, v)) for k, v in parts.items()}
+    )
     assert res.findings == []
-    assert min(s["vectors"] for s in res.splits.values()) > 1000  # the content levels did look at the samples
+    assert (
+        min(s["vectors"] for s in res.splits.values()) > 1000
+    )  # the content levels did look at the samples

@@ -15,7 +15,9 @@ MARIMO = Path(sys.executable).with_name("marimo")
 
 def _run(cmd: list[str], expect: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == expect, f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == expect, (
+        f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done
 
 
@@ -26,17 +28,38 @@ def test_marimo_check_passes():
 def test_headless_run_exits_1_on_leaky_splits(tiny_dataset, tmp_path):
     splits = tmp_path / "leaky.json"
     splits.write_text(json.dumps({"splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]}}))
-    done = _run([sys.executable, str(NOTEBOOK), "--data", str(tiny_dataset), "--splits", str(splits)], expect=1)
+    done = _run(
+        [sys.executable, str(NOTEBOOK), "--data", str(tiny_dataset), "--splits", str(splits)],
+        expect=1,
+    )
     assert "FAIL  leakage/participant [level 1]: 1 participants in two splits" in done.stdout
     assert "participant=02" in done.stdout
 
 
 def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
     html = tmp_path / "02.html"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", "--data", str(tiny_dataset)])
+    _run(
+        [
+            str(MARIMO),
+            "export",
+            "html",
+            str(NOTEBOOK),
+            "-o",
+            str(html),
+            "--",
+            "--data",
+            str(tiny_dataset),
+        ]
+    )
     text = html.read_text()
     assert "default split_by_participant" in text  # says where the splits came from
-    for needle in ("leakage/near_duplicate", "quality/non_finite", "Power spectrum per split",
-                   "per channel (one point per file)", "label distribution per split", "image/png"):  # fmt: skip
+    for needle in (
+        "leakage/near_duplicate",
+        "quality/non_finite",
+        "Power spectrum per split",
+        "per channel (one point per file)",
+        "label distribution per split",
+        "image/png",
+    ):
         assert needle in text, needle
     assert "Validation status" in text and "MarimoExceptionRaisedError" not in text
