@@ -17,12 +17,22 @@ DEFAULT_CONFIG = "configs/pretrain.yaml"
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """The config options `pretrain` and `sweep` share."""
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set model.d_model=64 (repeatable)")
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.d_model=64 (repeatable)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    parser.add_argument("--no-bar", action="store_true", help="one log line per epoch, no progress bar")
+    parser.add_argument(
+        "--no-bar", action="store_true", help="one log line per epoch, no progress bar"
+    )
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:
@@ -35,7 +45,12 @@ def input_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "bad config or input": reported in one line, exit code 2."""
     from eegwb.train.checkpoints import CheckpointError
 
-    errors: list[type[BaseException]] = [ValueError, FileExistsError, FileNotFoundError, CheckpointError]
+    errors: list[type[BaseException]] = [
+        ValueError,
+        FileExistsError,
+        FileNotFoundError,
+        CheckpointError,
+    ]
     try:
         from eegwb.diagnostics.leakage import LeakageError
 
@@ -47,7 +62,9 @@ def input_errors() -> tuple[type[BaseException], ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--resume", metavar="PATH", help="continue exactly from a *_last.pt checkpoint")
+    parser.add_argument(
+        "--resume", metavar="PATH", help="continue exactly from a *_last.pt checkpoint"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

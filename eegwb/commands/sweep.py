@@ -16,8 +16,15 @@ from eegwb.commands.pretrain import add_config_arguments, config_overrides, inpu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--param", dest="params", action="append", default=[], required=True,
-                        metavar="KEY=V1,V2,...", help="values to sweep (repeat for a grid)")
+    parser.add_argument(
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="values to sweep (repeat for a grid)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def checkpoint_name(cfg: Any, kind: str = "best") -> str:
     model = cfg["model"] if isinstance(cfg, dict) else cfg.model
     masking = cfg["masking"] if isinstance(cfg, dict) else cfg.masking
     get = (lambda o, k: o[k]) if isinstance(model, dict) else getattr
-    mask_pct = int(round(float(get(masking, "mask_ratio")) * 100))
+    mask_pct = round(float(get(masking, "mask_ratio")) * 100)
     stem = (
         f"{get(model, 'backbone')}_eeg_d{get(model, 'd_model')}_l{get(model, 'n_layers')}"
         f"_m{mask_pct}_{get(masking, 'style')}"
@@ -125,7 +125,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle refused by weights_only, ...
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an eegwb checkpoint (no 'model'/'config' entries)")
     return state

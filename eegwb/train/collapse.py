@@ -16,6 +16,7 @@ and var_ratio ~ 0). Accumulated in float64 over every masked position of a split
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 
@@ -47,7 +48,9 @@ class CollapseStats:
         """pred_var, pred_mean, target_var, target_mean, var_ratio (NaN when nothing was masked)."""
         if self.n == 0:
             nan = float("nan")
-            return dict(pred_var=nan, pred_mean=nan, target_var=nan, target_mean=nan, var_ratio=nan)
+            return {
+                k: nan for k in ("pred_var", "pred_mean", "target_var", "target_mean", "var_ratio")
+            }
         n = self.n
         out = {}
         for name, s, ss in (("pred", "p", "pp"), ("target", "t", "tt")):
@@ -55,7 +58,9 @@ class CollapseStats:
             var_f = (self.sums[ss] / n - mean_f**2).clamp_min(0.0)  # (o,)
             out[f"{name}_var"] = float(var_f.mean())
             out[f"{name}_mean"] = float(mean_f.mean())
-        out["var_ratio"] = out["pred_var"] / out["target_var"] if out["target_var"] > 0 else float("nan")
+        out["var_ratio"] = (
+            out["pred_var"] / out["target_var"] if out["target_var"] > 0 else float("nan")
+        )
         return out
 
 
@@ -68,7 +73,7 @@ def collapse_warnings(stats: dict[str, float]) -> list[str]:
             f"{stats['target_var']:.3g} (the target encoder maps every window alike)"
         )
     ratio = stats.get("var_ratio", 1.0)
-    if ratio == ratio and ratio < PRED_COLLAPSE_RATIO:
+    if math.isfinite(ratio) and ratio < PRED_COLLAPSE_RATIO:
         out.append(
             f"prediction collapse: predictions vary {ratio:.3g}x as much as targets across "
             f"masked positions (pred mean {stats['pred_mean']:.3g}, target mean "

@@ -32,7 +32,11 @@ EPOCH_METRICS = (
 class DataConfig:
     root: str = "data/synthetic"  # the embedded synthetic cohort (`eegwb synth`)
     splits: str | None = None  # splits JSON (eegwb.data.splits); None: split by participant below
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/val/test; test is never read here
+    split_fractions: tuple[float, float, float] = (
+        0.8,
+        0.1,
+        0.1,
+    )  # train/val/test; test is never read here
     split_seed: int = 0
     normalisation: Literal["robust_z", "zscore", "none"] = "robust_z"  # robust to blinks and spikes
     max_windows: int | None = 128  # sequence chunk length; ~the original's L=124 windows
@@ -43,7 +47,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions):
-            raise ValueError(f"split_fractions must be three fractions >= 0, got {self.split_fractions}")
+            raise ValueError(
+                f"split_fractions must be three fractions >= 0, got {self.split_fractions}"
+            )
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or self.split_fractions[1] <= 0:
             raise ValueError(
                 f"split_fractions must sum to 1 with a non-empty val split, got {self.split_fractions}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     initialised_here: bool = False  # we created the process group, so we destroy it
 
     @property
@@ -42,7 +42,9 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("train.device: 'cuda' was asked for but torch.cuda.is_available() is False")
+        raise RuntimeError(
+            "train.device: 'cuda' was asked for but torch.cuda.is_available() is False"
+        )
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
@@ -62,8 +64,9 @@ def init_distributed(device_preference: str = "auto") -> DistInfo:
         dist.init_process_group(backend=backend)
         created = True
         logger.info("DDP: rank %d of %d on %s (%s)", rank, world, device, backend)
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device,
-                    initialised_here=created)
+    return DistInfo(
+        rank=rank, world_size=world, local_rank=local_rank, device=device, initialised_here=created
+    )
 
 
 def cleanup(info: DistInfo) -> None:
@@ -89,7 +92,9 @@ def epoch_batches(
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_items, generator=g).tolist()
     n_batches = n_items // batch_size
-    return [order[i * batch_size : (i + 1) * batch_size][rank::world_size] for i in range(n_batches)]
+    return [
+        order[i * batch_size : (i + 1) * batch_size][rank::world_size] for i in range(n_batches)
+    ]
 
 
 def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -33,13 +33,26 @@ from eegwb.train.collapse import CollapseStats
 from eegwb.train.config import PretrainConfig, TrainConfig
 from eegwb.train.pretrain_data import prepare_data
 
+if TYPE_CHECKING:
+    import altair as alt
+    import polars as pl
+
 logger = logging.getLogger(__name__)
 
 # Keys a resume may change: they never alter what the next step computes.
 RESUME_MAY_CHANGE = (
-    "train.max_steps", "train.overwrite", "train.log_every_steps", "train.checkpoint_dir",
-    "train.device", "train.patience", "train.min_delta", "train.val_every_steps",
-    "data.num_workers", "data.cache_dir", "data.allow_leakage", "tracking.",
+    "train.max_steps",
+    "train.overwrite",
+    "train.log_every_steps",
+    "train.checkpoint_dir",
+    "train.device",
+    "train.patience",
+    "train.min_delta",
+    "train.val_every_steps",
+    "data.num_workers",
+    "data.cache_dir",
+    "data.allow_leakage",
+    "tracking.",
 )
 EVAL_SEED_OFFSET = 1_000_003  # validation masks: fixed per run, unrelated to training masks
 
@@ -64,7 +77,7 @@ class RunResult:
     elapsed_s: float = 0.0
     config: dict = field(default_factory=dict)
 
-    def history_frame(self) -> "pl.DataFrame":
+    def history_frame(self) -> pl.DataFrame:
         import polars as pl
 
         return pl.DataFrame(self.history, infer_schema_length=None)
@@ -93,7 +106,9 @@ def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * (
+        cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    )
 
 
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -170,12 +185,14 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or getattr(p, "_no_weight_decay", False) else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def loss_chart(history: list[dict], title: str = "loss per epoch") -> "alt.Chart":
+def loss_chart(history: list[dict], title: str = "loss per epoch") -> alt.Chart:
     """Altair line chart of train and validation loss per epoch."""
     import altair as alt
     import polars as pl
@@ -191,8 +208,12 @@ def loss_chart(history: list[dict], title: str = "loss per epoch") -> "alt.Chart
     return (
         alt.Chart(data, title=title)
         .mark_line(point=True)
-        .encode(x=alt.X("epoch:Q", title="epoch"), y=alt.Y("loss:Q", title="MSE (masked)"),
-                color="split:N", tooltip=["epoch", "split", alt.Tooltip("loss:Q", format=".4f")])
+        .encode(
+            x=alt.X("epoch:Q", title="epoch"),
+            y=alt.Y("loss:Q", title="MSE (masked)"),
+            color="split:N",
+            tooltip=["epoch", "split", alt.Tooltip("loss:Q", format=".4f")],
+        )
     )
 
 
@@ -219,7 +240,9 @@ def pretrain(
     info = ddp.init_distributed(cfg.train.device)
     try:
         ckpt = _load_resume(resume, cfg) if resume is not None else None
-        paths = {k: Path(cfg.train.checkpoint_dir) / checkpoint_name(cfg, k) for k in ("best", "last")}
+        paths = {
+            k: Path(cfg.train.checkpoint_dir) / checkpoint_name(cfg, k) for k in ("best", "last")
+        }
         if ckpt is None and not cfg.train.overwrite:
             existing = [str(p) for p in paths.values() if p.exists()]
             if existing:
@@ -228,14 +251,25 @@ def pretrain(
                     "/ --overwrite to replace it, or --resume it)"
                 )
         data = prepare_data(cfg, info)
-        if ckpt is not None and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]:
+        if (
+            ckpt is not None
+            and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]
+        ):
             raise CheckpointError(
                 f"{resume}: was trained on dataset fingerprint {ckpt.get('fingerprint')}, "
                 f"this config resolves to {data.fingerprint}; resume needs the same data and split"
             )
         show_bar = bar if bar is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
-        result = run_loop(cfg, data, info, paths, ckpt=ckpt, progress=progress,
-                          bar=show_bar and info.is_main, resume_path=resume)
+        result = run_loop(
+            cfg,
+            data,
+            info,
+            paths,
+            ckpt=ckpt,
+            progress=progress,
+            bar=show_bar and info.is_main,
+            resume_path=resume,
+        )
     finally:
         ddp.cleanup(info)
     result.elapsed_s = time.perf_counter() - t0
@@ -244,13 +278,17 @@ def pretrain(
 
 def _load_resume(path: str | Path, cfg: PretrainConfig) -> dict:
     ckpt = load_checkpoint(path)
-    diff = {k: v for k, v in config_diff(ckpt["config"], to_dict(cfg)).items()
-            if not k.startswith(RESUME_MAY_CHANGE)}
+    diff = {
+        k: v
+        for k, v in config_diff(ckpt["config"], to_dict(cfg)).items()
+        if not k.startswith(RESUME_MAY_CHANGE)
+    }
     if diff:
-        shown = "; ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, a, b in
-                          ((k, *v) for k, v in list(diff.items())[:5]))
+        shown = "; ".join(
+            f"{k}: checkpoint {a!r} vs config {b!r}"
+            for k, a, b in ((k, *v) for k, v in list(diff.items())[:5])
+        )
         raise CheckpointError(f"{path}: cannot resume with a different config ({shown})")
     if "step_in_epoch" not in ckpt:
         raise CheckpointError(f"{path}: holds no training position (not a pretraining checkpoint)")
     return ckpt
-

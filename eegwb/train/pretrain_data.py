@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import torch
@@ -21,22 +22,29 @@ import xxhash
 from eegwb.train import distributed as ddp
 from eegwb.train.config import PretrainConfig
 
+if TYPE_CHECKING:
+    from eegwb.data.dataset import EEGDataset
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class RunData:
-    train: "EEGDataset"
-    val: "EEGDataset"
+    train: EEGDataset
+    val: EEGDataset
     roots: dict[str, Path]
     assignment: dict[str, list[str]]  # split -> participants
-    fingerprint: dict[str, str]  # {"dataset": digest of both splits' data, "train": ..., "val": ...}
+    fingerprint: dict[
+        str, str
+    ]  # {"dataset": digest of both splits' data, "train": ..., "val": ...}
     leaky: bool = False
     leakage_summary: str = ""
     extra: dict = field(default_factory=dict)
 
 
-def split_selections(cfg: PretrainConfig) -> tuple[dict[str, Path], dict[str, pl.DataFrame], dict[str, list[str]]]:
+def split_selections(
+    cfg: PretrainConfig,
+) -> tuple[dict[str, Path], dict[str, pl.DataFrame], dict[str, list[str]]]:
     """Roots, selections and participants of the train and val splits."""
     from eegwb.data.layout import recordings_index
     from eegwb.data.splits import load_splits, participant_selection, split_by_participant
@@ -46,7 +54,9 @@ def split_selections(cfg: PretrainConfig) -> tuple[dict[str, Path], dict[str, pl
         spec = load_splits(d.splits)
         missing = [s for s in ("train", "val") if s not in spec.splits]
         if missing:
-            raise ValueError(f"{d.splits}: data.splits needs 'train' and 'val' splits, missing {missing}")
+            raise ValueError(
+                f"{d.splits}: data.splits needs 'train' and 'val' splits, missing {missing}"
+            )
         roots = {s: spec.root(s) for s in ("train", "val")}
         sels = {s: spec.resolve(s) for s in ("train", "val")}
     else:
@@ -59,14 +69,18 @@ def split_selections(cfg: PretrainConfig) -> tuple[dict[str, Path], dict[str, pl
     return roots, sels, people
 
 
-def run_leakage_gate(roots: dict[str, Path], sels: dict[str, pl.DataFrame], allow: bool) -> tuple[bool, str]:
+def run_leakage_gate(
+    roots: dict[str, Path], sels: dict[str, pl.DataFrame], allow: bool
+) -> tuple[bool, str]:
     """The leakage audit between train and val (raises LeakageError unless `allow`)."""
     from eegwb.diagnostics.leakage import SplitData, leakage_gate
 
     result = leakage_gate({s: SplitData(roots[s], sels[s]) for s in sels}, allow_leakage=allow)
     leaky, summary = bool(result.leaky), result.summary()
     if leaky:
-        logger.warning("train/val leak and data.allow_leakage is true: the run is tagged 'leaky'. %s", summary)
+        logger.warning(
+            "train/val leak and data.allow_leakage is true: the run is tagged 'leaky'. %s", summary
+        )
     return leaky, summary
 
 
@@ -104,7 +118,9 @@ def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
         torch.distributed.barrier()
     for s, ds in (("train", train), ("val", val)):
         if len(ds) == 0:
-            raise ValueError(f"{roots[s]}: the {s} split holds no sequences (participants {people[s]})")
+            raise ValueError(
+                f"{roots[s]}: the {s} split holds no sequences (participants {people[s]})"
+            )
         if ds.window_samples != cfg.model.window_samples:
             raise ValueError(
                 f"model.window_samples: {cfg.model.window_samples}, but {roots[s]} has windows of "
@@ -112,5 +128,12 @@ def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
             )
     fp = {"train": train.fingerprint(), "val": val.fingerprint()}
     fp["dataset"] = xxhash.xxh3_128_hexdigest(json.dumps(fp, sort_keys=True).encode())
-    return RunData(train=train, val=val, roots=roots, assignment=people, fingerprint=fp,
-                   leaky=leaky, leakage_summary=summary)
+    return RunData(
+        train=train,
+        val=val,
+        roots=roots,
+        assignment=people,
+        fingerprint=fp,
+        leaky=leaky,
+        leakage_summary=summary,
+    )

@@ -24,7 +24,15 @@ from eegwb.train import distributed as ddp
 from eegwb.train.checkpoints import rng_state, save_checkpoint, set_rng_state
 from eegwb.train.collapse import collapse_warnings
 from eegwb.train.config import PretrainConfig
-from eegwb.train.pretrain import EVAL_SEED_OFFSET, RunResult, evaluate, loss_chart, lr_at, make_optimizer, train_step
+from eegwb.train.pretrain import (
+    EVAL_SEED_OFFSET,
+    RunResult,
+    evaluate,
+    loss_chart,
+    lr_at,
+    make_optimizer,
+    train_step,
+)
 from eegwb.train.pretrain_data import RunData
 
 logger = logging.getLogger(__name__)
@@ -37,6 +45,42 @@ def build_objective(cfg: PretrainConfig, device: torch.device):
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and rerun
     model = EEGModel(cfg.model)
     return model, MaskedReconstruction(model, cfg.masking).to(device)
+
+
+EPOCH_LOG_KEYS = ("train_loss", "val_loss", "grad_norm", "lr", "pred_var", "pred_mean", "target_var",
+                  "target_mean", "var_ratio")  # fmt: skip
+
+
+def check_gates(cfg: PretrainConfig, epoch: int, row: dict) -> tuple[list[dict], list[str], bool]:
+    """Gates due at the end of `epoch` (1-based): (results, failure messages, stop?)."""
+    results, failures, stop = [], [], False
+    for g in cfg.gates:
+        if g.epoch != epoch:
+            continue
+        res = g.check(row[g.metric])
+        results.append(res)
+        if not res["passed"]:
+            bound = " and ".join(
+                b for b in (f"<= {g.max}" if g.max is not None else "",
+                            f">= {g.min}" if g.min is not None else "") if b
+            )  # fmt: skip
+            failures.append(
+                f"gate failed at epoch {g.epoch}: {g.metric} = {res['value']:.4g}, "
+                f"required {bound} (action: {g.action})"
+            )
+            stop = stop or g.action == "stop"
+    return results, failures, stop
+
+
+def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int) -> None:
+    """Weights, optimizer and this rank's RNG states from a `last` checkpoint."""
+    model.load_state_dict(ckpt["model"])
+    objective.load_state_dict(
+        {**{prefix + k: v for k, v in ckpt["model"].items()}, **ckpt["objective"]}
+    )
+    optimizer.load_state_dict(ckpt["optimizer"])
+    ranks = ckpt["rng"]["ranks"]
+    set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0], mask_gen)
 
 
 def _model_prefix(objective, model) -> str:
@@ -58,7 +102,13 @@ def run_loop(
     resume_path: str | Path | None,
 ) -> RunResult:
     from eegwb.data.dataset import collate
-    from eegwb.train.tracking import TAG_CHECKPOINT, TAG_CHECKPOINT_LAST, TAG_DATASET_FINGERPRINT, TAG_KERNEL, Tracker
+    from eegwb.train.tracking import (
+        TAG_CHECKPOINT,
+        TAG_CHECKPOINT_LAST,
+        TAG_DATASET_FINGERPRINT,
+        TAG_KERNEL,
+        Tracker,
+    )
 
     tc, device = cfg.train, info.device
     model, objective = build_objective(cfg, device)
@@ -72,56 +122,91 @@ def run_loop(
         )
     total_steps = tc.epochs * per_epoch
     mask_gen = torch.Generator(device=device).manual_seed(tc.seed * 7919 + info.rank + 1)
-    r = RunResult(best_checkpoint=None, last_checkpoint=None, config=to_dict(cfg),
-                  fingerprint=data.fingerprint, leaky=data.leaky)
+    r = RunResult(
+        best_checkpoint=None,
+        last_checkpoint=None,
+        config=to_dict(cfg),
+        fingerprint=data.fingerprint,
+        leaky=data.leaky,
+    )
     epoch, step_in_epoch, step, bad_epochs = 0, 0, 0, 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        objective.load_state_dict({**{prefix + k: v for k, v in ckpt["model"].items()}, **ckpt["objective"]})
-        optimizer.load_state_dict(ckpt["optimizer"])
+        _restore(ckpt, model, objective, optimizer, prefix, mask_gen, info.rank)
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
         bad_epochs, r.best_val_loss = ckpt["bad_epochs"], ckpt["best_val_loss"]
-        r.history, r.steps, r.gates = list(ckpt["history"]), list(ckpt["steps"]), list(ckpt["gates"])
-        rng = ckpt["rng"]["ranks"][info.rank] if info.rank < len(ckpt["rng"]["ranks"]) else ckpt["rng"]["ranks"][0]
-        set_rng_state(rng, mask_gen)
+        r.history, r.steps, r.gates = (
+            list(ckpt["history"]),
+            list(ckpt["steps"]),
+            list(ckpt["gates"]),
+        )
     train_obj = objective
     if info.distributed:
         train_obj = torch.nn.parallel.DistributedDataParallel(
-            objective, device_ids=[device] if device.type == "cuda" else None)
+            objective, device_ids=[device] if device.type == "cuda" else None
+        )
     describe = model.describe()
     r.kernel_path = str(describe.get("kernel_path", ""))
     stem = paths["best"].name.removesuffix(".pt")
-    tags = {TAG_KERNEL: r.kernel_path, TAG_DATASET_FINGERPRINT: data.fingerprint["dataset"],
-            "eegwb.device": str(device), "eegwb.world_size": str(info.world_size),
-            "eegwb.backbone": cfg.model.backbone, **cfg.tracking.tags}
+    tags = {
+        TAG_KERNEL: r.kernel_path,
+        TAG_DATASET_FINGERPRINT: data.fingerprint["dataset"],
+        "eegwb.device": str(device),
+        "eegwb.world_size": str(info.world_size),
+        "eegwb.backbone": cfg.model.backbone,
+        **cfg.tracking.tags,
+    }
     if data.leaky:
         tags["leaky"] = "true"
     if resume_path is not None:
         tags["eegwb.resumed_from"] = str(resume_path)
-    val_loader = DataLoader(data.val, batch_size=tc.batch_size, shuffle=False, collate_fn=collate,
-                            generator=torch.Generator().manual_seed(tc.seed))
+    val_loader = DataLoader(
+        data.val,
+        batch_size=tc.batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(tc.seed),
+    )
 
     def validate() -> dict[str, float]:
         out = None
         if info.is_main:
-            out = evaluate(objective, (b.to(device) for b in val_loader),
-                           seed=tc.seed + EVAL_SEED_OFFSET, precision=tc.precision)
+            out = evaluate(
+                objective,
+                (b.to(device) for b in val_loader),
+                seed=tc.seed + EVAL_SEED_OFFSET,
+                precision=tc.precision,
+            )
         return ddp.broadcast_object(out, info)
 
     def state(kind: str) -> dict:
         full = objective.state_dict()
         return {
-            "kind": kind, "model": model.state_dict(),
+            "kind": kind,
+            "model": model.state_dict(),
             "objective": {k: v for k, v in full.items() if not k.startswith(prefix)},
             "optimizer": optimizer.state_dict(),
-            "scheduler": {"name": "warmup_cosine", "step": step, "total_steps": total_steps,
-                          "warmup_fraction": tc.warmup_fraction},
-            "step": step, "epoch": epoch, "step_in_epoch": step_in_epoch,
-            "config": to_dict(cfg), "rng": {"ranks": ranks_rng},
-            "fingerprint": dict(data.fingerprint), "assignment": data.assignment,
-            "gates": list(r.gates), "history": list(r.history), "steps": list(r.steps),
-            "best_val_loss": r.best_val_loss, "bad_epochs": bad_epochs, "stopped": r.stopped,
-            "describe": {k: v for k, v in describe.items() if isinstance(v, (str, int, float, bool))},
+            "scheduler": {
+                "name": "warmup_cosine",
+                "step": step,
+                "total_steps": total_steps,
+                "warmup_fraction": tc.warmup_fraction,
+            },
+            "step": step,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "config": to_dict(cfg),
+            "rng": {"ranks": ranks_rng},
+            "fingerprint": dict(data.fingerprint),
+            "assignment": data.assignment,
+            "gates": list(r.gates),
+            "history": list(r.history),
+            "steps": list(r.steps),
+            "best_val_loss": r.best_val_loss,
+            "bad_epochs": bad_epochs,
+            "stopped": r.stopped,
+            "describe": {
+                k: v for k, v in describe.items() if isinstance(v, (str, int, float, bool))
+            },
         }
 
     def gather_rng() -> list:
@@ -132,8 +217,13 @@ def run_loop(
         torch.distributed.all_gather_object(out, mine)
         return out
 
-    with Tracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name or stem,
-                 tags=tags, enabled=cfg.tracking.enabled and info.is_main) as tracker:
+    with Tracker(
+        cfg.tracking.uri,
+        cfg.tracking.experiment,
+        run_name=cfg.tracking.run_name or stem,
+        tags=tags,
+        enabled=cfg.tracking.enabled and info.is_main,
+    ) as tracker:
         tracker.log_params(to_dict(cfg))
         tracker.log_text(dump_yaml(cfg), "config.yaml")
         r.run_id, r.tracking_uri = tracker.run_id, tracker.tracking_uri
@@ -145,22 +235,40 @@ def run_loop(
         stop = False
         while epoch < tc.epochs and not stop:
             t_epoch = time.perf_counter()
-            batches = ddp.epoch_batches(len(data.train), tc.batch_size, seed=tc.seed, epoch=epoch,
-                                        rank=info.rank, world_size=info.world_size)
+            batches = ddp.epoch_batches(
+                len(data.train),
+                tc.batch_size,
+                seed=tc.seed,
+                epoch=epoch,
+                rank=info.rank,
+                world_size=info.world_size,
+            )
             # A private generator: creating a loader must not draw from the global RNG.
-            loader = DataLoader(data.train, batch_sampler=batches[step_in_epoch:], collate_fn=collate,
-                                num_workers=cfg.data.num_workers,
-                                generator=torch.Generator().manual_seed(tc.seed + epoch))
+            loader = DataLoader(
+                data.train,
+                batch_sampler=batches[step_in_epoch:],
+                collate_fn=collate,
+                num_workers=cfg.data.num_workers,
+                generator=torch.Generator().manual_seed(tc.seed + epoch),
+            )
             sums, n_in_epoch, hit_max = {"train_loss": 0.0, "grad_norm": 0.0}, 0, False
             for batch in loader:
-                m = train_step(train_obj, optimizer, batch.to(device), lr=lr_at(step, total_steps, tc),
-                               grad_clip=tc.grad_clip, generator=mask_gen, precision=tc.precision)
+                m = train_step(
+                    train_obj,
+                    optimizer,
+                    batch.to(device),
+                    lr=lr_at(step, total_steps, tc),
+                    grad_clip=tc.grad_clip,
+                    generator=mask_gen,
+                    precision=tc.precision,
+                )
                 m = ddp.all_reduce_mean(m, info)
                 step, step_in_epoch, n_in_epoch = step + 1, step_in_epoch + 1, n_in_epoch + 1
                 if not math.isfinite(m["train_loss"]):
                     raise FloatingPointError(
                         f"train loss is {m['train_loss']} at step {step} (epoch {epoch + 1}); "
-                        f"last good checkpoint: {r.last_checkpoint or 'none yet'}")
+                        f"last good checkpoint: {r.last_checkpoint or 'none yet'}"
+                    )
                 sums["train_loss"] += m["train_loss"]
                 sums["grad_norm"] += m["grad_norm"]
                 r.steps.append({"step": step, **m})
@@ -170,7 +278,15 @@ def run_loop(
                     pbar.update(1)
                     pbar.set_postfix(loss=f"{m['train_loss']:.4f}", epoch=epoch + 1)
                 if progress is not None and info.is_main:
-                    progress({"kind": "step", "epoch": epoch + 1, "step": step, "total_steps": total_steps, **m})
+                    progress(
+                        {
+                            "kind": "step",
+                            "epoch": epoch + 1,
+                            "step": step,
+                            "total_steps": total_steps,
+                            **m,
+                        }
+                    )
                 if tc.val_every_steps and step % tc.val_every_steps == 0:
                     v = validate()
                     r.history.append({"kind": "val", "epoch": epoch + 1, "step": step, **v})
@@ -183,32 +299,38 @@ def run_loop(
             epoch_done = step_in_epoch >= per_epoch
             if epoch_done:
                 v = validate()
-                row = {"kind": "epoch", "epoch": epoch + 1, "step": step,
-                       "train_loss": sums["train_loss"] / max(1, n_in_epoch),
-                       "grad_norm": sums["grad_norm"] / max(1, n_in_epoch),
-                       "lr": lr_at(max(0, step - 1), total_steps, tc), **v,
-                       "epoch_s": time.perf_counter() - t_epoch}
+                row = {
+                    "kind": "epoch",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "train_loss": sums["train_loss"] / max(1, n_in_epoch),
+                    "grad_norm": sums["grad_norm"] / max(1, n_in_epoch),
+                    "lr": lr_at(max(0, step - 1), total_steps, tc),
+                    **v,
+                    "epoch_s": time.perf_counter() - t_epoch,
+                }
                 r.history.append(row)
                 warnings = collapse_warnings(v)
                 row["warnings"] = warnings
                 for w in warnings:
                     logger.warning("epoch %d: %s", epoch + 1, w)
-                tracker.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "grad_norm", "lr", "pred_var",
-                                                         "pred_mean", "target_var", "target_mean", "var_ratio")
-                                     if isinstance(row.get(k), float) and math.isfinite(row[k])}, step=step)
-                for g in cfg.gates:
-                    if g.epoch == epoch + 1:
-                        res = g.check(row[g.metric])
-                        r.gates.append(res)
-                        tracker.log_metrics({f"gate_{g.metric}_e{g.epoch}_passed": float(res["passed"])}, step=step)
-                        if not res["passed"]:
-                            bound = f"<= {g.max}" if g.max is not None else f">= {g.min}"
-                            msg = (f"gate failed at epoch {g.epoch}: {g.metric} = {res['value']:.4g}, "
-                                   f"required {bound} (action: {g.action})")
-                            logger.warning(msg)
-                            tracker.set_tags({"eegwb.gate_failed": msg})
-                            if g.action == "stop":
-                                stop, r.stopped = True, "gate"
+                logged = {k: row[k] for k in EPOCH_LOG_KEYS if math.isfinite(row.get(k, math.nan))}
+                tracker.log_metrics(logged, step=step)
+                results, failures, gate_stop = check_gates(cfg, epoch + 1, row)
+                r.gates += results
+                tracker.log_metrics(
+                    {
+                        f"gate_{g['metric']}_e{g['epoch']}_passed": float(g["passed"])
+                        for g in results
+                    },
+                    step=step,
+                )
+                for msg in failures:
+                    logger.warning(msg)
+                if failures:
+                    tracker.set_tags({"eegwb.gate_failed": "; ".join(failures)})
+                if gate_stop:
+                    stop, r.stopped = True, "gate"
                 improved = v["val_loss"] < r.best_val_loss - tc.min_delta
                 if improved:
                     r.best_val_loss, bad_epochs = v["val_loss"], 0
@@ -218,9 +340,18 @@ def run_loop(
                         stop, r.stopped = True, "early_stopping"
                 epoch, step_in_epoch = epoch + 1, 0
                 if not pbar and info.is_main:
-                    logger.info("%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
-                                stem, epoch, tc.epochs, step, row["train_loss"], row["val_loss"],
-                                row["var_ratio"], row["epoch_s"], " *" if improved else "")
+                    logger.info(
+                        "%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
+                        stem,
+                        epoch,
+                        tc.epochs,
+                        step,
+                        row["train_loss"],
+                        row["val_loss"],
+                        row["var_ratio"],
+                        row["epoch_s"],
+                        " *" if improved else "",
+                    )
                 if progress is not None and info.is_main:
                     progress({**row, "total_steps": total_steps})
             else:
@@ -235,12 +366,27 @@ def run_loop(
         if pbar is not None:
             pbar.close()
         if info.is_main:
-            tracker.set_tags({TAG_CHECKPOINT: str(r.best_checkpoint or ""),
-                              TAG_CHECKPOINT_LAST: str(r.last_checkpoint or ""), "eegwb.stopped": r.stopped})
-            tracker.log_text(json.dumps({"best": str(r.best_checkpoint or ""), "last": str(r.last_checkpoint or ""),
-                                         "gates": r.gates, "history": r.history}, indent=1, default=str),
-                             "run_summary.json")
-            if any(h.get("kind") == "epoch" for h in r.history):
+            tracker.set_tags(
+                {
+                    TAG_CHECKPOINT: str(r.best_checkpoint or ""),
+                    TAG_CHECKPOINT_LAST: str(r.last_checkpoint or ""),
+                    "eegwb.stopped": r.stopped,
+                }
+            )
+            tracker.log_text(
+                json.dumps(
+                    {
+                        "best": str(r.best_checkpoint or ""),
+                        "last": str(r.last_checkpoint or ""),
+                        "gates": r.gates,
+                        "history": r.history,
+                    },
+                    indent=1,
+                    default=str,
+                ),
+                "run_summary.json",
+            )
+            if tracker.enabled and any(h.get("kind") == "epoch" for h in r.history):
                 tracker.log_chart(loss_chart(r.history, title=stem), "loss_chart.html")
         r.tracking_failures = list(tracker.failures)
     if r.best_checkpoint is None and paths["best"].exists() and ckpt is not None:

@@ -19,22 +19,33 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eegwb.config import ConfigError, apply_overrides, from_dict, parse_value, resolve_key, to_dict
 from eegwb.train.config import PretrainConfig
 
+if TYPE_CHECKING:
+    import polars as pl
+
 logger = logging.getLogger(__name__)
 
 # Keys that checkpoint_name() spells out: sweeping only these keeps the original file names.
-NAMED_KEYS = ("model.backbone", "model.d_model", "model.n_layers", "masking.mask_ratio", "masking.style")
+NAMED_KEYS = (
+    "model.backbone",
+    "model.d_model",
+    "model.n_layers",
+    "masking.mask_ratio",
+    "masking.style",
+)
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
     """`"masking.mask_ratio=0.2,0.4"` -> ("masking.mask_ratio", [0.2, 0.4]); values are YAML."""
     key, sep, values = text.partition("=")
     if not sep or not key.strip() or not values.strip():
-        raise ConfigError(f"--param {text!r}: expected KEY=V1,V2,..., e.g. masking.mask_ratio=0.2,0.4")
+        raise ConfigError(
+            f"--param {text!r}: expected KEY=V1,V2,..., e.g. masking.mask_ratio=0.2,0.4"
+        )
     return key.strip(), [parse_value(v) for v in values.split(",")]
 
 
@@ -66,7 +77,7 @@ class SweepResult:
     experiment: str
     runs: list[SweepRun] = field(default_factory=list)
 
-    def table(self) -> "pl.DataFrame":
+    def table(self) -> pl.DataFrame:
         """One row per run: swept values, best/final loss, epochs, stop reason, run id, checkpoint."""
         import polars as pl
 
@@ -87,7 +98,9 @@ class SweepResult:
         return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def sweep_configs(base: PretrainConfig, params: Mapping[str, Sequence[Any]], sweep_id: str) -> list[SweepRun]:
+def sweep_configs(
+    base: PretrainConfig, params: Mapping[str, Sequence[Any]], sweep_id: str
+) -> list[SweepRun]:
     """One validated config per combination (all checked before anything runs)."""
     full = {resolve_key(PretrainConfig, k): list(v) for k, v in params.items()}
     if not full or any(not v for v in full.values()):
@@ -96,12 +109,17 @@ def sweep_configs(base: PretrainConfig, params: Mapping[str, Sequence[Any]], swe
     runs = []
     for combo in expand_grid(full):
         data = apply_overrides(PretrainConfig, to_dict(base), combo)
-        data["tracking"]["tags"] = {**data["tracking"].get("tags", {}), "eegwb.sweep": sweep_id,
-                                    **{f"eegwb.sweep.{k}": str(v) for k, v in combo.items()}}
+        data["tracking"]["tags"] = {
+            **data["tracking"].get("tags", {}),
+            "eegwb.sweep": sweep_id,
+            **{f"eegwb.sweep.{k}": str(v) for k, v in combo.items()},
+        }
         if base.tracking.run_name is None:
             data["tracking"]["run_name"] = f"sweep {_label(combo)}"
         if own_dirs:
-            data["train"]["checkpoint_dir"] = str(Path(base.train.checkpoint_dir) / f"sweep-{_slug(combo)}")
+            data["train"]["checkpoint_dir"] = str(
+                Path(base.train.checkpoint_dir) / f"sweep-{_slug(combo)}"
+            )
         try:
             cfg = from_dict(PretrainConfig, data)
         except ConfigError as err:

@@ -3,6 +3,7 @@ loss chart, per-epoch table and MLflow run are present."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -17,14 +18,26 @@ from eegwb.train.config import PretrainConfig
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "03_pretrain.py"
 MARIMO = Path(sys.executable).with_name("marimo")
-TINY = ["model.d_model=16", "model.n_layers=1", "model.headdim=8", "model.d_state=8", "model.chunk_size=8",
-        "model.window_samples=64", "data.channels=null", "data.max_windows=4",
-        "data.split_fractions=[0.75, 0.25, 0.0]", "train.batch_size=8", "train.epochs=2"]
+TINY = [
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.headdim=8",
+    "model.d_state=8",
+    "model.chunk_size=8",
+    "model.window_samples=64",
+    "data.channels=null",
+    "data.max_windows=4",
+    "data.split_fractions=[0.75, 0.25, 0.0]",
+    "train.batch_size=8",
+    "train.epochs=2",
+]
 
 
 def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    done = subprocess.run(
+        cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -34,26 +47,62 @@ def test_marimo_check_passes() -> None:
 
 
 def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
-    root = write_cohort(tmp_path / "data", participants=[f"{i:02d}" for i in range(1, 5)], n_windows=8,
-                        window_samples=64, sfreq=128.0)
-    cfg = load_config(PretrainConfig, ROOT / "configs" / "tiny.yaml",
-                      TINY + [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}"])
+    root = write_cohort(
+        tmp_path / "data",
+        participants=[f"{i:02d}" for i in range(1, 5)],
+        n_windows=8,
+        window_samples=64,
+        sfreq=128.0,
+    )
+    cfg = load_config(
+        PretrainConfig,
+        ROOT / "configs" / "tiny.yaml",
+        TINY + [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}"],
+    )
     config = tmp_path / "nb.yaml"
     config.write_text(dump_yaml(cfg))
 
     # Headless: trains without a click; widget arguments override the config.
-    done = _run([sys.executable, str(NOTEBOOK), "--config", str(config), "--mask-ratio", "0.75",
-                 "--no-track", "true"])
+    done = _run(
+        [
+            sys.executable,
+            str(NOTEBOOK),
+            "--config",
+            str(config),
+            "--mask-ratio",
+            "0.75",
+            "--no-track",
+            "true",
+        ]
+    )
     assert "pretraining: best_val_loss=" in done.stdout and "stopped=completed" in done.stdout
     best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m75_mae.pt"  # the widget's mask ratio was used
     state = torch.load(best, weights_only=True)
-    assert state["config"]["masking"]["mask_ratio"] == 0.75 and state["config"]["tracking"]["enabled"] is False
+    assert (
+        state["config"]["masking"]["mask_ratio"] == 0.75
+        and state["config"]["tracking"]["enabled"] is False
+    )
 
     # Export: the report holds the chart, the per-epoch table and the MLflow run.
     html = tmp_path / "03_pretrain.html"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", "--config", str(config),
-          "--tracking-uri", uri, "--experiment", "nb-test"])
+    _run(
+        [
+            str(MARIMO),
+            "export",
+            "html",
+            str(NOTEBOOK),
+            "-o",
+            str(html),
+            "--",
+            "--config",
+            str(config),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "nb-test",
+        ]
+    )
     text = html.read_text()
     assert "application/vnd.vegalite" in text and "loss per epoch \\u00b7 mamba2 d16" in text
     assert "marimo-table" in text and "val_loss" in text and "var_ratio" in text

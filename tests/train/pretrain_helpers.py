@@ -17,7 +17,13 @@ from eegwb.train.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "configs" / "tiny.yaml"
-TINY_MODEL = ["model.d_model=16", "model.n_layers=1", "model.headdim=8", "model.d_state=8", "model.chunk_size=8"]
+TINY_MODEL = [
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.headdim=8",
+    "model.d_state=8",
+    "model.chunk_size=8",
+]
 _COHORTS: dict[str, Path] = {}
 
 
@@ -40,8 +46,18 @@ def synth_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     if "synth" not in _COHORTS:
         root = tmp_path_factory.mktemp("synth") / "data"
-        generate_cohort(root, SynthConfig(n_participants=8, runs_per_participant=2, montage="muse",
-                                          window_samples=128, n_windows=16, seed=0), progress=False)
+        generate_cohort(
+            root,
+            SynthConfig(
+                n_participants=8,
+                runs_per_participant=2,
+                montage="muse",
+                window_samples=128,
+                n_windows=16,
+                seed=0,
+            ),
+            progress=False,
+        )
         _COHORTS["synth"] = root
     return _COHORTS["synth"]
 
@@ -55,12 +71,23 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def tiny_overrides(root: Path, ckpt_dir: Path, window_samples: int = 128) -> list[str]:
     return TINY_MODEL + [
-        f"data.root={root}", f"model.window_samples={window_samples}", "data.channels=null",
-        "data.max_windows=8", "data.split_fractions=[0.75, 0.25, 0.0]", f"train.checkpoint_dir={ckpt_dir}",
-        "train.batch_size=8", "train.lr=3e-3", "tracking.enabled=false", "train.overwrite=false",
+        f"data.root={root}",
+        f"model.window_samples={window_samples}",
+        "data.channels=null",
+        "data.max_windows=8",
+        "data.split_fractions=[0.75, 0.25, 0.0]",
+        f"train.checkpoint_dir={ckpt_dir}",
+        "train.batch_size=8",
+        "train.lr=3e-3",
+        "tracking.enabled=false",
+        "train.overwrite=false",
     ]
 
 
-def tiny_config(root: Path, ckpt_dir: Path, *overrides: str, window_samples: int = 128) -> PretrainConfig:
+def tiny_config(
+    root: Path, ckpt_dir: Path, *overrides: str, window_samples: int = 128
+) -> PretrainConfig:
     """configs/tiny.yaml with a tiny model over `root`, checkpoints in `ckpt_dir`, no MLflow."""
-    return load_config(PretrainConfig, TINY_YAML, tiny_overrides(root, ckpt_dir, window_samples) + list(overrides))
+    return load_config(
+        PretrainConfig, TINY_YAML, tiny_overrides(root, ckpt_dir, window_samples) + list(overrides)
+    )

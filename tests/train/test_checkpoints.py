@@ -29,20 +29,34 @@ class NotATensor:
 
 def _state(value: float) -> dict:
     cfg = PretrainConfig()
-    return {"model": {"w": torch.full((3, 2), value)}, "config": to_dict(cfg), "step": 7,
-            "history": [{"epoch": 1, "val_loss": 0.5}], "rng": rng_state()}
+    return {
+        "model": {"w": torch.full((3, 2), value)},
+        "config": to_dict(cfg),
+        "step": 7,
+        "history": [{"epoch": 1, "val_loss": 0.5}],
+        "rng": rng_state(),
+    }
 
 
 @pytest.mark.parametrize(
     ("overrides", "best", "last"),
     [
         ([], "mamba2_eeg_d128_l6_m50_mae.pt", "mamba2_eeg_d128_l6_m50_mae_last.pt"),
-        (["masking.mask_ratio=0.2", "model.d_model=256", "model.n_layers=2"], "mamba2_eeg_d256_l2_m20_mae.pt", None),
-        (["model.backbone=transformer", "masking.style=bert", "masking.mask_ratio=1.0"],
-         "transformer_eeg_d128_l6_m100_bert.pt", "transformer_eeg_d128_l6_m100_bert_last.pt"),
+        (
+            ["masking.mask_ratio=0.2", "model.d_model=256", "model.n_layers=2"],
+            "mamba2_eeg_d256_l2_m20_mae.pt",
+            None,
+        ),
+        (
+            ["model.backbone=transformer", "masking.style=bert", "masking.mask_ratio=1.0"],
+            "transformer_eeg_d128_l6_m100_bert.pt",
+            "transformer_eeg_d128_l6_m100_bert_last.pt",
+        ),
     ],
 )
-def test_checkpoint_names_follow_the_original(overrides: list[str], best: str, last: str | None) -> None:
+def test_checkpoint_names_follow_the_original(
+    overrides: list[str], best: str, last: str | None
+) -> None:
     cfg = load_config(PretrainConfig, None, overrides)
     assert checkpoint_name(cfg) == best
     assert checkpoint_name(to_dict(cfg)) == best  # the plain-dict config stored in a checkpoint
@@ -58,7 +72,9 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     torch.load(path, weights_only=True)  # nothing in it needs pickle
 
 
-def test_crash_mid_save_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_save_leaves_the_old_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = save_checkpoint(tmp_path / "c.pt", _state(1.0))
     real_save = torch.save
 
@@ -95,8 +111,12 @@ def test_bad_files_are_named(tmp_path: Path) -> None:
 
 
 def _draws(gen: torch.Generator) -> tuple:
-    return (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)],
-            torch.rand(3, generator=gen).tolist())
+    return (
+        torch.rand(3).tolist(),
+        np.random.rand(3).tolist(),
+        [random.random() for _ in range(3)],
+        torch.rand(3, generator=gen).tolist(),
+    )
 
 
 def test_rng_state_round_trip_through_a_checkpoint(tmp_path: Path) -> None:

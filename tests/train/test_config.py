@@ -84,7 +84,10 @@ def test_bad_yaml_names_file_and_key(tmp_path: Path, yaml_text: str, expected: s
 
 
 def test_override_errors_name_the_override() -> None:
-    with pytest.raises(ConfigError, match=r"--set inner\.sizee=3: inner\.sizee: unknown key \(did you mean 'inner\.size'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--set inner\.sizee=3: inner\.sizee: unknown key \(did you mean 'inner\.size'",
+    ):
         load_config(Outer, None, ["inner.sizee=3"])
     with pytest.raises(ConfigError, match=r"expected KEY=VALUE"):
         load_config(Outer, None, ["inner.size"])
@@ -113,11 +116,17 @@ def test_shipped_configs_load(name: str) -> None:
     ("override", "expected"),
     [
         ("masking.mask_ratio=1.5", r"masking\.mask_ratio: must be in \[0, 1\], got 1\.5"),
-        ("model.d_model=100", r"model\.headdim: expand \* d_model = 200 is not a multiple of headdim"),
+        (
+            "model.d_model=100",
+            r"model\.headdim: expand \* d_model = 200 is not a multiple of headdim",
+        ),
         ("model.backbone=lstm", r"model\.backbone: 'lstm' is not one of"),
         ("train.lr=0", r"train\.lr: must be > 0"),
         ("train.batch_sise=4", r"train\.batch_sise: unknown key"),
-        ("data.split_fractions=[0.9, 0.0, 0.1]", r"data\.split_fractions: must sum to 1 with a non-empty val"),
+        (
+            "data.split_fractions=[0.9, 0.0, 0.1]",
+            r"data\.split_fractions: must sum to 1 with a non-empty val",
+        ),
         ("gates=[{epoch: 9, max: 0.9}]", r"gates\[0\]\.epoch: 9 is after the last epoch"),
         ("gates=[{epoch: 1}]", r"gates\[0\]: a gate needs max and/or min"),
         ("gates=[{epoch: 1, metric: acc, max: 1}]", r"gates\[0\]\.metric: 'acc' is not one of"),
@@ -133,12 +142,21 @@ def test_dataset_path_checked_before_work(tmp_path: Path, tiny_dataset: Path) ->
     with pytest.raises(ConfigError, match=r"data\.root: dataset directory .*nope' does not exist"):
         missing.check_paths()
     wrong_size = load_config(PretrainConfig, CONFIGS / "tiny.yaml", [f"data.root={tiny_dataset}"])
-    with pytest.raises(ConfigError, match=r"model\.window_samples: 2048, but dataset .* has windows of \[32\]"):
+    with pytest.raises(
+        ConfigError, match=r"model\.window_samples: 2048, but dataset .* has windows of \[32\]"
+    ):
         wrong_size.check_paths()
-    fits = load_config(PretrainConfig, CONFIGS / "tiny.yaml", [f"data.root={tiny_dataset}", "model.window_samples=32"])
+    fits = load_config(
+        PretrainConfig,
+        CONFIGS / "tiny.yaml",
+        [f"data.root={tiny_dataset}", "model.window_samples=32"],
+    )
     fits.check_paths()
-    no_splits = load_config(PretrainConfig, CONFIGS / "tiny.yaml",
-                            [f"data.root={tiny_dataset}", "model.window_samples=32", "data.splits=none.json"])
+    no_splits = load_config(
+        PretrainConfig,
+        CONFIGS / "tiny.yaml",
+        [f"data.root={tiny_dataset}", "model.window_samples=32", "data.splits=none.json"],
+    )
     with pytest.raises(ConfigError, match=r"data\.splits: splits file 'none\.json' does not exist"):
         no_splits.check_paths()
 
@@ -152,13 +170,31 @@ def test_gate_check() -> None:
 
 def test_cli_rejects_bad_config_before_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ckpt = tmp_path / "ckpt"
-    code = main(["pretrain", "--config", str(CONFIGS / "tiny.yaml"), "--set", "masking.mask_ratio=1.5",
-                 "--set", f"train.checkpoint_dir={ckpt}"])
+    code = main(
+        [
+            "pretrain",
+            "--config",
+            str(CONFIGS / "tiny.yaml"),
+            "--set",
+            "masking.mask_ratio=1.5",
+            "--set",
+            f"train.checkpoint_dir={ckpt}",
+        ]
+    )
     assert code == 2
     assert "masking.mask_ratio" in capsys.readouterr().err
     assert not ckpt.exists()  # nothing ran
-    code = main(["sweep", "--config", str(CONFIGS / "tiny.yaml"), "--param", "masking.mask_ratio=0.2,1.5",
-                 "--set", f"train.checkpoint_dir={ckpt}"])
+    code = main(
+        [
+            "sweep",
+            "--config",
+            str(CONFIGS / "tiny.yaml"),
+            "--param",
+            "masking.mask_ratio=0.2,1.5",
+            "--set",
+            f"train.checkpoint_dir={ckpt}",
+        ]
+    )
     assert code == 2
     assert "sweep run mask_ratio=1.5" in capsys.readouterr().err
     assert not ckpt.exists()

@@ -26,30 +26,68 @@ from eegwb.train.pretrain import pretrain
 from eegwb.train.tracking import find_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-DETERMINISTIC = ["masking.mask_ratio=1.0", "masking.style=mae", "model.dropout=0.0", "data.max_windows=4",
-                 "train.epochs=2", "train.batch_size=8"]
+DETERMINISTIC = [
+    "masking.mask_ratio=1.0",
+    "masking.style=mae",
+    "model.dropout=0.0",
+    "data.max_windows=4",
+    "train.epochs=2",
+    "train.batch_size=8",
+]
 
 
-def test_two_gloo_processes_match_one(write_cohort: Callable[..., Path], tmp_path: Path,
-                                      tmp_path_factory: pytest.TempPathFactory) -> None:
-    root = write_cohort(tmp_path / "data", participants=[f"{i:02d}" for i in range(1, 9)], n_windows=8,
-                        window_samples=64, sfreq=128.0)
+def test_two_gloo_processes_match_one(
+    write_cohort: Callable[..., Path], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    root = write_cohort(
+        tmp_path / "data",
+        participants=[f"{i:02d}" for i in range(1, 9)],
+        n_windows=8,
+        window_samples=64,
+        sfreq=128.0,
+    )
     overrides = tiny_overrides(root, tmp_path / "one", window_samples=64) + DETERMINISTIC
-    single = pretrain(load_config(PretrainConfig, REPO / "configs" / "tiny.yaml", overrides), bar=False)
+    single = pretrain(
+        load_config(PretrainConfig, REPO / "configs" / "tiny.yaml", overrides), bar=False
+    )
 
     uri = mlflow_store(tmp_path_factory)
-    ddp_sets = tiny_overrides(root, tmp_path / "two", window_samples=64) + DETERMINISTIC + [
-        "tracking.enabled=true", f"tracking.uri={uri}", "tracking.experiment=ddp-test"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "eegwb", "pretrain", "--config", str(REPO / "configs" / "tiny.yaml"), "--no-bar"]
+    ddp_sets = (
+        tiny_overrides(root, tmp_path / "two", window_samples=64)
+        + DETERMINISTIC
+        + ["tracking.enabled=true", f"tracking.uri={uri}", "tracking.experiment=ddp-test"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "eegwb",
+        "pretrain",
+        "--config",
+        str(REPO / "configs" / "tiny.yaml"),
+        "--no-bar",
+    ]
     for item in ddp_sets:
         cmd += ["--set", item]
-    proc = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     # Only rank 0 wrote checkpoints, printed the summary and logged one MLflow run.
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
-        "mamba2_eeg_d16_l1_m100_mae.pt", "mamba2_eeg_d16_l1_m100_mae_last.pt"]
+        "mamba2_eeg_d16_l1_m100_mae.pt",
+        "mamba2_eeg_d16_l1_m100_mae_last.pt",
+    ]
     assert proc.stdout.count("best_val_loss:") == 1
     assert proc.stderr.count("epoch 2/2") == 1
     runs = find_runs(uri, "ddp-test")

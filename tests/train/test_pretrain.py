@@ -64,21 +64,32 @@ def test_collapse_stats_against_numpy() -> None:
     flat = CollapseStats()
     flat.update(torch.full_like(target, 0.3), target, mask)  # the same output everywhere
     res = flat.result()
-    assert res["var_ratio"] == pytest.approx(0.0, abs=1e-12) and res["pred_mean"] == pytest.approx(0.3)
+    assert res["var_ratio"] == pytest.approx(0.0, abs=1e-12) and res["pred_mean"] == pytest.approx(
+        0.3
+    )
     assert any("prediction collapse" in w for w in collapse_warnings(res))
     dead = CollapseStats()
     dead.update(target, torch.zeros_like(target), mask)
     assert any("target collapse" in w for w in collapse_warnings(dead.result()))
 
 
-def test_synthetic_loss_falls_checkpoints_and_mlflow(synth: Path, tmp_path: Path, mlflow_uri: str) -> None:
+def test_synthetic_loss_falls_checkpoints_and_mlflow(
+    synth: Path, tmp_path: Path, mlflow_uri: str
+) -> None:
     from mlflow import MlflowClient
 
     from eegwb.train.tracking import TAG_CHECKPOINT, TAG_DATASET_FINGERPRINT, TAG_KERNEL
 
     uri = mlflow_uri
-    cfg = tiny_config(synth, tmp_path / "ckpt", "train.epochs=3", "tracking.enabled=true",
-                      f"tracking.uri={uri}", "tracking.experiment=pretrain-test", "train.log_every_steps=4")
+    cfg = tiny_config(
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=3",
+        "tracking.enabled=true",
+        f"tracking.uri={uri}",
+        "tracking.experiment=pretrain-test",
+        "train.log_every_steps=4",
+    )
     events: list[dict] = []
     result = pretrain(cfg, events.append, bar=False)
     epochs = [h for h in result.history if h["kind"] == "epoch"]
@@ -86,7 +97,9 @@ def test_synthetic_loss_falls_checkpoints_and_mlflow(synth: Path, tmp_path: Path
     assert epochs[-1]["val_loss"] < epochs[0]["val_loss"], [h["val_loss"] for h in epochs]
     assert all(np.isfinite([h["pred_var"], h["target_var"], h["var_ratio"]]).all() for h in epochs)
     # The progress callback saw every step and every epoch.
-    assert [e["step"] for e in events if e["kind"] == "step"] == list(range(1, len(result.steps) + 1))
+    assert [e["step"] for e in events if e["kind"] == "step"] == list(
+        range(1, len(result.steps) + 1)
+    )
     assert [e["epoch"] for e in events if e["kind"] == "epoch"] == [1, 2, 3]
     # Checkpoints: named from the config, loadable with weights_only, complete.
     assert result.best_checkpoint == tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m50_mae.pt"
@@ -97,18 +110,26 @@ def test_synthetic_loss_falls_checkpoints_and_mlflow(synth: Path, tmp_path: Path
     assert {"optimizer", "scheduler", "rng", "history", "gates"} <= set(last)
     best = load_checkpoint(result.best_checkpoint)
     assert best["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in epochs))
-    assert sorted(best["assignment"]["train"]) and not set(best["assignment"]["train"]) & set(best["assignment"]["val"])
+    assert sorted(best["assignment"]["train"]) and not set(best["assignment"]["train"]) & set(
+        best["assignment"]["val"]
+    )
     # MLflow: params, per-step and per-epoch metrics, tags, artifacts.
     client = MlflowClient(tracking_uri=uri)
     run = client.get_run(result.run_id)
-    assert run.data.params["model.d_model"] == "16" and run.data.params["masking.mask_ratio"] == "0.5"
+    assert (
+        run.data.params["model.d_model"] == "16" and run.data.params["masking.mask_ratio"] == "0.5"
+    )
     assert run.data.tags[TAG_KERNEL] == result.kernel_path == "reference"
     assert run.data.tags[TAG_DATASET_FINGERPRINT] == result.fingerprint["dataset"]
     assert run.data.tags[TAG_CHECKPOINT] == str(result.best_checkpoint)
     val = client.get_metric_history(result.run_id, "val_loss")
-    assert [m.value for m in sorted(val, key=lambda m: m.step)] == pytest.approx([h["val_loss"] for h in epochs])
+    assert [m.value for m in sorted(val, key=lambda m: m.step)] == pytest.approx(
+        [h["val_loss"] for h in epochs]
+    )
     assert len(client.get_metric_history(result.run_id, "train_loss")) >= len(result.steps) // 4
-    assert client.get_metric_history(result.run_id, "grad_norm") and client.get_metric_history(result.run_id, "lr")
+    assert client.get_metric_history(result.run_id, "grad_norm") and client.get_metric_history(
+        result.run_id, "lr"
+    )
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"config.yaml", "loss_chart.html", "run_summary.json"} <= artifacts
     assert result.tracking_failures == []
@@ -117,16 +138,26 @@ def test_synthetic_loss_falls_checkpoints_and_mlflow(synth: Path, tmp_path: Path
 def test_gates_stop_or_warn_and_are_recorded(synth: Path, tmp_path: Path, mlflow_uri: str) -> None:
     uri = mlflow_uri
     cfg = tiny_config(
-        synth, tmp_path / "ckpt", "train.epochs=3", "train.batch_size=32", "tracking.enabled=true",
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=3",
+        "train.batch_size=32",
+        "tracking.enabled=true",
         f"tracking.uri={uri}",
         "gates=[{epoch: 1, metric: val_loss, max: 100.0}, {epoch: 1, metric: var_ratio, min: 1000.0, action: warn},"
         " {epoch: 2, metric: val_loss, max: 0.0}]",
     )
     result = pretrain(cfg, bar=False)
     assert result.stopped == "gate"
-    assert [h["epoch"] for h in result.history if h["kind"] == "epoch"] == [1, 2]  # stopped after epoch 2
+    assert [h["epoch"] for h in result.history if h["kind"] == "epoch"] == [
+        1,
+        2,
+    ]  # stopped after epoch 2
     assert [(g["epoch"], g["metric"], g["passed"]) for g in result.gates] == [
-        (1, "val_loss", True), (1, "var_ratio", False), (2, "val_loss", False)]
+        (1, "val_loss", True),
+        (1, "var_ratio", False),
+        (2, "val_loss", False),
+    ]
     assert load_checkpoint(result.last_checkpoint)["gates"] == result.gates
     from mlflow import MlflowClient
 
@@ -137,8 +168,14 @@ def test_gates_stop_or_warn_and_are_recorded(synth: Path, tmp_path: Path, mlflow
 
 def test_early_stopping(synth: Path, tmp_path: Path) -> None:
     # min_delta so large that no epoch after the first counts as an improvement.
-    cfg = tiny_config(synth, tmp_path / "ckpt", "train.epochs=4", "train.batch_size=32",
-                      "train.patience=1", "train.min_delta=100.0")
+    cfg = tiny_config(
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=4",
+        "train.batch_size=32",
+        "train.patience=1",
+        "train.min_delta=100.0",
+    )
     result = pretrain(cfg, bar=False)
     assert result.stopped == "early_stopping"
     assert [h["epoch"] for h in result.history if h["kind"] == "epoch"] == [1, 2]
@@ -151,13 +188,24 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_outage_training_completes(synth: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_mlflow_outage_training_completes(
+    synth: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     uri = f"http://127.0.0.1:{_closed_port()}"
-    cfg = tiny_config(synth, tmp_path / "ckpt", "train.epochs=2", "train.batch_size=32",
-                      "tracking.enabled=true", f"tracking.uri={uri}")
+    cfg = tiny_config(
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=2",
+        "train.batch_size=32",
+        "tracking.enabled=true",
+        f"tracking.uri={uri}",
+    )
     with caplog.at_level(logging.WARNING):
         result = pretrain(cfg, bar=False)
-    assert result.stopped == "completed" and len([h for h in result.history if h["kind"] == "epoch"]) == 2
+    assert (
+        result.stopped == "completed"
+        and len([h for h in result.history if h["kind"] == "epoch"]) == 2
+    )
     assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
     assert load_checkpoint(result.last_checkpoint)["epoch"] == 2
     assert result.run_id is None and result.tracking_failures
@@ -169,15 +217,31 @@ def test_leakage_gate_refuses_then_tags(synth: Path, tmp_path: Path, mlflow_uri:
     from eegwb.diagnostics.leakage import LeakageError
 
     splits = tmp_path / "leaky.json"
-    splits.write_text(json.dumps({"dataset": str(synth), "splits": {
-        "train": ["01", "02", "03", "04", "05", "06"], "val": ["06", "07"]}}))
-    cfg = tiny_config(synth, tmp_path / "ckpt", "train.epochs=1", "train.batch_size=32", f"data.splits={splits}")
+    splits.write_text(
+        json.dumps(
+            {
+                "dataset": str(synth),
+                "splits": {"train": ["01", "02", "03", "04", "05", "06"], "val": ["06", "07"]},
+            }
+        )
+    )
+    cfg = tiny_config(
+        synth, tmp_path / "ckpt", "train.epochs=1", "train.batch_size=32", f"data.splits={splits}"
+    )
     with pytest.raises(LeakageError, match="participant"):
         pretrain(cfg, bar=False)
     assert not (tmp_path / "ckpt").exists()  # refused before any training
     uri = mlflow_uri
-    allowed = tiny_config(synth, tmp_path / "ckpt", "train.epochs=1", "train.batch_size=32", f"data.splits={splits}",
-                          "data.allow_leakage=true", "tracking.enabled=true", f"tracking.uri={uri}")
+    allowed = tiny_config(
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=1",
+        "train.batch_size=32",
+        f"data.splits={splits}",
+        "data.allow_leakage=true",
+        "tracking.enabled=true",
+        f"tracking.uri={uri}",
+    )
     result = pretrain(allowed, bar=False)
     assert result.leaky
     from mlflow import MlflowClient
@@ -192,7 +256,9 @@ def test_refuses_to_overwrite_checkpoints(synth: Path, tmp_path: Path) -> None:
     existing = tmp_path / "ckpt" / checkpoint_name(cfg)
     existing.parent.mkdir()
     existing.write_bytes(b"an earlier run")
-    with pytest.raises(ConfigError, match=r"train\.overwrite: .*mamba2_eeg_d16_l1_m50_mae\.pt already exists"):
+    with pytest.raises(
+        ConfigError, match=r"train\.overwrite: .*mamba2_eeg_d16_l1_m50_mae\.pt already exists"
+    ):
         pretrain(cfg, bar=False)
     assert existing.read_bytes() == b"an earlier run"
 
@@ -207,8 +273,15 @@ def test_eegmat_real_eeg_loss_falls(eegmat_dir: Path, tmp_path: Path) -> None:
     # allow_leakage: the last 2-s window of many eegmat recordings is the same decaying
     # edge transient, so the audit finds level-5 near-duplicates across subjects (seen for
     # Subject00 P8 vs Subject01 FP1); the split itself is by subject.
-    cfg = tiny_config(root, tmp_path / "ckpt", "train.epochs=3", "data.channels=[FZ, CZ, PZ, O1]",
-                      "data.split_fractions=[0.67, 0.33, 0.0]", "data.allow_leakage=true", window_samples=256)
+    cfg = tiny_config(
+        root,
+        tmp_path / "ckpt",
+        "train.epochs=3",
+        "data.channels=[FZ, CZ, PZ, O1]",
+        "data.split_fractions=[0.67, 0.33, 0.0]",
+        "data.allow_leakage=true",
+        window_samples=256,
+    )
     result = pretrain(cfg, bar=False)
     epochs = [h for h in result.history if h["kind"] == "epoch"]
     assert set(result.fingerprint) >= {"train", "val", "dataset"}

@@ -23,7 +23,9 @@ def _tensors(state: dict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def test_resume_mid_epoch_gives_identical_parameters(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+def test_resume_mid_epoch_gives_identical_parameters(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     root = synth_cohort(tmp_path_factory)
     straight = pretrain(tiny_config(root, tmp_path / "straight", *RANDOM_PARTS), bar=False)
     n = len(straight.steps)
@@ -31,11 +33,17 @@ def test_resume_mid_epoch_gives_identical_parameters(tmp_path_factory: pytest.Te
     half = per_epoch + per_epoch // 2 + 1  # inside the second epoch, not on a boundary
     assert 0 < half - per_epoch < per_epoch
 
-    first = pretrain(tiny_config(root, tmp_path / "split", *RANDOM_PARTS, f"train.max_steps={half}"), bar=False)
+    first = pretrain(
+        tiny_config(root, tmp_path / "split", *RANDOM_PARTS, f"train.max_steps={half}"), bar=False
+    )
     assert first.stopped == "max_steps" and len(first.steps) == half
     ckpt = load_checkpoint(first.last_checkpoint)
     assert (ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]) == (1, half - per_epoch, half)
-    second = pretrain(tiny_config(root, tmp_path / "split", *RANDOM_PARTS), resume=first.last_checkpoint, bar=False)
+    second = pretrain(
+        tiny_config(root, tmp_path / "split", *RANDOM_PARTS),
+        resume=first.last_checkpoint,
+        bar=False,
+    )
     assert second.stopped == "completed" and len(second.steps) == n
 
     a = load_checkpoint(straight.last_checkpoint)
@@ -44,8 +52,12 @@ def test_resume_mid_epoch_gives_identical_parameters(tmp_path_factory: pytest.Te
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     # The half-way parameters really were different: the second half did train.
-    assert any(not torch.equal(v, ckpt["model"][k]) for k, v in a["model"].items() if v.is_floating_point())
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+    assert any(
+        not torch.equal(v, ckpt["model"][k]) for k, v in a["model"].items() if v.is_floating_point()
+    )
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
         for key, value in _tensors(sa).items():
             assert torch.equal(value, sb[key]), key
     assert [s["train_loss"] for s in straight.steps] == [s["train_loss"] for s in second.steps]
@@ -53,12 +65,22 @@ def test_resume_mid_epoch_gives_identical_parameters(tmp_path_factory: pytest.Te
     assert second.best_val_loss == straight.best_val_loss
 
 
-def test_resume_refuses_a_different_config(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+def test_resume_refuses_a_different_config(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
     root = synth_cohort(tmp_path_factory)
-    first = pretrain(tiny_config(root, tmp_path / "a", "train.epochs=2", "train.batch_size=32", "train.max_steps=1"),
-                     bar=False)
-    changed = tiny_config(root, tmp_path / "a", "train.epochs=2", "train.batch_size=32", "train.lr=1e-2")
-    with pytest.raises(CheckpointError, match=r"_last\.pt: cannot resume with a different config \(train\.lr"):
+    first = pretrain(
+        tiny_config(
+            root, tmp_path / "a", "train.epochs=2", "train.batch_size=32", "train.max_steps=1"
+        ),
+        bar=False,
+    )
+    changed = tiny_config(
+        root, tmp_path / "a", "train.epochs=2", "train.batch_size=32", "train.lr=1e-2"
+    )
+    with pytest.raises(
+        CheckpointError, match=r"_last\.pt: cannot resume with a different config \(train\.lr"
+    ):
         pretrain(changed, resume=first.last_checkpoint, bar=False)
     with pytest.raises(CheckpointError, match="checkpoint does not exist"):
         pretrain(changed, resume=tmp_path / "nope.pt", bar=False)
