@@ -228,11 +228,11 @@ def channel_checks(stats: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
             median_ratio=line["line_ratio"].median(),
         ),
     ]
-    checks.append(_normalisationrows_check(stats))
+    checks.append(_normalisation_check(stats))
     return checks
 
 
-def _normalisationrows_check(stats: pl.DataFrame) -> Check:
+def _normalisation_check(stats: pl.DataFrame) -> Check:
     """Overall scale: samples should look like µV EEG, channels of comparable scale."""
     per_ch = stats.group_by("channel").agg(
         pl.col("robust_std_uv").median(), pl.col("mean_uv").median()
@@ -286,10 +286,10 @@ def file_checks(files: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
             cols,
         )
     overlap.numbers["declared_overlap_files"] = int(files["declared_overlap"].sum())
-    return [overlap, montagerows_check(files)]
+    return [overlap, montage_check(files)]
 
 
-def montagerows_check(files: pl.DataFrame) -> Check:
+def montage_check(files: pl.DataFrame) -> Check:
     """Electrode positions: on the unit sphere, distinct, known to the named montage, and
     the same channel set in every file."""
     from eegwb.data.montage import MontageError, electrode_positions
