@@ -173,7 +173,8 @@ def ladder_chart(reports: ControlReport | Sequence[ControlReport], title: str = 
     floors = pl.DataFrame(reports[0].floors.rows())
     losses = pl.DataFrame([{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss}
                            for r in reports])
-    x = alt.X("information:N", sort=order, title="what the model may know")
+    x = alt.X("information:N", sort=order, title="what the model may know",
+              axis=alt.Axis(labelAngle=-20, labelLimit=160))
     bars = alt.Chart(floors).mark_bar(opacity=0.7).encode(
         x=x, y=alt.Y("mse_unbiased:Q", title="MSE per element"),
         tooltip=["information", alt.Tooltip("mse_unbiased:Q", format=".4f"),
@@ -182,7 +183,7 @@ def ladder_chart(reports: ControlReport | Sequence[ControlReport], title: str = 
     rules = alt.Chart(losses).mark_rule(strokeWidth=2, strokeDash=[6, 3]).encode(
         y="loss:Q", color=alt.Color("model:N", title="model validation loss"),
         tooltip=["model", alt.Tooltip("loss:Q", format=".4f")])
-    return (bars + ticks + rules).properties(title=title, width=360, height=260)
+    return (bars + ticks + rules).properties(title=title, width=420, height=260)
 
 
 # ----------------------------------------------------------------------------- training the controls

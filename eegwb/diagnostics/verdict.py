@@ -50,6 +50,8 @@ class VerdictConfig:
     context_margin: float = 0.10  # uses context = 10% under the channel x position floor
     reach_tolerance: float = 0.05  # a floor is "reached" when the loss is within 5% above it
     collapse_ratio: float = 0.01  # targets collapsed: variance < 1% of their mean square
+    collapse_var: float = 1e-4  # learned targets (LayerNorm scale ~1) collapsed: variance below
+    # this (eegwb.train.collapse's check); not applied to signal targets, whose units are the data's
     eta2_used: float = 0.10  # predictions "vary with" a key when it explains >= 10% of them
 
     def __post_init__(self) -> None:
@@ -132,11 +134,13 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
 
     ratio = floors.target_var / floors.target_power if floors.target_power > 0 else 0.0
     numbers["target_var_ratio"] = ratio
-    if ratio < cfg.collapse_ratio:
+    learned = inputs.target != "signal"
+    if ratio < cfg.collapse_ratio or (learned and floors.target_var < cfg.collapse_var):
         return Verdict(
             "target_collapse",
             f"The targets barely vary across tokens (variance {floors.target_var:.3g} is "
-            f"{_pct(ratio)} of their mean square): every floor is ~0, so a low loss shows "
+            f"{_pct(ratio)} of their mean square {floors.target_power:.3g}): every floor is ~0, "
+            "so a low loss shows "
             "nothing learned. Use 'signal', 'embedding_stopgrad' or 'ema' targets.",
             notes=notes, numbers=numbers)
 

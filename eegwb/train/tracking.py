@@ -230,8 +230,10 @@ class Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.end("FAILED" if exc_type is not None and exc_type is not KeyboardInterrupt else
-                 "KILLED" if exc_type is KeyboardInterrupt else "FINISHED")
+        if exc_type is None:
+            self.end("FINISHED")
+        else:
+            self.end("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
 
     @property
     def ok(self) -> bool:

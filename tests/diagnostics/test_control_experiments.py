@@ -24,6 +24,7 @@ from eegwb.diagnostics.model_probe import data_floors, load_objective, open_spli
 from eegwb.model.masking import make_mask
 from eegwb.model.objective import MaskedReconstruction, ObjectiveOutput, masked_mse
 from eegwb.model.targets import make_target
+from eegwb.train.config import PretrainConfig
 
 # 8 participants x 2 runs x 4 channels train (4 steps per epoch), as many for validation.
 COHORT = ControlCohortConfig(n_participants=16, runs_per_participant=2, seed=1)
@@ -125,7 +126,6 @@ def test_planted_leak_is_suspected(controls, tmp_path: Path) -> None:
 
     from eegwb.data.dataset import collate
     from eegwb.model.eeg_model import EEGModel
-    from eegwb.train.config import PretrainConfig
     from eegwb.train.pretrain import make_optimizer, train_step
 
     root, _ = controls
@@ -177,3 +177,46 @@ def test_summary_and_ladder_chart(controls) -> None:
     assert [layer["mark"]["type"] for layer in layers] == ["bar", "tick", "rule"]
     values = [v for d in spec["datasets"].values() for v in d]
     assert sum("model" in v for v in values) == 4 and sum("information" in v for v in values) == 4
+
+
+def _embedding_objective(cfg, target: str):
+    from dataclasses import replace as dc_replace
+
+    from eegwb.model.eeg_model import EEGModel
+
+    torch.manual_seed(0)
+    model = EEGModel(dc_replace(cfg.model, target=target))
+    return MaskedReconstruction(model, cfg.masking)
+
+
+def test_embedding_floors_use_the_checkpoint_encoder(controls) -> None:
+    from eegwb.diagnostics.floors import ChannelCoder, compute_floors
+
+    root, _ = controls
+    cfg = load_config(PretrainConfig, control_config_path("b"), [f"data.root={root / 'data'}"])
+    objective = _embedding_objective(cfg, "embedding_stopgrad")
+    val = open_split(cfg, "val")
+    report = run_control(objective, val, name="embedding")
+    # the same floors straight from the token encoder on every real window (mask 1.0)
+    coder, rows = ChannelCoder(), []
+    with torch.no_grad():
+        for i in range(len(val)):
+            item = val[i]
+            emb = objective.model.token_encoder(torch.as_tensor(item["x"])[None])[0]  # (l, d)
+            n = emb.shape[0]
+            rows.append((emb, torch.arange(n), torch.full((n,), n), coder(item["coords"][None]).repeat(n)))
+    direct = compute_floors(*(torch.cat(parts) for parts in zip(*rows)))
+    assert report.floors.dim == cfg.model.d_model
+    for kind in ("nothing", "position", "channel", "channel_position"):
+        assert report.floors.mse(kind) == pytest.approx(direct.mse(kind), rel=1e-5)
+
+
+def test_collapsed_embedding_targets_are_reported(controls) -> None:
+    root, _ = controls
+    cfg = load_config(PretrainConfig, control_config_path("b"), [f"data.root={root / 'data'}"])
+    objective = _embedding_objective(cfg, "embedding")
+    with torch.no_grad():  # the collapse a self-made target can reach: every window alike
+        objective.model.token_encoder.norm.weight.mul_(1e-4)
+    report = run_control(objective, open_split(cfg, "val"), name="collapsed")
+    assert report.verdict.label == "target_collapse", report.verdict.text()
+    assert report.floors.target_var < 1e-4

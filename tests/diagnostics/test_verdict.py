@@ -124,6 +124,12 @@ def test_collapsed_targets_come_first() -> None:
     v = decide(f, _diag(1e-9), MASK1_BOTH_OFF)
     assert v.label == "target_collapse"
     assert v.numbers["target_var_ratio"] < 0.01
+    # embedding targets shrunk toward zero: tiny variance although the ratio looks healthy
+    tiny = _floors(1e-3, 1e-3, noise_sd=1e-3)
+    embedding = InputInfo(1.0, False, False, implicit_position=True, target="embedding")
+    assert decide(tiny, _diag(1e-7), embedding).label == "target_collapse"
+    # the same numbers as signal targets are data in small units, not a collapse
+    assert decide(tiny, _diag(tiny.mse("position", unbiased=True)), MASK1_BOTH_OFF).label != "target_collapse"
 
 
 def test_config_validation_and_serialisation() -> None:
