@@ -182,6 +182,22 @@ def test_early_stopping(synth: Path, tmp_path: Path) -> None:
     assert load_checkpoint(result.best_checkpoint)["epoch"] == 1  # best = the first epoch
 
 
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
+def test_bf16_autocast_and_validation_every_n_steps(synth: Path, tmp_path: Path) -> None:
+    # bf16 autocast is the CUDA default; asked for explicitly it also runs on CPU.
+    cfg = tiny_config(
+        synth, tmp_path / "ckpt", "train.epochs=1", "train.batch_size=32", "train.precision=bf16",
+        "train.val_every_steps=1",
+    )  # fmt: skip
+    result = pretrain(cfg, bar=False)
+    steps = len(result.steps)
+    assert steps >= 2 and all(math.isfinite(s["train_loss"]) for s in result.steps)
+    mid = [h for h in result.history if h["kind"] == "val"]
+    assert [h["step"] for h in mid] == list(range(1, steps + 1))  # one validation per step
+    assert all(math.isfinite(h["val_loss"]) for h in mid)
+    assert [h["kind"] for h in result.history].count("epoch") == 1
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
