@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import torch
 
 from eegwb.cli import main
 from eegwb.config import (
@@ -198,3 +199,20 @@ def test_cli_rejects_bad_config_before_work(tmp_path: Path, capsys: pytest.Captu
     assert code == 2
     assert "sweep run mask_ratio=1.5" in capsys.readouterr().err
     assert not ckpt.exists()
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the error raised when CUDA is missing"
+)
+def test_cuda_without_cuda_is_a_config_error(tiny_dataset: Path, tmp_path: Path) -> None:
+    from eegwb.train.pretrain import pretrain
+
+    cfg = load_config(
+        PretrainConfig,
+        CONFIGS / "tiny.yaml",
+        [f"data.root={tiny_dataset}", "model.window_samples=32", "train.device=cuda",
+         f"train.checkpoint_dir={tmp_path / 'ckpt'}"],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"train\.device: 'cuda' was asked for"):
+        pretrain(cfg, bar=False)
+    assert not (tmp_path / "ckpt").exists()
