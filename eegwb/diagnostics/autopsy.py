@@ -195,8 +195,9 @@ class Autopsy:
     def sees_input(self) -> bool:
         return bool(self.probe.visible.any())
 
-    def run(self, name: str, *, bar: bool = False) -> Section:
-        """Run one section (again) and keep it."""
+    def run(self, name: str, *, attributions: Section | None = None, bar: bool = False) -> Section:
+        """Run one section (again), keep it in `sections` and return it. Ablations are
+        compared with `attributions` (default: the attributions section run before)."""
         t0 = time.perf_counter()
         s, p, c, sfreq = self.subject, self.probe, self.cfg, float(self.dataset.sfreq)
         if name in ("attributions", "ablations") and not self.sees_input():
@@ -215,7 +216,8 @@ class Autopsy:
         elif name == "attributions":
             section = attribution_section(s, p, sfreq, c.attribution, bar=bar)
         elif name == "ablations":
-            section = ablation_section(s, p, sfreq, c.ablation, self.sections.get("attributions"), bar=bar)
+            section = ablation_section(s, p, sfreq, c.ablation, attributions or self.sections.get("attributions"),
+                                       bar=bar)
         elif name == "failures":
             section = failure_section(s, p, self.outputs, c.worst_k)
         else:
@@ -249,8 +251,10 @@ class Autopsy:
             "kernel_note": AUTOPSY_KERNEL_NOTE, "config": self.loaded["config"],
         }
 
-    def report(self) -> AutopsyReport:
-        sections = dict(self.sections)
+    def report(self, sections: dict[str, Section] | None = None) -> AutopsyReport:
+        """The report of `sections` (default: every section run so far), in report order."""
+        given = self.sections if sections is None else sections
+        sections = {n: given[n] for n in SECTIONS if n in given}
         planted = planted_effect_section(self.dataset.root, self.loaded.get("label_name"), sections,
                                          float(self.dataset.sfreq))
         if planted is not None:
@@ -259,6 +263,17 @@ class Autopsy:
                      self.dataset.index.group_by("channel").agg(pl.col("x", "y", "z").first()).select(
                          "channel", pl.concat_list("x", "y", "z")).iter_rows()}
         return AutopsyReport(self.header(), sections, positions)
+
+
+    def log(self, report: AutopsyReport, *, run_id: str | None = None, tracking_uri: str | None = None) -> str | None:
+        """Log `report` to MLflow under the checkpoint's run (`run_id`, else found by its
+        checkpoint tag) in the checkpoint config's store; nothing when its tracking is off."""
+        tc = self.loaded["tracking"]
+        if not tc.enabled:
+            return None
+        uri = tracking_uri or tc.uri
+        parent = run_id or find_checkpoint_run(self.checkpoint, uri, tc.experiment, self.loaded["run_tag"])
+        return log_report(report, run_id=parent, tracking_uri=uri, experiment=tc.experiment)
 
 
 def planted_effect_section(root: Path, label_name: str | None, sections: dict[str, Section],
@@ -337,11 +352,8 @@ def run_autopsy(checkpoint: str | Path, data: str | Path | None = None, sections
     report = autopsy.report()
     if out_dir is not None:
         report.write(out_dir, overwrite=overwrite)
-    tc = autopsy.loaded["tracking"]
-    if track and tc.enabled:
-        uri = tracking_uri or tc.uri
-        parent = run_id or find_checkpoint_run(checkpoint, uri, tc.experiment, autopsy.loaded["run_tag"])
-        log_report(report, run_id=parent, tracking_uri=uri, experiment=tc.experiment)
+    if track:
+        autopsy.log(report, run_id=run_id, tracking_uri=tracking_uri)
     return report
 
 

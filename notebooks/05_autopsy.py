@@ -1,0 +1,191 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 05 · Model autopsy
+
+    Why does a trained model do what it does? Pick a checkpoint (pretrained masked
+    reconstruction, or fine-tuned classifier) and a split. The cheap sections run at once:
+    **predictions** vs targets and naive baselines (collapse check), **gradient flow** on one
+    batch (dead layers), **activations** of every Linear/Conv1d and block (dead units), and
+    **failure modes** (worst samples, bias by target range and participant). The expensive
+    ones wait for **Run attributions and ablations**: Captum Integrated Gradients (zero /
+    mean / noise baselines) profiled per channel, window, time bin and frequency band, a
+    layer attribution on each Mamba-2 conv1d, and ablations whose ranking is compared with
+    IG's. The model runs on the reference PyTorch path so every hook fires.
+
+    - Interactive: `marimo edit notebooks/05_autopsy.py`
+    - Headless: `python notebooks/05_autopsy.py --checkpoint checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt
+      [--data DIR] [--split val] [--max-sequences 64] [--ig-steps 32] [--baselines zero,mean,noise]
+      [--out reports/autopsy/NAME] [--track true]`
+    - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html -- --checkpoint PATH`
+    - CLI: `eegwb autopsy --checkpoint PATH` writes the same report (markdown + HTML).
+
+    On the synthetic cohort, a classifier of its label is checked against the manifest's
+    planted channels and band.
+    """)
+    return
+
+
+@app.cell
+def _():
+    from pathlib import Path
+
+    import marimo as mo
+    import polars as pl
+
+    from eegwb.diagnostics.ablations import AblationConfig
+    from eegwb.diagnostics.attributions import AttributionConfig
+    from eegwb.diagnostics.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
+    from eegwb.notebook import arg, autorun
+
+    return (
+        AblationConfig,
+        AttributionConfig,
+        Autopsy,
+        AutopsyConfig,
+        CHEAP_SECTIONS,
+        Path,
+        arg,
+        autorun,
+        mo,
+        pl,
+    )
+
+
+@app.cell
+def _(Path, arg, mo):
+    _found = sorted(str(p) for p in Path("checkpoints").glob("**/*.pt")) if Path("checkpoints").is_dir() else []
+    _given = str(arg("checkpoint", "") or "")
+    checkpoint_text = mo.ui.text(value=_given or (_found[0] if _found else ""), label="Checkpoint", full_width=True)
+    data_text = mo.ui.text(value=str(arg("data", "") or ""), label="Dataset (empty = the checkpoint's)",
+                           full_width=True)
+    split = mo.ui.dropdown(["default", "val", "train", "test", "all"], value=str(arg("split", "default")),
+                           label="Split (default: val / fine-tuning test)")
+    max_sequences = mo.ui.number(start=4, stop=4096, value=int(arg("max-sequences", 64)), label="Probe sequences")
+    ig_steps = mo.ui.number(start=4, stop=512, value=int(arg("ig-steps", 32)), label="IG steps")
+    baselines = mo.ui.multiselect(["zero", "mean", "noise"], value=str(arg("baselines", "zero,mean,noise")).split(","),
+                                  label="IG baselines")
+    mo.vstack([
+        mo.md(f"Checkpoints under `checkpoints/`: {', '.join(f'`{f}`' for f in _found[:6]) or 'none'}"),
+        checkpoint_text, data_text, mo.hstack([split, max_sequences, ig_steps, baselines]),
+    ])  # fmt: skip
+    return baselines, checkpoint_text, data_text, ig_steps, max_sequences, split
+
+
+@app.cell
+def _(
+    AblationConfig, AttributionConfig, Autopsy, AutopsyConfig, baselines, checkpoint_text, data_text, ig_steps,
+    max_sequences, mo, split,
+):
+    mo.stop(not checkpoint_text.value, mo.callout(mo.md("Enter a checkpoint path."), kind="warn"))
+    _cfg = AutopsyConfig(
+        split=None if split.value == "default" else split.value, max_sequences=int(max_sequences.value),
+        attribution=AttributionConfig(baselines=tuple(baselines.value) or ("zero",), n_steps=int(ig_steps.value)),
+        ablation=AblationConfig(),
+    )  # fmt: skip
+    try:
+        with mo.status.spinner(title="Loading the checkpoint and the probe set"):
+            autopsy = Autopsy(checkpoint_text.value, data_text.value or None, _cfg)
+        _error = None
+    except (ValueError, FileNotFoundError) as _err:
+        autopsy, _error = None, str(_err)
+    mo.stop(autopsy is None, mo.callout(mo.md(f"**Cannot open the autopsy.** {_error}"), kind="danger"))
+    _h = autopsy.header()
+    mo.vstack([
+        mo.ui.table([{"": k, "value": str(v)} for k, v in _h.items() if k not in ("config", "kernel_note")],
+                    selection=None, page_size=20),
+        mo.md(_h["kernel_note"]),
+    ])  # fmt: skip
+    return (autopsy,)
+
+
+@app.cell
+def _(CHEAP_SECTIONS, autopsy, mo):
+    with mo.status.spinner(title="Predictions, gradients, activations, failures"):
+        cheap = {_name: autopsy.run(_name) for _name in CHEAP_SECTIONS}
+    return (cheap,)
+
+
+@app.cell
+def _(mo, pl):
+    def show(report, names):
+        """Findings, numbers, charts and topomaps of the named sections of a report."""
+        _charts = report.charts()
+        _topo = report.topomaps()
+        _parts = []
+        for _name in names:
+            _s = report.sections.get(_name)
+            if _s is None:
+                continue
+            _parts.append(mo.md(f"### {_s.title}"))
+            _parts += [mo.md(_n) for _n in _s.notes]
+            _parts += [mo.callout(mo.md(f"**{_f.severity.upper()}** {_f.what}<br>→ {_f.recommendation}"),
+                                  kind={"fail": "danger", "warn": "warn", "info": "info"}[_f.severity])
+                       for _f in _s.findings]
+            _parts.append(mo.ui.table(pl.DataFrame({"number": list(_s.numbers),
+                                                    "value": [str(v) for v in _s.numbers.values()]}),
+                                      selection=None, page_size=12))
+            _parts += [_c for _k, _c in _charts.items() if _k.startswith(_name + ".")]
+            if _name in _topo:
+                _parts.append(mo.image(_topo[_name]))
+        return mo.vstack(_parts)
+
+    return (show,)
+
+
+@app.cell
+def _(autopsy, cheap, show):
+    show(autopsy.report(cheap), list(cheap))
+    return
+
+
+@app.cell
+def _(mo):
+    expensive_button = mo.ui.run_button(label="Run attributions and ablations")
+    expensive_button
+    return (expensive_button,)
+
+
+@app.cell
+def _(autopsy, autorun, expensive_button, mo):
+    mo.stop(not (expensive_button.value or autorun()),
+            mo.md("Integrated Gradients and ablations take minutes on a large model: press the button."))
+    with mo.status.progress_bar(total=2, title="Attributions and ablations") as _bar:
+        _attr = autopsy.run("attributions")
+        _bar.update(subtitle="ablations")
+        expensive = {"attributions": _attr, "ablations": autopsy.run("ablations", attributions=_attr)}
+        _bar.update()
+    return (expensive,)
+
+
+@app.cell
+def _(autopsy, cheap, expensive, show):
+    report = autopsy.report({**cheap, **expensive})
+    show(report, list(expensive) + ["planted"])
+    return (report,)
+
+
+@app.cell
+def _(arg, autopsy, mo, report):
+    _lines = [f"- **{_f.severity.upper()}** ({_sec}): {_f.what}" for _sec, _f in report.findings]
+    print(f"autopsy: {len(report.findings)} finding(s)")
+    for _sec, _f in report.findings:
+        print(f"{_f.severity.upper():>4} {_sec}: {_f.what}")
+    _out = arg("out")
+    if _out:
+        report.write(str(_out), overwrite=str(arg("overwrite", "false")).lower() in ("true", "1", "yes", ""))
+        print(f"report written to {_out}")
+    if str(arg("track", "false")).lower() in ("true", "1", "yes"):
+        print(f"mlflow run: {autopsy.log(report, run_id=arg('run-id'), tracking_uri=arg('tracking-uri'))}")
+    mo.vstack([mo.md("## Detected issues"), mo.md("\n".join(_lines) or "No issues detected.")])
+    return
+
+
+if __name__ == "__main__":
+    app.run()
