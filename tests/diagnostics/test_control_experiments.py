@@ -164,6 +164,12 @@ def test_cli_prints_table_and_verdict(controls, tmp_path: Path, capsys) -> None:
     data = json.loads(out_json.read_text())
     assert data["verdict"]["label"] == "position_only"
     assert data["floors"]["position"]["mse"] == pytest.approx(reports["b"][1].floors.mse("position"))
+    # another dataset directory, every sequence of it: all 32 recordings x 4 channels x 16 windows
+    root = controls[0]
+    code = main(["control", "--checkpoint", str(result.best_checkpoint), "--data", str(root / "data"),
+                 "--split", "all", "--json", str(out_json)])
+    assert code == 0 and "tokens scored: 2048 x 32" in capsys.readouterr().out
+    assert json.loads(out_json.read_text())["floors"]["n_tokens"] == 2048
 
 
 def test_summary_and_ladder_chart(controls) -> None:
