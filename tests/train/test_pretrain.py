@@ -283,7 +283,7 @@ def test_eegmat_real_eeg_loss_falls(eegmat_dir: Path, tmp_path: Path) -> None:
     """Real EEG: PhysioNet EEG During Mental Arithmetic (Zyma et al. 2019, Data 4(1):14)."""
     from eegwb.data.ingest import ingest
 
-    sources = sorted(eegmat_dir.glob("Subject0[0-5]_*.edf"))  # 6 subjects, both recordings
+    sources = sorted(eegmat_dir.glob("Subject0[0-3]_*.edf"))  # 4 subjects, both recordings
     root = tmp_path / "eegmat"
     ingest(sources, root, window_samples=256, sfreq=128.0, progress=False)
     # allow_leakage: the last 2-s window of many eegmat recordings is the same decaying
@@ -294,7 +294,7 @@ def test_eegmat_real_eeg_loss_falls(eegmat_dir: Path, tmp_path: Path) -> None:
         tmp_path / "ckpt",
         "train.epochs=3",
         "data.channels=[FZ, CZ, PZ, O1]",
-        "data.split_fractions=[0.67, 0.33, 0.0]",
+        "data.split_fractions=[0.75, 0.25, 0.0]",
         "data.allow_leakage=true",
         window_samples=256,
     )
