@@ -87,9 +87,9 @@ class ControlReport:
     def text(self) -> str:
         """The floor table, the diagnostics table and the verdict, for a terminal."""
         lines = [f"Control: {self.name}" + (f" ({self.checkpoint})" if self.checkpoint else ""),
-                 f"inputs: mask {self.inputs.mask_ratio:.0%}, temporal encoding "
-                 f"{'on' if self.inputs.temporal_encoding else 'off'}, spatial encoding "
-                 f"{'on' if self.inputs.spatial_encoding else 'off'}, target {self.inputs.target}",
+                 (f"inputs: mask {self.inputs.mask_ratio:.0%}, temporal encoding "
+                  f"{'on' if self.inputs.temporal_encoding else 'off'}, spatial encoding "
+                  f"{'on' if self.inputs.spatial_encoding else 'off'}, target {self.inputs.target}"),
                  f"tokens scored: {self.floors.n_tokens} x {self.floors.dim}", "",
                  f"{'information':<26}{'floor':>10}{'unbiased':>10}{'groups':>8}"]
         for r in self.floors.rows():

@@ -181,8 +181,8 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
         inputs.spatial_encoding and u["channel_position"] < u["position"] * (1 - cfg.gain_margin)
     ):
         notes.append(_channel_gain_note(loss, u))
-    headline = f"{why} The loss {'reaches' if reached else 'does not reach'} that floor " \
-               f"({loss:.4f} vs {u[reach_kind]:.4f})."
+    headline = (f"{why} The loss {'reaches' if reached else 'does not reach'} that floor "
+                f"({loss:.4f} vs {u[reach_kind]:.4f}).")
     return Verdict(label, headline, implicit=implicit, notes=notes, numbers=numbers)
 
 
@@ -229,8 +229,8 @@ def _data_notes(u: dict[str, float], cfg: VerdictConfig) -> list[str]:
 def _channel_gain_note(loss: float, u: dict[str, float]) -> str:
     gap = u["position"] - u["channel_position"]
     if gap <= 0:
-        return "Channel adds nothing beyond position in this data (channel x position floor " \
-               "is not below the position floor)."
+        return ("Channel adds nothing beyond position in this data (channel x position floor "
+                "is not below the position floor).")
     captured = (u["position"] - loss) / gap
     return (f"Channel beyond position is worth {gap:.4f} here (position floor {u['position']:.4f}, "
             f"channel x position floor {u['channel_position']:.4f}); the model captured "

@@ -21,14 +21,16 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +361,7 @@ def _short(err: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def find_runs(uri: str | None, experiment: str, params: list[str] | None = None) -> "pl.DataFrame":
+def find_runs(uri: str | None, experiment: str, params: list[str] | None = None) -> pl.DataFrame:
     """Runs of an experiment, newest first, for notebooks that pick one.
 
     Columns: run_id, run_name, status, start_time (datetime, UTC), checkpoint (tag

@@ -101,7 +101,7 @@ def test_d_half_masked_uses_context(controls) -> None:
 
 
 def test_floors_at_mask_one_are_the_data_floors(controls) -> None:
-    root, reports = controls
+    _, reports = controls
     report = reports["b"][1]
     _, cfg = load_objective(report.checkpoint)
     direct = data_floors(open_split(cfg, "val"))
@@ -211,7 +211,7 @@ def test_embedding_floors_use_the_checkpoint_encoder(controls) -> None:
             emb = objective.model.token_encoder(torch.as_tensor(item["x"])[None])[0]  # (l, d)
             n = emb.shape[0]
             rows.append((emb, torch.arange(n), torch.full((n,), n), coder(item["coords"][None]).repeat(n)))
-    direct = compute_floors(*(torch.cat(parts) for parts in zip(*rows)))
+    direct = compute_floors(*(torch.cat(parts) for parts in zip(*rows, strict=True)))
     assert report.floors.dim == cfg.model.d_model
     for kind in ("nothing", "position", "channel", "channel_position"):
         assert report.floors.mse(kind) == pytest.approx(direct.mse(kind), rel=1e-5)
