@@ -39,7 +39,7 @@ from eegwb.diagnostics.attributions import AttributionConfig, attribution_sectio
 from eegwb.diagnostics.failures import failure_section
 from eegwb.diagnostics.gradients import gradient_section
 from eegwb.diagnostics.predictions import ProbeSet, Subject, predict, prediction_section
-from eegwb.diagnostics.report import AutopsyReport, Finding, Section, log_report
+from eegwb.diagnostics.report import AutopsyReport, Finding, Section, check_writable, log_report
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def choose_sequences(index: pl.DataFrame, n: int, seed: int, by: Sequence[str]) 
 # ----------------------------------------------------------------------------- loading
 
 
-def _load_finetuned(path: Path, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
+def _load_finetuned(path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
     from eegwb.config import from_dict
     from eegwb.data.dataset import EEGDataset
     from eegwb.data.splits import participant_selection
@@ -114,17 +114,16 @@ def _load_finetuned(path: Path, data: str | Path | None, split: str, device: tor
             "trained_on": str(ckpt.get("pretrained", ""))}
 
 
-def _load_pretrained(path: Path, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
+def _load_pretrained(path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
     from eegwb.config import to_dict
     from eegwb.diagnostics.model_probe import load_objective, open_split
-    from eegwb.train.checkpoints import load_checkpoint
     from eegwb.train.tracking import TAG_CHECKPOINT
 
     if split == "test":
         raise ValueError(f"{path}: pretraining never reads a test split; use val, train or all")
     objective, cfg = load_objective(path, device)
     ds = open_split(cfg, split, data_root=data)
-    describe = load_checkpoint(path).get("describe", {})
+    describe = ckpt.get("describe", {})
     return {"subject": Subject("reconstruction", objective.model, objective.model, device=device),
             "objective": objective, "dataset": ds, "labels": None, "label_name": None, "config": to_dict(cfg),
             "model_config": to_dict(cfg.model), "tracking": cfg.tracking, "run_tag": TAG_CHECKPOINT,
@@ -174,10 +173,12 @@ class Autopsy:
         self.checkpoint = Path(checkpoint)
         self.cfg = config or AutopsyConfig()
         device = torch.device(self.cfg.device)
-        kind = load_checkpoint(self.checkpoint).get("kind")
-        split = self.cfg.split or ("test" if kind == "finetuned" else "val")
-        load = _load_finetuned if kind == "finetuned" else _load_pretrained
-        self.loaded = load(self.checkpoint, data, split, device)
+        ckpt = load_checkpoint(self.checkpoint)
+        finetuned = ckpt.get("kind") == "finetuned"
+        split = self.cfg.split or ("test" if finetuned else "val")
+        load = _load_finetuned if finetuned else _load_pretrained
+        self.loaded = load(self.checkpoint, ckpt, data, split, device)
+        del ckpt
         self.subject: Subject = self.loaded["subject"]
         self.dataset = self.loaded["dataset"]
         self.split = split
@@ -347,6 +348,8 @@ def run_autopsy(checkpoint: str | Path, data: str | Path | None = None, sections
     """Autopsy `checkpoint` on `data` (default: its own split), write the report to `out_dir`
     (report.md, report.html, report.json, charts/) and log it to MLflow under the checkpoint's
     run (`run_id`, else found by its checkpoint tag) unless `track` is False."""
+    if out_dir is not None:
+        check_writable(out_dir, overwrite)  # before minutes of work, not after
     autopsy = Autopsy(checkpoint, data, config)
     autopsy.run_all(sections, progress, bar=bar)
     report = autopsy.report()

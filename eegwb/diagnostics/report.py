@@ -114,6 +114,13 @@ def topomap_png(values: dict[str, float], positions: dict[str, list[float]], tit
     return buf.getvalue()
 
 
+def check_writable(out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse to replace an existing report unless asked (OutputExistsError names the file)."""
+    existing = [Path(out_dir) / f for f in REPORT_FILES if (Path(out_dir) / f).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]}: an autopsy report is already there (use --overwrite)")
+
+
 @dataclass
 class AutopsyReport:
     header: dict[str, Any]  # checkpoint, kind, config, data, split, time, kernel note, ...
@@ -247,9 +254,7 @@ class AutopsyReport:
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
         """report.md (+ charts/*.svg, *.png), report.html (self-contained), report.json."""
         out = Path(out_dir)
-        existing = [out / f for f in REPORT_FILES if (out / f).exists()]
-        if existing and not overwrite:
-            raise OutputExistsError(f"{existing[0]}: an autopsy report is already there (pass overwrite)")
+        check_writable(out, overwrite)
         charts = self.charts()
         svgs = {k: chart_svg(c) for k, c in charts.items()}
         pngs = self.topomaps()

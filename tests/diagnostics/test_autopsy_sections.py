@@ -12,7 +12,7 @@ import torch
 
 from eegwb.diagnostics.ablations import AblationConfig, ablation_table
 from eegwb.diagnostics.activations import activation_section, reference_path
-from eegwb.diagnostics.attributions import AttributionConfig, integrated_gradients, make_baseline
+from eegwb.diagnostics.attributions import AttributionConfig, integrated_gradients, layer_profile, make_baseline
 from eegwb.diagnostics.autopsy import AutopsyConfig, choose_sequences, parse_sections
 from eegwb.diagnostics.failures import failure_section
 from eegwb.diagnostics.gradients import gradient_section
@@ -147,6 +147,31 @@ def test_integrated_gradients_satisfy_completeness(spectral, kind):
         assert (f_x - f_b).abs().mean() > 1e-5  # there is something to attribute
         hidden = ~probe.visible  # pads and masked windows equal the baseline: zero attribution
         assert res.attr[hidden].abs().max() == 0.0
+
+
+def test_conv1d_layer_attribution_is_gradcam_mapped_to_window_positions():
+    subject, probe = clf_subject(), make_probe(n=6, classifier=True)
+    table = layer_profile(subject, probe, AttributionConfig(max_window_bins=100, batch_size=4))
+    names = {f"backbone.layers.{i}.{m}.conv1d" for i in (0, 1) for m in ("mixer", "mixer_rev")}
+    assert set(table["layer"].to_list()) == names
+    conv, saved = subject.model.backbone.layers[1].mixer.conv1d, {}
+
+    def keep(_module, _inputs, out):
+        out.retain_grad()
+        saved["a"] = out
+
+    handle = conv.register_forward_hook(keep)
+    with reference_path(subject.module):
+        subject.score(probe.x, *probe.forward_args()).sum().backward()  # sequences are independent
+    handle.remove()
+    a, g = saved["a"], saved["a"].grad  # (n, c, l + w - 1)
+    l = probe.x.shape[1]
+    cam = (a * g.mean(-1, keepdim=True)).sum(1)[:, :l].detach().double()  # (n, l): Grad-CAM, causal part
+    vis = probe.visible
+    expected = (cam * vis).sum(0) / vis.sum(0)
+    got = table.filter(pl.col("layer") == "backbone.layers.1.mixer.conv1d").sort("start")["attribution"]
+    np.testing.assert_allclose(got.to_numpy(), expected.numpy(), rtol=1e-4, atol=1e-8)
+    assert np.abs(expected.numpy()).max() > 0
 
 
 def test_channel_ablation_matches_a_full_recompute():
