@@ -210,7 +210,9 @@ def bootstrap_ci(
     Each resample draws as many participants as there are, with replacement, and keeps all
     units of each draw (a participant drawn twice counts twice). Resamples with a single
     class are skipped. `method` "bca" (default: closer to nominal coverage with the 8-20
-    held-out participants EEG studies have) or "percentile". Returns {"auroc": (low, high),
+    held-out participants EEG studies have) or "percentile". With perfect separation every
+    resample scores the same, so the interval collapses to a point: read it with the number
+    of participants, not as certainty. Returns {"auroc": (low, high),
     "balanced_accuracy": (low, high), "n_valid": (resamples used, resamples drawn)}; NaN
     intervals with fewer than 10 usable resamples (e.g. a single participant).
     """
@@ -371,7 +373,8 @@ def roc_chart(roc: pl.DataFrame, color: str = "strategy", title: str = "ROC on h
     diagonal = alt.Chart(pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]})).mark_line(
         strokeDash=[4, 4], color="gray"
     ).encode(x="fpr:Q", y="tpr:Q")
-    roc = roc.with_columns(pl.int_range(pl.len()).over(color).alias("point"))  # keep curve order
+    # keep the curve order; drop the thresholds (the first is +inf, which JSON cannot hold)
+    roc = roc.select("fpr", "tpr", color).with_columns(pl.int_range(pl.len()).over(color).alias("point"))
     curves = alt.Chart(roc, title=title).mark_line().encode(
         x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("tpr:Q", title="true positive rate", scale=alt.Scale(domain=[0, 1])),

@@ -231,3 +231,25 @@ def sequence_labels(index: pl.DataFrame, labels: pl.DataFrame, where: str) -> np
     out = np.full(int(index["seq_index"].max()) + 1, np.nan, np.float32)
     out[joined["seq_index"].to_numpy()] = joined["label"].to_numpy()
     return out
+
+
+def pretrained_choices(checkpoint_dir: str | Path, uri: str | None = None,
+                       experiment: str = "pretrain") -> dict[str, str]:
+    """{label: checkpoint path} of pretrained backbones to pick from: best checkpoints in
+    `checkpoint_dir` (not `_last` or fine-tuned ones) and MLflow runs of `experiment` that
+    recorded one. MLflow being unreachable only drops its entries."""
+    out = {}
+    for path in sorted(Path(checkpoint_dir).glob("*.pt")):
+        if not (path.stem.endswith("_last") or "_finetuned" in path.stem or path.name.startswith(".")):
+            out[f"file: {path.name}"] = str(path)
+    try:
+        from eegwb.train.tracking import find_runs
+
+        runs = find_runs(uri, experiment)
+    except Exception as err:  # no store yet, server down: files still work
+        log.info("no MLflow runs listed from %s (%s)", uri, err)
+        return out
+    for run_id, name, ckpt in runs.select("run_id", "run_name", "checkpoint").iter_rows():
+        if ckpt and Path(ckpt).is_file():
+            out[f"mlflow: {name or run_id} ({run_id[:8]})"] = ckpt
+    return out

@@ -1,0 +1,234 @@
+import marimo
+
+__generated_with = "0.25.2"
+app = marimo.App(width="medium")
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    # 06 · Fine-tune: a clinical label from a pretrained backbone, evaluated without leaks
+
+    Pick a pretrained backbone (a checkpoint file, an MLflow pretraining run, or the name
+    the original derived from the model), a label (each file's metadata, or a CSV/Parquet
+    per participant or per recording) and the strategies: **frozen** backbone + head (the
+    original), **full** fine-tune, and **scratch** (same model, random init: did
+    pretraining help?). Press **Fine-tune**: participants are split (never a person on
+    both sides), the leakage gate runs, every strategy and the band-power + logistic
+    regression **baseline** are trained on the same people, and all are scored on the same
+    held-out participants: AUROC and balanced accuracy with participant-bootstrap 95% CIs,
+    at the sequence, recording and participant level, and ROC curves.
+
+    - Interactive: `marimo edit notebooks/06_finetune.py` (or `marimo run` as an app)
+    - Headless: `python notebooks/06_finetune.py --config configs/finetune_tiny.yaml
+      --checkpoint PATH` (also `--data DIR --channels TP9,AF7 --label NAME --label-file CSV
+      --positive VALUE --strategies frozen,full --kfold 5 --epochs 10 --checkpoint-dir DIR
+      --tracking-uri URI --experiment NAME --no-track true --overwrite true`)
+    - Report: `marimo export html notebooks/06_finetune.py -o reports/06_finetune.html --
+      --config configs/finetune_tiny.yaml --checkpoint PATH`
+    - Same run from the shell: `eegwb finetune --config configs/finetune.yaml`
+    """)
+    return
+
+
+@app.cell
+def _():
+    import marimo as mo
+
+    from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.notebook import arg, autorun
+    from eegwb.train.finetune import finetune
+    from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
+    from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
+
+    return (
+        ConfigError,
+        FinetuneConfig,
+        STRATEGIES,
+        apply_overrides,
+        arg,
+        autorun,
+        checkpoint_source,
+        finetune,
+        from_dict,
+        load_config,
+        mo,
+        pretrained_choices,
+        to_dict,
+    )
+
+
+@app.cell
+def _(arg, mo):
+    config_path = mo.ui.text(
+        value=str(arg("config", "configs/finetune.yaml")), label="Config file", full_width=True
+    )
+    config_path
+    return (config_path,)
+
+
+@app.cell
+def _(ConfigError, FinetuneConfig, config_path, load_config, mo):
+    try:
+        base = load_config(FinetuneConfig, config_path.value)
+    except ConfigError as _err:
+        base = None
+        _shown = mo.callout(mo.md(f"**Config not loaded.** {_err}"), kind="danger")
+    else:
+        _shown = mo.md(f"Loaded `{config_path.value}`; the widgets below start from it.")
+    mo.stop(base is None, _shown)
+    _shown
+    return (base,)
+
+
+@app.cell
+def _(STRATEGIES, arg, base, checkpoint_source, mo, pretrained_choices):
+    def _flag(name: str) -> bool:
+        return str(arg(name, "false")).lower() in ("", "1", "true", "yes")
+
+    _by_config = f"from config: {checkpoint_source(base)[0]}" if not base.pretrained.mlflow_run else (
+        f"from config: MLflow run {base.pretrained.mlflow_run}")
+    _choices = {_by_config: "", **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri)}
+    if arg("checkpoint"):
+        _choices = {f"file: {arg('checkpoint')}": str(arg("checkpoint")), **_choices}
+    backbone = mo.ui.dropdown(_choices, value=next(iter(_choices)), label="Pretrained backbone", full_width=True)
+    data_root = mo.ui.text(value=str(arg("data", base.data.root)), label="Dataset", full_width=True)
+    channels = mo.ui.text(value=str(arg("channels", ",".join(base.data.channels or []))),
+                          label="Channels (empty: all)")
+    label = mo.ui.text(value=str(arg("label", base.labels.name)), label="Label")
+    label_file = mo.ui.text(value=str(arg("label-file", base.labels.path or "")),
+                            label="Label file (empty: file metadata)")
+    positive = mo.ui.text(value=str(arg("positive", "" if base.labels.positive is None else base.labels.positive)),
+                          label="Positive value")
+    _strategies = str(arg("strategies", ",".join(base.train.strategies))).split(",")
+    strategies = mo.ui.multiselect(list(STRATEGIES), value=[s.strip() for s in _strategies if s.strip()],
+                                   label="Strategies")
+    with_baseline = mo.ui.checkbox(value=base.baseline.enabled, label="Band-power baseline")
+    kfold = mo.ui.number(start=0, stop=50, value=int(arg("kfold", base.data.kfold)), label="k-fold (0: one split)")
+    epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
+    overwrite = mo.ui.checkbox(value=_flag("overwrite") or base.train.overwrite,
+                               label="Replace existing fine-tuned checkpoints")
+    level = mo.ui.dropdown(["prediction", "recording", "participant"], value=base.eval.level,
+                           label="Level for the ROC chart")
+    run_button = mo.ui.run_button(label="Fine-tune", kind="success")
+    mo.vstack([
+        backbone, data_root,
+        mo.hstack([channels, label, label_file, positive]),
+        mo.hstack([strategies, with_baseline, kfold, epochs]),
+        mo.hstack([overwrite, run_button]),
+    ])  # fmt: skip
+    return (
+        backbone, channels, data_root, epochs, kfold, label, label_file, level, overwrite, positive,
+        run_button, strategies, with_baseline,
+    )  # fmt: skip
+
+
+@app.cell
+def _(
+    ConfigError, FinetuneConfig, apply_overrides, arg, backbone, base, channels, data_root, epochs,
+    from_dict, kfold, label, label_file, mo, overwrite, positive, strategies, to_dict, with_baseline,
+):
+    _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
+    _changes = {
+        "data.root": data_root.value, "data.channels": _chans or None, "labels.name": label.value,
+        "labels.path": label_file.value or None, "labels.positive": positive.value or None,
+        "train.strategies": list(strategies.value), "baseline.enabled": with_baseline.value,
+        "data.kfold": int(kfold.value), "train.epochs": int(epochs.value), "train.overwrite": overwrite.value,
+    }
+    if backbone.value:
+        _changes |= {"pretrained.checkpoint": backbone.value, "pretrained.mlflow_run": None}
+    for _key, _name in (("train.checkpoint_dir", "checkpoint-dir"), ("tracking.uri", "tracking-uri"),
+                        ("tracking.experiment", "experiment")):
+        if arg(_name) is not None:
+            _changes[_key] = str(arg(_name))
+    if str(arg("no-track", "false")).lower() not in ("false", "0", "no"):
+        _changes["tracking.enabled"] = False
+    try:
+        cfg = from_dict(FinetuneConfig, apply_overrides(FinetuneConfig, to_dict(base), _changes))
+        cfg.check_paths()
+    except (ConfigError, ValueError) as _err:
+        cfg = None
+        _shown = mo.callout(mo.md(f"**Invalid setting.** {_err}"), kind="danger")
+    else:
+        _shown = mo.md(
+            f"Fine-tunes **{', '.join(cfg.train.strategies)}**"
+            + (" and the baseline" if cfg.baseline.enabled else "")
+            + f" on `{cfg.data.root}`, label `{cfg.labels.name}`; "
+            + (f"participant-grouped {cfg.data.kfold}-fold" if cfg.data.kfold
+               else f"participants split {list(cfg.data.split_fractions)} (train/val/test)")
+            + f"; checkpoints in `{cfg.train.checkpoint_dir}`."
+        )
+    mo.stop(cfg is None, _shown)
+    _shown
+    return (cfg,)
+
+
+@app.cell
+def _(autorun, cfg, finetune, mo, run_button):
+    mo.stop(not (run_button.value or autorun()), mo.md("Press **Fine-tune** to train and evaluate."))
+    _total = len(cfg.train.strategies) * cfg.train.epochs * max(1, cfg.data.kfold)
+    with mo.status.progress_bar(total=_total, title="Fine-tuning", remove_on_exit=True) as _bar:
+        def _on_epoch(event: dict) -> None:
+            _bar.update(subtitle=f"{event['fold']} {event['strategy']} epoch {event['epoch']}: "
+                                 f"train {event['train_loss']:.3f}, val {event['val_loss']:.3f}")
+
+        try:
+            result = finetune(cfg, _on_epoch)
+        except Exception as _err:
+            if autorun():
+                raise  # headless: fail loudly (non-zero exit)
+            mo.stop(True, mo.callout(mo.md(f"**Fine-tuning stopped.** {type(_err).__name__}: {_err}"),
+                                     kind="danger"))
+    print(result.format("all"))
+    return (result,)
+
+
+@app.cell
+def _(mo, result):
+    _head = result.headline()
+    _rows = "\n".join(
+        f"| {r['strategy']} | {r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}] | "
+        f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, {r['balanced_accuracy_high']:.3f}] | "
+        f"{r['n_participants']} | {r['threshold']:.3f} |"
+        if not r["note"] else f"| {r['strategy']} | n/a: {r['note']} | | | |"
+        for r in _head.iter_rows(named=True)
+    )
+    _saved = ", ".join(f"`{p}`" for ps in result.checkpoints.values() for p in ps) or "none"
+    mo.vstack([
+        mo.md(f"""
+### Results on held-out participants ({result.level} level)
+
+| strategy | AUROC [95% CI] | balanced accuracy [95% CI] | test participants | threshold (from val) |
+|---|---|---|---|---|
+{_rows}
+
+- pretrained backbone: `{result.pretrained}`; fine-tuned checkpoints: {_saved}
+- MLflow: {f"run `{result.run_id}`" if result.run_id else "not logged"}
+- {"**LEAKY** (allowed): " + (", ".join(result.pretraining_overlap) or "see the leakage summary")
+   if result.leaky else "leakage gate: passed"}
+"""),
+        mo.ui.table(result.table.fill_nan(None), selection=None, page_size=max(1, result.table.height)),
+    ])  # fmt: skip
+    return
+
+
+@app.cell
+def _(level, mo, result):
+    mo.vstack([level, result.roc_chart(level.value)])
+    return
+
+
+@app.cell(hide_code=True)
+def _(cfg, mo):
+    from eegwb.data.layout import recordings_index as _recordings_index
+
+    _sources = " ".join(_recordings_index(cfg.data.root)["source_file"].to_list()).lower()
+    mo.md(
+        "Data: PhysioNet *EEG During Mental Arithmetic Tasks* (Zyma et al. 2019, Data 4(1):14; "
+        "Goldberger et al., PhysioNet, Circulation 2000), ODC-By 1.0."
+    ) if "eegmat" in _sources or "subject00_" in _sources else None
+    return
+
+
+if __name__ == "__main__":
+    app.run()

@@ -1,0 +1,78 @@
+"""notebooks/06_finetune.py: `marimo check`, a headless fine-tuning run, and an HTML export
+holding the results table with CIs for every strategy and the baseline, the ROC chart and
+the MLflow run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from eegwb.config import to_dict
+from eegwb.data.synthetic import SynthConfig, generate_cohort
+from eegwb.model.config import ModelConfig
+from eegwb.model.eeg_model import EEGModel
+from eegwb.train.checkpoints import save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "06_finetune.py"
+MARIMO = Path(sys.executable).with_name("marimo")
+
+
+def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    """A small Muse cohort with a planted effect, and an (untrained) backbone checkpoint of
+    the pretraining format: the notebook is under test here, not pretraining."""
+    base = tmp_path_factory.mktemp("nb06")
+    root = base / "muse"
+    generate_cohort(root, SynthConfig(n_participants=12, runs_per_participant=1, montage="muse",
+                                      window_samples=128, n_windows=8, effect_size=8.0,
+                                      effect_channels=("TP9", "AF7", "AF8", "TP10"), seed=3), progress=False)
+    cfg = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(base / "backbone.pt", {
+        "model": EEGModel(cfg).state_dict(),
+        "config": {"model": to_dict(cfg), "masking": {"mask_ratio": 0.5, "style": "mae"}},
+    })  # fmt: skip
+    return root, ckpt
+
+
+def test_marimo_check_passes() -> None:
+    _run([str(MARIMO), "check", str(NOTEBOOK)])
+
+
+def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
+    root, ckpt = inputs
+    args = ["--config", "configs/finetune_tiny.yaml", "--data", str(root), "--checkpoint", str(ckpt),
+            "--epochs", "2", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    done = _run([sys.executable, str(NOTEBOOK), *args, "--strategies", "scratch", "--no-track", "true"])
+    table = done.stdout
+    for strategy in ("scratch", "baseline"):
+        assert re.search(rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", table, re.M), table
+    assert "full" not in table and "frozen" not in table  # --strategies chose, not the config
+    assert (tmp_path / "ckpt" / "backbone_finetuned_scratch.pt").is_file()
+
+    html = tmp_path / "06_finetune.html"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", *args,
+          "--strategies", "frozen", "--tracking-uri", uri, "--experiment", "nb06"])
+    text = html.read_text()
+    assert "Results on held-out participants (recording level)" in text
+    assert "application/vnd.vegalite" in text and "ROC on held-out participants" in text
+    # the markdown results table is stored rendered and escaped: <td> is \u003Ctd\u003E
+    for strategy in ("frozen", "baseline"):
+        cell = r"\\u003Ctd\\u003E"
+        assert re.search(rf"{cell}{strategy}\\u003C/td\\u003E\\n{cell}\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", text), strategy
+    assert re.search(r"MLflow: run \\u003Ccode\\u003E[0-9a-f]{32}", text), "MLflow run id missing"
