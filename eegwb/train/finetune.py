@@ -191,12 +191,14 @@ def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_sam
 
     d = cfg.data
     out: dict[str, FoldSplit | None] = {}
-    for s, sel in fold.selections.items():
+    channels = d.channels
+    for s, sel in fold.selections.items():  # train first: val and test use its channels
         if sel.height == 0:
             out[s] = None
             continue
-        ds = EEGDataset.open(d.root, selection=sel, channels=d.channels, normalisation=d.normalisation,
+        ds = EEGDataset.open(d.root, selection=sel, channels=channels, normalisation=d.normalisation,
                              max_windows=d.max_windows, cache_dir=d.cache_dir)
+        channels = ds.channels
         if ds.window_samples != window_samples:
             raise ValueError(
                 f"{d.root}: windows of {ds.window_samples} samples, but the backbone was pretrained on "
@@ -274,15 +276,15 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
             jobs.set_postfix_str(f"{fold.name} {strategy}")
             clf, hist = fit_strategy(strategy, backbone, data, cfg, device, fold.name, progress)
             history += hist
-            models[(strategy, k)] = clf.cpu()
             for s in ("val", "test"):
                 if data[s] is not None:
-                    out = predict(clf, data[s].batches(cfg.train.batch_size, torch.device("cpu"),
-                                                       embedded=strategy == "frozen"))
+                    out = predict(clf, data[s].batches(cfg.train.batch_size, device, embedded=strategy == "frozen"))
                     preds[strategy][s].append(_prediction_frame(data[s], out).with_columns(pl.lit(fold.name).alias("fold")))
+            models[(strategy, k)] = clf.cpu()  # saved once the validation threshold is known
             jobs.update()
+        channels = data["train"].dataset.channels
         if cfg.baseline.enabled:
-            for s, frame in _baseline(cfg, fold, labels, data["train"].dataset.channels).items():
+            for s, frame in _baseline(cfg, fold, labels, channels).items():
                 preds[BASELINE][s].append(frame.with_columns(pl.lit(fold.name).alias("fold")))
             jobs.update()
     jobs.close()
@@ -299,7 +301,7 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     for (strategy, k), clf in models.items():
         state = {"config": to_dict(cfg), "model_config": to_dict(clf.model.cfg), "pretrained": pretrained,
                  "threshold": thresholds[strategy], "label": cfg.labels.name, "pooling": clf.pooling,
-                 "channels": list(cfg.data.channels or []), "participants": folds[k].participants,
+                 "channels": channels, "participants": folds[k].participants,
                  "history": [h for h in history if h["strategy"] == strategy and h["fold"] == folds[k].name]}
         saved.setdefault(strategy, []).append(save_finetuned(paths[(strategy, k)], clf, state, cfg.train.overwrite))
     result = FinetuneResult(

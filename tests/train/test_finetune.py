@@ -183,3 +183,57 @@ def test_eegmat_rest_vs_arithmetic_end_to_end_with_mlflow(eegmat_dir, pretrained
     runs = find_runs(uri, cfg.tracking.experiment)
     row = runs.filter(pl.col("run_id") == result.run_id).row(0, named=True)
     assert row["metrics.frozen.recording.auroc"] == pytest.approx(rec["auroc"])
+
+
+def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted, tmp_path):
+    from eegwb.config import to_dict
+    from eegwb.data.layout import recordings_index
+    from eegwb.model.config import ModelConfig
+    from eegwb.model.eeg_model import EEGModel
+    from eegwb.train.checkpoints import save_checkpoint
+    from eegwb.train.finetune_data import check_folds, load_backbone, make_folds
+    from eegwb.train.labels import recording_labels
+
+    mc = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
+    seen = [f"{i:02d}" for i in range(1, 17)]  # pretraining used 16 of the 24, held out 17-24
+    ckpt = save_checkpoint(tmp_path / "same_data.pt", {
+        "model": EEGModel(mc).state_dict(), "config": {"model": to_dict(mc), "data": {"root": str(planted)}},
+        "assignment": {"train": seen[:12], "val": seen[12:], "test": []},
+    })  # fmt: skip
+    index = recordings_index(planted)
+
+    def folds_for(*overrides):
+        cfg = tiny(planted, tmp_path, ckpt, *overrides)
+        backbone = load_backbone(cfg, 128)
+        return cfg, backbone, make_folds(cfg, index, recording_labels(planted, cfg.labels, index), backbone)
+
+    cfg, backbone, (fold,) = folds_for()  # "avoid" (the default)
+    assert backbone.seen == set(seen)
+    assert fold.participants["test"] == [f"{i:02d}" for i in range(17, 25)]
+    assert set(fold.participants["train"]) | set(fold.participants["val"]) == set(seen)
+    assert check_folds(cfg, [fold], backbone)["pretraining_overlap"] == []
+
+    cfg, backbone, folds = folds_for("data.pretraining_overlap=refuse")
+    with pytest.raises(LeakageError, match="pretraining saw .* test participant"):
+        check_folds(cfg, folds, backbone)
+    with pytest.raises(ValueError, match="k-fold tests every participant"):
+        folds_for("data.kfold=3")
+
+
+def test_cli_prints_the_results_table(planted, pretrained, tmp_path, capsys):
+    from eegwb.cli import main
+
+    code = main(["finetune", "--config", str(TINY_YAML), "--strategies", "frozen", "--no-track", "--no-bar",
+                 "--set", f"data.root={planted}", "--set", f"pretrained.checkpoint={pretrained}",
+                 "--set", f"train.checkpoint_dir={tmp_path}", "--set", "train.epochs=2",
+                 "--levels", "all", "--predictions", str(tmp_path / "pred.csv")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for strategy in ("frozen", "baseline"):
+        for level in ("prediction", "recording", "participant"):
+            assert f"{strategy:<10} {level:<11} " in out
+    assert "mamba2_eeg_d16_l1_m50_mae_finetuned.pt" in out
+    pred = pl.read_csv(tmp_path / "pred.csv")
+    assert set(pred["strategy"]) == {"frozen", "baseline"} and pred["score"].is_between(0, 1).all()
+    assert main(["finetune", "--config", str(TINY_YAML), "--set", "data.root=/nonexistent"]) == 2
+    assert "data.root" in capsys.readouterr().err
