@@ -73,6 +73,7 @@ def tiny(root: Path, out: Path, ckpt: Path | None, *overrides: str) -> FinetuneC
 
 
 def test_planted_effect_is_found_by_the_fine_tuned_model_and_the_baseline(planted, pretrained, tmp_path):
+    # montage transfer: the backbone was pretrained on 19 10-20 sites, the label is on Muse's 4
     cfg = tiny(planted, tmp_path, pretrained, "train.strategies=[full]")
     result = finetune(cfg)
     test_people = set(result.folds[0]["test"])
@@ -124,8 +125,10 @@ def test_leaky_split_is_refused_before_training(planted, pretrained, tmp_path):
 
 def test_frozen_scratch_kfold_names_and_no_silent_overwrite(planted, pretrained, tmp_path):
     cfg = tiny(planted, tmp_path, pretrained, "train.strategies=[frozen, scratch]", "data.kfold=3",
-               "train.epochs=2", "baseline.enabled=false", "eval.n_boot=100")
+               "train.epochs=2", "baseline.enabled=false", "eval.n_boot=100", "train.pooling=mean")
     result = finetune(cfg)
+    clf, _ = load_finetuned(result.checkpoints["frozen"][0])
+    assert clf.pooling == "mean" and clf.head[-1].in_features == 16  # the original's mean pooling
     assert sorted(p.name for ps in result.checkpoints.values() for p in ps) == sorted(
         f"mamba2_eeg_d16_l1_m50_mae_finetuned{s}_fold{k}.pt" for s in ("", "_scratch") for k in (1, 2, 3))
     tested = [p for fold in result.folds for p in fold["test"]]
@@ -183,6 +186,10 @@ def test_eegmat_rest_vs_arithmetic_end_to_end_with_mlflow(eegmat_dir, pretrained
     runs = find_runs(uri, cfg.tracking.experiment)
     row = runs.filter(pl.col("run_id") == result.run_id).row(0, named=True)
     assert row["metrics.frozen.recording.auroc"] == pytest.approx(rec["auroc"])
+    from mlflow import MlflowClient
+
+    artifacts = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(result.run_id)}
+    assert {"roc.html", "roc.json", "results.csv", "splits.json", "leakage.txt", "config.yaml"} <= artifacts
 
 
 def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted, tmp_path):
