@@ -21,7 +21,7 @@ def _(mo):
 
     - Interactive: `marimo edit notebooks/05_autopsy.py`
     - Headless: `python notebooks/05_autopsy.py --checkpoint checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt
-      [--data DIR] [--split val] [--max-sequences 64] [--ig-steps 32] [--baselines zero,mean,noise]
+      [--data DIR] [--split val] [--max-sequences 32] [--ig-steps 24] [--baselines zero,mean,noise]
       [--out reports/autopsy/NAME] [--track true]`
     - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html -- --checkpoint PATH`
     - CLI: `eegwb autopsy --checkpoint PATH` writes the same report (markdown + HTML).
@@ -67,8 +67,8 @@ def _(Path, arg, mo):
                            full_width=True)
     split = mo.ui.dropdown(["default", "val", "train", "test", "all"], value=str(arg("split", "default")),
                            label="Split (default: val / fine-tuning test)")
-    max_sequences = mo.ui.number(start=4, stop=4096, value=int(arg("max-sequences", 64)), label="Probe sequences")
-    ig_steps = mo.ui.number(start=4, stop=512, value=int(arg("ig-steps", 32)), label="IG steps")
+    max_sequences = mo.ui.number(start=4, stop=4096, value=int(arg("max-sequences", 32)), label="Probe sequences")
+    ig_steps = mo.ui.number(start=4, stop=512, value=int(arg("ig-steps", 24)), label="IG steps")
     baselines = mo.ui.multiselect(["zero", "mean", "noise"], value=str(arg("baselines", "zero,mean,noise")).split(","),
                                   label="IG baselines")
     mo.vstack([
@@ -116,25 +116,22 @@ def _(CHEAP_SECTIONS, autopsy, mo):
 def _(mo, pl):
     def show(report, names):
         """Findings, numbers, charts and topomaps of the named sections of a report."""
-        _charts = report.charts()
-        _topo = report.topomaps()
-        _parts = []
-        for _name in names:
-            _s = report.sections.get(_name)
-            if _s is None:
+        charts, topomaps, parts = report.charts(), report.topomaps(), []
+        kinds = {"fail": "danger", "warn": "warn", "info": "info"}
+        for name in names:
+            section = report.sections.get(name)
+            if section is None:
                 continue
-            _parts.append(mo.md(f"### {_s.title}"))
-            _parts += [mo.md(_n) for _n in _s.notes]
-            _parts += [mo.callout(mo.md(f"**{_f.severity.upper()}** {_f.what}<br>→ {_f.recommendation}"),
-                                  kind={"fail": "danger", "warn": "warn", "info": "info"}[_f.severity])
-                       for _f in _s.findings]
-            _parts.append(mo.ui.table(pl.DataFrame({"number": list(_s.numbers),
-                                                    "value": [str(v) for v in _s.numbers.values()]}),
-                                      selection=None, page_size=12))
-            _parts += [_c for _k, _c in _charts.items() if _k.startswith(_name + ".")]
-            if _name in _topo:
-                _parts.append(mo.image(_topo[_name]))
-        return mo.vstack(_parts)
+            parts.append(mo.md(f"### {section.title}"))
+            parts += [mo.md(note) for note in section.notes]
+            parts += [mo.callout(mo.md(f"**{f.severity.upper()}** {f.what}<br>→ {f.recommendation}"), kind=kinds[f.severity])
+                      for f in section.findings]
+            numbers = pl.DataFrame({"number": list(section.numbers), "value": [str(v) for v in section.numbers.values()]})
+            parts.append(mo.ui.table(numbers, selection=None, page_size=12))
+            parts += [chart for key, chart in charts.items() if key.startswith(name + ".")]
+            if name in topomaps:
+                parts.append(mo.image(topomaps[name]))
+        return mo.vstack(parts)
 
     return (show,)
 
@@ -156,11 +153,11 @@ def _(mo):
 def _(autopsy, autorun, expensive_button, mo):
     mo.stop(not (expensive_button.value or autorun()),
             mo.md("Integrated Gradients and ablations take minutes on a large model: press the button."))
-    with mo.status.progress_bar(total=2, title="Attributions and ablations") as _bar:
-        _attr = autopsy.run("attributions")
-        _bar.update(subtitle="ablations")
+    _steps = len(autopsy.cfg.attribution.baselines) + 1
+    with mo.status.progress_bar(total=_steps, title="Attributions and ablations") as _bar:
+        _attr = autopsy.run("attributions", progress=lambda _what: _bar.update(subtitle=_what))
         expensive = {"attributions": _attr, "ablations": autopsy.run("ablations", attributions=_attr)}
-        _bar.update()
+        _bar.update(subtitle="done")
     return (expensive,)
 
 
@@ -172,18 +169,35 @@ def _(autopsy, cheap, expensive, show):
 
 
 @app.cell
-def _(arg, autopsy, mo, report):
-    _lines = [f"- **{_f.severity.upper()}** ({_sec}): {_f.what}" for _sec, _f in report.findings]
+def _(arg, mo, report):
     print(f"autopsy: {len(report.findings)} finding(s)")
     for _sec, _f in report.findings:
         print(f"{_f.severity.upper():>4} {_sec}: {_f.what}")
-    _out = arg("out")
-    if _out:
-        report.write(str(_out), overwrite=str(arg("overwrite", "false")).lower() in ("true", "1", "yes", ""))
-        print(f"report written to {_out}")
-    if str(arg("track", "false")).lower() in ("true", "1", "yes"):
-        print(f"mlflow run: {autopsy.log(report, run_id=arg('run-id'), tracking_uri=arg('tracking-uri'))}")
-    mo.vstack([mo.md("## Detected issues"), mo.md("\n".join(_lines) or "No issues detected.")])
+    _lines = [f"- **{_f.severity.upper()}** ({_sec}): {_f.what}" for _sec, _f in report.findings]
+    # `--overwrite` with no value arrives as '' from mo.cli_args(): present means yes.
+    _flag = arg("overwrite")
+    out_text = mo.ui.text(value=str(arg("out", "") or ""), label="Report folder", full_width=True)
+    overwrite = mo.ui.checkbox(value=_flag is not None and str(_flag).lower() not in ("false", "0", "no"),
+                               label="Replace an existing report")
+    track = mo.ui.checkbox(value=str(arg("track", "false")).lower() in ("true", "1", "yes", ""),
+                           label="Log to MLflow (under the checkpoint's run)")
+    write_button = mo.ui.run_button(label="Write report (markdown + HTML)")
+    mo.vstack([mo.md("## Detected issues"), mo.md("\n".join(_lines) or "No issues detected."),
+               out_text, mo.hstack([overwrite, track, write_button])])  # fmt: skip
+    return out_text, overwrite, track, write_button
+
+
+@app.cell
+def _(arg, autopsy, autorun, mo, out_text, overwrite, report, track, write_button):
+    mo.stop(not (write_button.value or (autorun() and (out_text.value or track.value))))
+    _done = []
+    if out_text.value:
+        report.write(out_text.value, overwrite=overwrite.value)
+        _done.append(f"report written to {out_text.value}")
+    if track.value:
+        _done.append(f"MLflow run: {autopsy.log(report, run_id=arg('run-id'), tracking_uri=arg('tracking-uri'))}")
+    print("\n".join(_done))
+    mo.md("<br>".join(_done) or "Enter a report folder or tick MLflow.")
     return
 
 

@@ -14,9 +14,9 @@ pads and masked windows, so only what the model sees is attributed):
 
 `internal_batch_size` bounds how many path points go through the model at once.
 |attributions| are aggregated into profiles: per channel (spatial), per window position
-bin and per time bin within a window (temporal), and, from a second IG run on the rFFT
-coefficients of each window (the same path, attributed per frequency bin), per
-frequency band. The layer attribution is LayerGradCam (or LayerIntegratedGradients) on
+bin and per time bin within a window (temporal), and per frequency band: the same
+path-integrated gradient, expressed in each window's rFFT coefficients (the path is the
+same straight line there), attributes the score to frequency bins at no extra cost. The layer attribution is LayerGradCam (or LayerIntegratedGradients) on
 every mixer's conv1d, mapped back to window positions (mixer_rev runs on reversed
 sequences), on the hookable reference path of `eegwb.diagnostics.activations`.
 
@@ -49,12 +49,11 @@ MIN_RANKED = 5  # rank correlations over fewer units are too noisy to flag
 @dataclass
 class AttributionConfig:
     baselines: tuple[str, ...] = BASELINES
-    n_steps: int = 32  # Gauss-Legendre points; ~1% completeness gap on eegwb models
+    n_steps: int = 24  # Gauss-Legendre points; the completeness gap is reported and flagged above 5%
     internal_batch_size: int = 64  # path points per forward pass: bounds memory
     batch_size: int = 8  # probe sequences per IG call
     n_time_bins: int = 16  # bins within a window for the temporal profile
     max_window_bins: int = 16  # window positions grouped into at most this many bins
-    spectral: bool = True  # the frequency-band profile (a second IG run)
     layer_method: Literal["gradcam", "integrated_gradients", "none"] = "gradcam"
     seed: int = 0
 
@@ -123,52 +122,54 @@ def make_baseline(kind: str, probe: ProbeSet, seed: int = 0) -> torch.Tensor:
 @dataclass
 class IGResult:
     baseline: str
-    attr: torch.Tensor  # (n, l, t) or, spectral, (n, l, f) per rfft bin
+    attr: torch.Tensor  # (n, l, t) attributions per sample
+    attr_freq: torch.Tensor  # (n, l, f) the same integral attributed per rFFT bin of each window
     delta: torch.Tensor  # (n,) Captum's convergence delta: sum(attr) - (score(x) - score(b))
     score_x: torch.Tensor  # (n,)
     score_b: torch.Tensor  # (n,)
 
 
-def _to_spectrum(x: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(torch.fft.rfft(x, dim=-1)).contiguous()  # (..., f, 2)
+def spectral_attribution(x: torch.Tensor, base: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """(n, l, f) IG per rFFT bin from the path-integrated gradient `grad` (n, l, t).
 
-
-def _scorer(subject: Subject, spectral: bool, t: int) -> Callable[..., torch.Tensor]:
-    if not spectral:
-        return subject.score
-
-    def score(spec: torch.Tensor, *args: Any) -> torch.Tensor:
-        x = torch.fft.irfft(torch.complex(spec[..., 0], spec[..., 1]), n=t, dim=-1)
-        return subject.score(x, *args)
-
-    return score
+    The straight path from baseline to input is the same path in rFFT coordinates (x = irfft(X)
+    is linear), so IG there is (X - X_b) * irfft^T(grad), real and imaginary parts summed per
+    bin; its sum over bins equals the sum of the time-domain attributions.
+    """
+    t = x.shape[-1]
+    spec = torch.view_as_real(torch.fft.rfft((x - base).double(), dim=-1))  # (n, l, f, 2)
+    coef = torch.zeros_like(spec, requires_grad=True)
+    with torch.enable_grad():
+        back = torch.fft.irfft(torch.complex(coef[..., 0], coef[..., 1]), n=t, dim=-1)  # (n, l, t)
+        (g,) = torch.autograd.grad((back * grad.double()).sum(), coef)  # irfft^T(grad)
+    return (spec * g).sum(-1)
 
 
 def integrated_gradients(subject: Subject, probe: ProbeSet, baseline: str, cfg: AttributionConfig,
-                         *, spectral: bool = False, bar: bool = False) -> IGResult:
-    """IG of every probe sequence against one baseline (input space, or rFFT space)."""
+                         *, bar: bool = False) -> IGResult:
+    """IG of every probe sequence against one baseline, per sample and per frequency bin."""
     from captum.attr import IntegratedGradients
 
-    t, dev = probe.x.shape[-1], subject.device
+    dev = subject.device
     base = make_baseline(baseline, probe, cfg.seed)
-    inputs, base = (_to_spectrum(probe.x), _to_spectrum(base)) if spectral else (probe.x, base)
-    forward = _scorer(subject, spectral, t)
-    ig = IntegratedGradients(forward)
-    parts: dict[str, list[torch.Tensor]] = {"attr": [], "delta": [], "x": [], "b": []}
+    ig = IntegratedGradients(subject.score, multiply_by_inputs=False)  # the path-integrated gradient
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("attr", "freq", "delta", "x", "b")}
     with reference_path(subject.module):
-        for sl in tqdm(list(probe.slices(cfg.batch_size)), desc=f"IG {baseline}{' spectral' if spectral else ''}",
-                       disable=not bar, leave=False):
+        for sl in tqdm(list(probe.slices(cfg.batch_size)), desc=f"IG {baseline}", disable=not bar, leave=False):
             args = tuple(to_device(v, dev) for v in probe.forward_args(sl))
-            x_in, b_in = inputs[sl].to(dev), base[sl].to(dev)
-            attr, delta = ig.attribute(x_in, baselines=b_in, additional_forward_args=args, n_steps=cfg.n_steps,
-                                       internal_batch_size=cfg.internal_batch_size, return_convergence_delta=True)
+            x_in, b_in = probe.x[sl].to(dev), base[sl].to(dev)
+            grad = ig.attribute(x_in, baselines=b_in, additional_forward_args=args, n_steps=cfg.n_steps,
+                                internal_batch_size=cfg.internal_batch_size)
+            attr = (x_in - b_in) * grad
+            parts["delta"].append(ig.compute_convergence_delta(attr, b_in, x_in, additional_forward_args=args)
+                                  .double().cpu())
             with torch.no_grad():
-                parts["x"].append(forward(x_in, *args).double().cpu())
-                parts["b"].append(forward(b_in, *args).double().cpu())
-            parts["attr"].append((attr.sum(-1) if spectral else attr).double().cpu())  # re + im per bin
-            parts["delta"].append(delta.double().cpu())
+                parts["x"].append(subject.score(x_in, *args).double().cpu())
+                parts["b"].append(subject.score(b_in, *args).double().cpu())
+            parts["attr"].append(attr.detach().double().cpu())
+            parts["freq"].append(spectral_attribution(x_in, b_in, grad.detach()).cpu())
     cat = {k: torch.cat(v) for k, v in parts.items()}
-    return IGResult(baseline, cat["attr"], cat["delta"], cat["x"], cat["b"])
+    return IGResult(baseline, cat["attr"], cat["freq"], cat["delta"], cat["x"], cat["b"])
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -275,14 +276,20 @@ def rank_agreement(a: pl.DataFrame, b: pl.DataFrame, key: str) -> float:
 
 
 def attribution_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: AttributionConfig | None = None,
-                        *, bar: bool = False) -> Section:
-    """IG under every baseline, its profiles, the band profile and the conv1d layer attribution."""
+                        *, progress: Callable[[str], None] | None = None, bar: bool = False) -> Section:
+    """IG under every baseline, its profiles, the band profile and the conv1d layer attribution;
+    `progress` is called with "IG <baseline>" as each baseline starts (notebook progress bars)."""
     cfg = cfg or AttributionConfig()
     per: dict[str, dict[str, pl.DataFrame]] = {}
     complete, numbers = [], {}
+    band_frames, freq = [], None
     for b in cfg.baselines:
+        if progress is not None:
+            progress(f"IG {b}")
         res = integrated_gradients(subject, probe, b, cfg, bar=bar)
         per[b] = profiles(res.attr, probe, cfg)
+        bp, freq = band_profile(res.attr_freq, probe, sfreq)
+        band_frames.append(bp)
         diff = (res.score_x - res.score_b).abs()
         gap = float(res.delta.abs().max() / diff.mean().clamp(min=1e-12))
         complete.append({"baseline": b, "mean_abs_score_change": float(diff.mean()),
@@ -292,22 +299,15 @@ def attribution_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: At
     tables = {f"per_{k}": _consensus([per[b][k] for b in cfg.baselines], key)
               for k, key in (("channel", "channel"), ("window", "window"), ("time", "time_bin"))}
     tables["completeness"] = pl.DataFrame(complete)
-    if cfg.spectral:
-        band_frames, freq = [], None
-        for b in cfg.baselines:
-            bp, freq = band_profile(integrated_gradients(subject, probe, b, cfg, spectral=True, bar=bar).attr,
-                                    probe, sfreq)
-            band_frames.append(bp)
-        tables["per_band"] = _consensus(band_frames, "band")
-        tables["per_frequency"] = freq
+    tables["per_band"] = _consensus(band_frames, "band")
+    tables["per_frequency"] = freq
     layer = layer_profile(subject, probe, cfg)
     if layer is not None:
         tables["conv1d_layers"] = layer
     ch = tables["per_channel"].sort("importance", descending=True)
     numbers |= {"top_channel": ch["channel"][0], "top_channel_share": float(ch["share"][0]),
                 "n_steps": cfg.n_steps, "baselines": ",".join(cfg.baselines)}
-    if "per_band" in tables:
-        numbers["top_band"] = tables["per_band"].sort("importance", descending=True)["band"][0]
+    numbers["top_band"] = tables["per_band"].sort("importance", descending=True)["band"][0]
     if len(cfg.baselines) >= 2:
         b0, b1 = cfg.baselines[:2]
         numbers[f"channel_rank_agreement_{b0}_{b1}"] = rank_agreement(per[b0]["channel"], per[b1]["channel"], "channel")
@@ -350,10 +350,9 @@ def attribution_charts(section: Section) -> dict[str, Any]:
     out = {"per_channel": bar("per_channel", "channel", "IG importance per channel (share)"),
            "per_window": bar("per_window", "window", "IG importance per window position"),
            "per_time": bar("per_time", "time_bin", "IG importance per time bin within a window")}
-    if "per_band" in t:
-        out["per_band"] = bar("per_band", "band", "IG importance per frequency band (per bin)")
-        out["per_frequency"] = (alt.Chart(t["per_frequency"], title="IG importance per frequency")
-                                .mark_line().encode(x="freq_hz:Q", y="importance:Q"))
+    out["per_band"] = bar("per_band", "band", "IG importance per frequency band (per bin)")
+    out["per_frequency"] = (alt.Chart(t["per_frequency"], title="IG importance per frequency")
+                            .mark_line().encode(x="freq_hz:Q", y="importance:Q"))
     if "conv1d_layers" in t:
         out["conv1d_layers"] = (alt.Chart(t["conv1d_layers"], title="Layer attribution on each Mamba-2 conv1d")
                                 .mark_rect().encode(x=alt.X("window:N", sort=None), y="layer:N",

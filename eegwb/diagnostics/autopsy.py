@@ -51,7 +51,7 @@ MARKER = "autopsy.started.json"
 @dataclass
 class AutopsyConfig:
     split: str | None = None  # None: "val" (pretrained) or "test" (fine-tuned); also train / all
-    max_sequences: int = 64  # the probe set: every section scores these sequences
+    max_sequences: int = 32  # the probe set: every section scores these (IG costs ~ sequences x steps)
     batch_size: int = 16  # sequences per forward pass
     seed: int = 0  # probe choice, masks and the noise baseline
     worst_k: int = 10
@@ -102,7 +102,7 @@ def _load_finetuned(path: Path, ckpt: dict, data: str | Path | None, split: str,
     root = Path(data or cfg.data.root)
     same = Path(cfg.data.root).resolve() == root.resolve()
     people = (ckpt.get("participants") or {}).get(split) if split != "all" and same else None
-    if split not in ("all",) and same and not people:
+    if split != "all" and same and not people:
         raise ValueError(f"{path}: the checkpoint records no {split!r} participants; use split 'all'")
     ds = EEGDataset.open(root, selection=participant_selection(root, people) if people else None,
                          channels=cfg.data.channels, normalisation=cfg.data.normalisation,
@@ -196,9 +196,11 @@ class Autopsy:
     def sees_input(self) -> bool:
         return bool(self.probe.visible.any())
 
-    def run(self, name: str, *, attributions: Section | None = None, bar: bool = False) -> Section:
+    def run(self, name: str, *, attributions: Section | None = None, progress: Callable[[str], None] | None = None,
+            bar: bool = False) -> Section:
         """Run one section (again), keep it in `sections` and return it. Ablations are
-        compared with `attributions` (default: the attributions section run before)."""
+        compared with `attributions` (default: the attributions section run before);
+        `progress` hears each IG baseline as it starts."""
         t0 = time.perf_counter()
         s, p, c, sfreq = self.subject, self.probe, self.cfg, float(self.dataset.sfreq)
         if name in ("attributions", "ablations") and not self.sees_input():
@@ -215,7 +217,7 @@ class Autopsy:
         elif name == "activations":
             section = activation_section(s, p, c.batch_size)
         elif name == "attributions":
-            section = attribution_section(s, p, sfreq, c.attribution, bar=bar)
+            section = attribution_section(s, p, sfreq, c.attribution, progress=progress, bar=bar)
         elif name == "ablations":
             section = ablation_section(s, p, sfreq, c.ablation, attributions or self.sections.get("attributions"),
                                        bar=bar)

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from captum.attr import IntegratedGradients
 
 from eegwb.diagnostics.ablations import AblationConfig, ablation_table
 from eegwb.diagnostics.activations import activation_section, reference_path
@@ -124,9 +125,16 @@ def clf_subject() -> Subject:
     return Subject("classifier", clf, clf.model, threshold=0.5)
 
 
-@pytest.mark.parametrize(("spectral", "kind"), [(False, "reconstruction"), (True, "classifier")],
-                         ids=["time-reconstruction", "spectral-classifier"])
-def test_integrated_gradients_satisfy_completeness(spectral, kind):
+def spectrum(x: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(torch.fft.rfft(x, dim=-1)).contiguous()  # (n, l, f, 2)
+
+
+def spectrum_score(subject: Subject, t: int):
+    return lambda spec, *args: subject.score(torch.fft.irfft(torch.complex(spec[..., 0], spec[..., 1]), n=t), *args)
+
+
+@pytest.mark.parametrize("kind", ["reconstruction", "classifier"])
+def test_integrated_gradients_satisfy_completeness(kind):
     classifier = kind == "classifier"
     subject, probe = (clf_subject() if classifier else recon_subject()), make_probe(n=6, classifier=classifier)
     subject.module.double()  # float64: the gap is the integral's error, not float32 rounding of the scores
@@ -134,19 +142,25 @@ def test_integrated_gradients_satisfy_completeness(spectral, kind):
     probe.target = None if probe.target is None else probe.target.double()
     cfg = AttributionConfig(n_steps=32, internal_batch_size=40, batch_size=3)
     for baseline in ("zero", "mean", "noise"):
-        res = integrated_gradients(subject, probe, baseline, cfg, spectral=spectral)
+        res = integrated_gradients(subject, probe, baseline, cfg)
         base = make_baseline(baseline, probe, cfg.seed)
         with torch.no_grad():  # the scores, recomputed outside the code under test
             args = probe.forward_args()
             f_x = subject.score(probe.x, *args).double()
             f_b = subject.score(base, *args).double()
-        total = res.attr.sum(tuple(range(1, res.attr.dim())))  # (n,)
+        total = res.attr.sum((1, 2))  # (n,)
         gap = total - (f_x - f_b)
         torch.testing.assert_close(gap, res.delta, rtol=1e-6, atol=1e-10)  # Captum's delta is this gap
         assert (gap.abs() <= 0.02 * (f_x - f_b).abs() + 1e-10).all(), (baseline, gap, f_x - f_b)
         assert (f_x - f_b).abs().mean() > 1e-5  # there is something to attribute
+        # per frequency bin: the same integral in rFFT coordinates, so the same total ...
+        torch.testing.assert_close(res.attr_freq.sum((1, 2)), total, rtol=1e-9, atol=1e-12)
+        if baseline == "zero":  # ... and the same bins as Captum's IG run on the spectra themselves
+            direct = IntegratedGradients(spectrum_score(subject, T)).attribute(
+                spectrum(probe.x), baselines=spectrum(base), additional_forward_args=args, n_steps=32)
+            torch.testing.assert_close(res.attr_freq, direct.sum(-1), rtol=1e-6, atol=1e-9)
         hidden = ~probe.visible  # pads and masked windows equal the baseline: zero attribution
-        assert res.attr[hidden].abs().max() == 0.0
+        assert res.attr[hidden].abs().max() == 0.0 and res.attr_freq[hidden].abs().max() == 0.0
 
 
 def test_conv1d_layer_attribution_is_gradcam_mapped_to_window_positions():
