@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 SECTIONS = ("predictions", "gradients", "activations", "attributions", "ablations", "failures")
 CHEAP_SECTIONS = ("predictions", "gradients", "activations", "failures")  # seconds, not minutes
-MARKER = "autopsy.started.json"
 
 
 @dataclass
@@ -362,23 +361,42 @@ def run_autopsy(checkpoint: str | Path, data: str | Path | None = None, sections
     return report
 
 
+def marker_name(checkpoint: str | Path) -> str:
+    """`autopsy.<key>.started.json`, key from the checkpoint's path, size and mtime: a checkpoint
+    rewritten by a new training run is a new checkpoint, autopsied again."""
+    import xxhash
+
+    path = Path(checkpoint)
+    try:
+        st = path.stat()
+        ident = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        ident = f"{path.resolve()}:missing"
+    return f"autopsy.{xxhash.xxh3_64_hexdigest(ident.encode())}.started.json"
+
+
 def autopsy_once(checkpoint: str | Path | None, *, out_dir: str | Path | None = None, **kwargs: Any) -> AutopsyReport | None:
-    """`run_autopsy` unless it already ran for this output folder; for training to call when it
-    finishes and when it stops early. Never raises: a failure is logged and written to
-    `autopsy.failed.txt`, and training's result stands."""
+    """`run_autopsy` unless it already ran on this very checkpoint file (same path, size and
+    mtime) into this folder; for training to call when it finishes and when it stops early.
+    Never raises: a failure is logged and written to `autopsy.failed.txt`, and training's
+    result stands. `kwargs` go to `run_autopsy` (data, sections, config, run_id, ...)."""
     from eegwb.atomic import atomic_write_text
 
     if checkpoint is None:
         return None
     out = Path(out_dir) if out_dir is not None else default_out_dir(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
+    marker = out / marker_name(checkpoint)
     try:
-        fd = os.open(out / MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        log.info("autopsy of %s already ran (%s exists)", checkpoint, out / MARKER)
+        log.info("autopsy of %s already ran (%s exists)", checkpoint, marker)
         return None
     with os.fdopen(fd, "w") as fh:
         json.dump({"checkpoint": str(checkpoint), "started_utc": dt.datetime.now(dt.UTC).isoformat()}, fh)
+    for stale in out.glob("autopsy.*.started.json"):  # markers of earlier versions of the checkpoint
+        if stale != marker:
+            stale.unlink(missing_ok=True)
     try:
         return run_autopsy(checkpoint, out_dir=out, overwrite=True, **kwargs)
     except Exception as err:  # noqa: BLE001 - the autopsy must never fail a training run

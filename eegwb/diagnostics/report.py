@@ -290,8 +290,9 @@ def log_report(report: AutopsyReport, *, run_id: str | None, tracking_uri: str |
                             "split": report.header.get("split"), "sections": ",".join(report.sections)})
         tracker.log_metrics(report.numbers())
         for rel, path in report.files.items():
-            parent = str(Path("autopsy", rel).parent)
-            tracker.log_artifact(path, parent)
+            tracker.log_artifact(path, str(Path("autopsy", rel).parent))
+        if not report.files:  # not written to disk: keep the text at least
+            tracker.log_text(report.to_markdown(), "autopsy/report.md")
         tracker.set_tags({"eegwb.autopsy_findings": "; ".join(f"{f.severity}: {f.what}" for _, f in report.findings)
                           or "none"})
         report.run_id = tracker.run_id

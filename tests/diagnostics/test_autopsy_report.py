@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import time
 
 import pytest
 import torch
@@ -14,7 +16,7 @@ from autopsy_helpers import finetuned_checkpoint, pretrained_checkpoint, tiny_co
 from eegwb.atomic import OutputExistsError
 from eegwb.cli import main
 from eegwb.diagnostics.attributions import AttributionConfig
-from eegwb.diagnostics.autopsy import MARKER, SECTIONS, AutopsyConfig, autopsy_once, run_autopsy
+from eegwb.diagnostics.autopsy import SECTIONS, AutopsyConfig, autopsy_once, marker_name, run_autopsy
 
 TINY = AutopsyConfig(max_sequences=6, attribution=AttributionConfig(baselines=("zero",), n_steps=8))
 
@@ -83,9 +85,13 @@ def test_cli_exit_code_follows_the_findings(cohort, tmp_path, capsys):
 def test_autopsy_once_runs_once_and_never_raises(cohort, tmp_path):
     ckpt = pretrained_checkpoint(cohort, tmp_path / "ckpt")
     out = tmp_path / "once"
-    first = autopsy_once(ckpt, out_dir=out, sections=["predictions"], config=TINY, track=False)
-    assert first is not None and (out / "report.html").is_file() and (out / MARKER).is_file()
-    assert autopsy_once(ckpt, out_dir=out, sections=["predictions"], config=TINY, track=False) is None  # stopped early, then finished
+    once = {"out_dir": out, "sections": ["predictions"], "config": TINY, "track": False}
+    first = autopsy_once(ckpt, **once)
+    assert first is not None and (out / "report.html").is_file() and (out / marker_name(ckpt)).is_file()
+    assert autopsy_once(ckpt, **once) is None  # stopped early, then finished: one autopsy
+    os.utime(ckpt, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new training run rewrote it
+    assert autopsy_once(ckpt, **once) is not None
+    assert [p.name for p in out.glob("autopsy.*.started.json")] == [marker_name(ckpt)]
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
     assert autopsy_once(broken, out_dir=tmp_path / "broken", track=False) is None
