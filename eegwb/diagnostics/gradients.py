@@ -6,7 +6,8 @@ tensor its gradient norm, its norm, and their ratio (a plain SGD step at lr 1 re
 the weights). A trainable parameter whose gradient norm is below 1e-7 gets no signal:
 it is *dead* (a zeroed weight downstream, a detached path, a saturated gate). Parameters
 with requires_grad False (a frozen backbone, the reconstruction head of a classifier) are
-*frozen*, not dead. A layer is every parameter under one module path (`...mixer.in_proj`).
+*frozen*, not dead. An all-zero weight matrix or kernel is flagged as *zero weights* (biases
+start at zero). A layer is every parameter under one module path (`...mixer.in_proj`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def gradient_table(subject: Subject, probe: ProbeSet, batch_size: int) -> tuple[
             grad_norm, status = math.nan, "frozen"
         else:
             grad_norm = 0.0 if p.grad is None else float(p.grad.double().norm())
-            status = ("non-finite" if not math.isfinite(grad_norm) else "zero weights" if param_norm == 0
+            # biases and norm shifts start at zero; an all-zero matrix or kernel is a defect
+            zero = param_norm == 0 and p.ndim >= 2
+            status = ("non-finite" if not math.isfinite(grad_norm) else "zero weights" if zero
                       else "dead" if grad_norm < DEAD_GRAD else "ok")
         rows.append({"name": name, "layer": name.rsplit(".", 1)[0], "numel": p.numel(),
                      "param_norm": param_norm, "grad_norm": grad_norm,
