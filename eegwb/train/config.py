@@ -80,6 +80,7 @@ class TrainConfig:
     log_every_steps: int = 10  # per-step metrics to MLflow
     checkpoint_dir: str = "checkpoints"
     overwrite: bool = False  # replace existing checkpoints of the same name (else refuse)
+    autopsy: bool = False  # run the model autopsy once when training ends (done or stopped early)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every_steps"):

@@ -314,6 +314,12 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     )
     result.run_id = log_run(result, cfg, backbone.stem)
     result.elapsed_s = time.perf_counter() - t0
+    if cfg.train.autopsy:
+        from eegwb.diagnostics.autopsy import autopsy_once
+
+        for checkpoints in saved.values():
+            out = checkpoints[0].parent / "autopsy" / checkpoints[0].stem
+            autopsy_once(checkpoints[0], out_dir=out, run_id=result.run_id, tracking_uri=cfg.tracking.uri)
     return result
 
 

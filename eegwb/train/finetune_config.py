@@ -91,6 +91,7 @@ class FinetuneTrainConfig:
     threshold: Literal["val", "fixed"] = "val"  # val: maximise balanced accuracy on val; fixed: 0.5
     checkpoint_dir: str = "checkpoints"
     overwrite: bool = False  # replace existing fine-tuned checkpoints (else refuse before training)
+    autopsy: bool = False  # run the model autopsy once on each fine-tuned checkpoint when done
 
     def __post_init__(self) -> None:
         if not self.strategies:

@@ -273,7 +273,20 @@ def pretrain(
     finally:
         ddp.cleanup(info)
     result.elapsed_s = time.perf_counter() - t0
+    if cfg.train.autopsy and info.is_main:
+        _autopsy(result, cfg)
     return result
+
+
+def _autopsy(result: RunResult, cfg: PretrainConfig) -> None:
+    """The autopsy of the best checkpoint (the last if none), once per checkpoint version:
+    `autopsy_once` keeps a marker, so a finished run that also stopped early, or a resumed
+    run that ends on the same file, is not autopsied twice."""
+    from eegwb.diagnostics.autopsy import autopsy_once
+
+    checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
+    out = checkpoint.parent / "autopsy" / checkpoint.stem
+    autopsy_once(checkpoint, out_dir=out, run_id=result.run_id, tracking_uri=result.tracking_uri)
 
 
 def _load_resume(path: str | Path, cfg: PretrainConfig) -> dict:

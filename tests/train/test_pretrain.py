@@ -166,7 +166,7 @@ def test_gates_stop_or_warn_and_are_recorded(synth: Path, tmp_path: Path, mlflow
     assert run.data.metrics["gate_val_loss_e2_passed"] == 0.0
 
 
-def test_early_stopping(synth: Path, tmp_path: Path) -> None:
+def test_early_stopping_then_autopsy_once(synth: Path, tmp_path: Path) -> None:
     # min_delta so large that no epoch after the first counts as an improvement.
     cfg = tiny_config(
         synth,
@@ -175,11 +175,21 @@ def test_early_stopping(synth: Path, tmp_path: Path) -> None:
         "train.batch_size=32",
         "train.patience=1",
         "train.min_delta=100.0",
+        "train.autopsy=true",
     )
     result = pretrain(cfg, bar=False)
     assert result.stopped == "early_stopping"
     assert [h["epoch"] for h in result.history if h["kind"] == "epoch"] == [1, 2]
     assert load_checkpoint(result.best_checkpoint)["epoch"] == 1  # best = the first epoch
+    # The run stopped early and finished: one autopsy of the best checkpoint, not two.
+    from eegwb.diagnostics.autopsy import autopsy_once
+
+    out = result.best_checkpoint.parent / "autopsy" / result.best_checkpoint.stem
+    report = (out / "report.md").read_text()
+    for heading in ("## Predictions vs targets", "## Gradient flow", "## Attributions", "## Ablations"):
+        assert heading in report
+    assert len(list(out.glob("autopsy.*.started.json"))) == 1
+    assert autopsy_once(result.best_checkpoint, out_dir=out) is None
 
 
 @pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
