@@ -33,6 +33,9 @@ def atomic_path(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator
     fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file 0600; give it the mode a plain open() would (0666 minus umask),
+    # so datasets and checkpoints stay readable by the group as any other output.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -41,6 +44,12 @@ def atomic_path(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(final: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
