@@ -50,3 +50,20 @@ def flag(name: str) -> bool:
     if value is sentinel:
         return False
     return str(value).strip().lower() not in {"false", "0", "no", "off"}
+
+
+def load_config_or_callout(cls: type, path: str) -> tuple[Any, Any]:
+    """(config, a line saying it loaded) or (None, a red callout naming the bad key).
+
+    For a notebook cell that then does `mo.stop(cfg is None, shown)`: a bad config file
+    stops the dependent cells with the reason on screen instead of a traceback.
+    """
+    import marimo as mo
+
+    from eegwb.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(cls, path)
+    except ConfigError as err:
+        return None, mo.callout(mo.md(f"**Config not loaded.** {err}"), kind="danger")
+    return cfg, mo.md(f"Loaded `{path}`; the widgets below start from it.")

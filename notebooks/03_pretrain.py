@@ -37,12 +37,13 @@ def _():
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, load_config_or_callout
     from eegwb.train.checkpoints import checkpoint_name
     from eegwb.train.config import PretrainConfig
     from eegwb.train.pretrain import loss_chart, pretrain
 
     return (
+        load_config_or_callout,
         BACKBONES,
         ConfigError,
         MASK_STYLES,
@@ -72,14 +73,8 @@ def _(arg, mo):
 
 
 @app.cell
-def _(ConfigError, PretrainConfig, config_path, load_config, mo):
-    try:
-        base = load_config(PretrainConfig, config_path.value)
-    except ConfigError as _err:
-        base = None
-        _shown = mo.callout(mo.md(f"**Config not loaded.** {_err}"), kind="danger")
-    else:
-        _shown = mo.md(f"Loaded `{config_path.value}`; the widgets below start from it.")
+def _(PretrainConfig, config_path, load_config_or_callout, mo):
+    base, _shown = load_config_or_callout(PretrainConfig, config_path.value)
     mo.stop(base is None, _shown)
     _shown
     return (base,)

@@ -36,12 +36,13 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, load_config_or_callout
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
     from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
 
     return (
+        load_config_or_callout,
         ConfigError,
         FinetuneConfig,
         STRATEGIES,
@@ -68,14 +69,8 @@ def _(arg, mo):
 
 
 @app.cell
-def _(ConfigError, FinetuneConfig, config_path, load_config, mo):
-    try:
-        base = load_config(FinetuneConfig, config_path.value)
-    except ConfigError as _err:
-        base = None
-        _shown = mo.callout(mo.md(f"**Config not loaded.** {_err}"), kind="danger")
-    else:
-        _shown = mo.md(f"Loaded `{config_path.value}`; the widgets below start from it.")
+def _(FinetuneConfig, config_path, load_config_or_callout, mo):
+    base, _shown = load_config_or_callout(FinetuneConfig, config_path.value)
     mo.stop(base is None, _shown)
     _shown
     return (base,)
