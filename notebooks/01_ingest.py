@@ -19,8 +19,10 @@ def _(mo):
     - Interactive: `marimo edit notebooks/01_ingest.py`
     - Headless: `python notebooks/01_ingest.py --source ../shared/data/eegmat --out data/eegmat
       --window-samples 512` (`--source synthetic` runs the generator; also `--hop-samples`,
-      `--sfreq`, `--l-freq`, `--h-freq`, `--notch`, `--labels CSV`, `--run-labels 1:0,2:1`,
-      `--run-label-name`, `--participant-pattern`, `--on-error skip`, `--overwrite true`)
+      `--sfreq`, `--l-freq`, `--h-freq`, `--notch`, `--crop-start`, `--crop-end` (seconds
+      dropped from each recording's ends after filtering; eegmat's last ~3 s are tapered to
+      zero, use `--crop-end 3`), `--labels CSV`, `--run-labels 1:0,2:1`, `--run-label-name`,
+      `--participant-pattern`, `--on-error skip`, `--overwrite true`)
     - Report: `marimo export html notebooks/01_ingest.py -o reports/01_ingest.html --
       --source ../shared/data/eegmat --out data/eegmat --window-samples 512`
 
@@ -171,6 +173,12 @@ def _(arg, mo):
     notch = mo.ui.number(
         start=0, stop=1000, value=float(arg("notch", 0)), label="Notch Hz (0 = off)"
     )
+    crop_start = mo.ui.number(
+        start=0, stop=3600, value=float(arg("crop-start", 0)), label="Crop start (s)"
+    )
+    crop_end = mo.ui.number(
+        start=0, stop=3600, value=float(arg("crop-end", 0)), label="Crop end (s)"
+    )
     labels_csv = mo.ui.text(
         value=str(arg("labels", "")),
         label="Labels CSV (participant[, run], labels)",
@@ -192,12 +200,20 @@ def _(arg, mo):
         [
             mo.hstack([window_samples, hop_samples, sfreq]),
             mo.hstack([l_freq, h_freq, notch]),
+            mo.hstack([crop_start, crop_end]),
+            mo.md(
+                "Cropping drops seconds from each recording's ends after filtering: edges "
+                "tapered to zero (eegmat's last ~3 s) look alike across people and the leakage "
+                "audit flags them as near-duplicates."
+            ),
             labels_csv,
             mo.hstack([run_labels, run_label_name]),
             mo.hstack([on_error, overwrite, run_button]),
         ]
     )
     return (
+        crop_end,
+        crop_start,
         h_freq,
         hop_samples,
         l_freq,
@@ -216,6 +232,8 @@ def _(arg, mo):
 @app.cell
 def _(
     IngestConfig,
+    crop_end,
+    crop_start,
     h_freq,
     hop_samples,
     l_freq,
@@ -236,6 +254,8 @@ def _(
         l_freq=l_freq.value or None,
         h_freq=h_freq.value or None,
         notch_hz=notch.value or None,
+        crop_start_seconds=crop_start.value or 0.0,
+        crop_end_seconds=crop_end.value or 0.0,
         participant_pattern=pattern_text.value or None,
         labels=tuple(p.strip() for p in labels_csv.value.split(",") if p.strip()),
         run_labels=parse_run_labels(run_labels.value) if run_labels.value.strip() else None,

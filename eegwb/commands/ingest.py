@@ -44,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--notch", type=float, default=None, help="line frequency in Hz (harmonics notched too)"
     )
     parser.add_argument(
+        "--crop-start",
+        type=float,
+        default=0.0,
+        help="seconds dropped from each recording's start, after filtering (default 0)",
+    )
+    parser.add_argument(
+        "--crop-end",
+        type=float,
+        default=0.0,
+        help="seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)",
+    )
+    parser.add_argument(
         "--participant-pattern",
         default=None,
         help="regex on the file name with groups (?P<participant>...) and (?P<run>...)",
@@ -93,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             l_freq=args.l_freq,
             h_freq=args.h_freq,
             notch_hz=args.notch,
+            crop_start_seconds=args.crop_start,
+            crop_end_seconds=args.crop_end,
             participant_pattern=args.participant_pattern,
             labels=tuple(args.labels),
             run_labels=args.run_labels,

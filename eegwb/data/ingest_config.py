@@ -8,6 +8,7 @@ a re-run resumes only where it is unchanged (see `ingest.py`). CSV options are e
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ class IngestConfig:
     l_freq: float | None = None  # band-pass high-pass edge (Hz); None = no high-pass
     h_freq: float | None = None  # band-pass low-pass edge (Hz); None = no low-pass
     notch_hz: float | None = None  # line frequency (50/60 Hz); its harmonics below Nyquist too
+    # Seconds dropped from each recording's start/end after filtering: edges tapered by the
+    # data's authors (eegmat's last ~2-3 s fade to 0) look alike across people once z-scored,
+    # which the leakage audit rightly flags as cross-subject near-duplicates; 0 keeps all.
+    crop_start_seconds: float = 0.0
+    crop_end_seconds: float = 0.0
     participant_pattern: str | None = None  # regex with named groups participant[, run]
     labels: tuple[str, ...] = ()  # CSV files: participant[, run] + label columns
     run_labels: dict[str, object] | None = None  # run id -> label value, e.g. {"1": 0, "2": 1}
@@ -47,6 +53,11 @@ class IngestConfig:
             value = getattr(self, name)
             if value is not None and not float(value) > 0:
                 raise ValueError(f"IngestConfig.{name} must be > 0 or None, got {value}")
+        for name in ("crop_start_seconds", "crop_end_seconds"):
+            value = float(getattr(self, name))
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"IngestConfig.{name} must be a finite number >= 0, got {value}")
+            setattr(self, name, value)
         if self.l_freq and self.h_freq and self.l_freq >= self.h_freq:
             raise ValueError(
                 f"IngestConfig: l_freq {self.l_freq} must be below h_freq {self.h_freq}"
@@ -84,4 +95,8 @@ class IngestConfig:
         # Files by content, not by path: the same labels read from elsewhere change nothing.
         out["labels"] = [source_hash(Path(p)) for p in self.labels]
         out["elc_path"] = source_hash(Path(self.elc_path)) if self.elc_path else None
+        # No crop is left out, so datasets ingested before cropping existed still resume.
+        for name in ("crop_start_seconds", "crop_end_seconds"):
+            if not out[name]:
+                del out[name]
         return json.loads(json.dumps(out, sort_keys=True))

@@ -3,8 +3,10 @@
 In this order: channel names are normalised and non-EEG signals dropped (`raw_source.py`);
 electrode positions come from `montage.py`; then, with MNE, notch (`notch_hz` and its
 harmonics below Nyquist) and band-pass (`l_freq`, `h_freq`) at the source rate, resampling
-to `sfreq`, and windowing over good segments (`windowing.py`). NaN/Inf samples outside BAD
-spans are an error, before and after filtering; inside them they are zeroed first.
+to `sfreq`, cropping (`crop_start_seconds`, `crop_end_seconds`), and windowing over good
+segments (`windowing.py`). NaN/Inf samples outside BAD spans are an error, before and after
+filtering; inside them they are zeroed first. `window_start` counts from the first sample of
+the uncropped (resampled) recording, so a window still points at its place in the source.
 
 Scaling: MNE returns EEG in volts; stored samples are `float32(raw.get_data() * 1e6)`,
 microvolts, exactly (CSV sources are read as µV, see `csv_source.py`).
@@ -72,6 +74,27 @@ def _filter_resample(raw, cfg: IngestConfig, path: Path) -> None:
         raw.resample(cfg.sfreq, verbose="error")
 
 
+def _crop(raw, cfg: IngestConfig, path: Path) -> int:
+    """Drop the configured seconds from both ends (MNE, in place) -> samples dropped at the start.
+
+    Runs after filtering and resampling so that their edge transients, which sit at the
+    recording's ends, go with the crop instead of into windows."""
+    sfreq = raw.info["sfreq"]
+    start = round(cfg.crop_start_seconds * sfreq)
+    stop = raw.n_times - round(cfg.crop_end_seconds * sfreq)
+    if stop == raw.n_times and not start:
+        return 0  # no crop: a too-short recording is reported by the windowing step
+    if stop - start < cfg.window_samples:
+        raise DatasetError(
+            f"{path}: cropping {cfg.crop_start_seconds:g} s at the start and "
+            f"{cfg.crop_end_seconds:g} s at the end of {raw.n_times / sfreq:g} s leaves "
+            f"{max(stop - start, 0)} samples at {sfreq:g} Hz, less than one window of "
+            f"{cfg.window_samples}"
+        )
+    raw.crop(start / sfreq, (stop - 1) / sfreq, verbose="error")
+    return start
+
+
 def process_source(
     source: Source, cfg: IngestConfig, labels: dict[str, object], digest: str
 ) -> tuple[pa.Table, SourceResult]:
@@ -91,6 +114,7 @@ def process_source(
     if not np.isfinite(data).all():  # only inside BAD spans: zero them so filters don't spread NaN
         raw.apply_function(_zero_non_finite, channel_wise=False)
     _filter_resample(raw, cfg, path)
+    offset = _crop(raw, cfg, path)
     sfreq = float(raw.info["sfreq"])
     spans, n_bad = good_segments(raw)
     data = raw.get_data()  # (c, n) volts
@@ -118,7 +142,7 @@ def process_source(
         labels=labels,
     )
     ids = (source.participant, source.run)
-    table = build_table(*ids, signals, window_start, meta, parents, subs)
+    table = build_table(*ids, signals, window_start + offset, meta, parents, subs)
     result = SourceResult(
         str(path),
         "written",

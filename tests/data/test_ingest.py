@@ -16,7 +16,7 @@ import xxhash
 from eegwb.atomic import OutputExistsError
 from eegwb.cli import main as cli_main
 from eegwb.data.ingest import IngestConfig, ingest, preview_frame, preview_sources
-from eegwb.data.layout import channel_array, read_recording, recordings_index
+from eegwb.data.layout import DatasetError, channel_array, read_recording, recordings_index
 from eegwb.data.montage import electrode_positions
 
 EEGMAT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eegmat"
@@ -367,3 +367,96 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="on_error"):
         IngestConfig(on_error="ignore")
     assert IngestConfig(window_samples=300).hop == 300
+
+
+@needs_eegmat
+def test_eegmat_crop_samples_equal_mne_cropped_recording(tmp_path):
+    source = EEGMAT / "Subject03_2.edf"  # 62 s at 500 Hz
+    crop = {"crop_start_seconds": 1.5, "crop_end_seconds": 2.5}
+    report = ingest([source], tmp_path / "crop", window_samples=WINDOW, progress=False, **crop)
+    _, table = read_recording(tmp_path / "crop" / report.written[0].file)
+    raw = mne.io.read_raw_edf(source, preload=True, verbose="error").pick(["EEG Cz", "EEG O1"])
+    cropped = raw.copy().crop(1.5, raw.times[-1] - 2.5)
+    expected = (cropped.get_data() * 1e6).astype(np.float32)  # (2, n)
+    n = expected.shape[1] // WINDOW
+    assert expected.shape[1] == 31000 - 750 - 1250 and table.num_rows == n
+    # window_start stays in the uncropped recording's samples
+    np.testing.assert_array_equal(
+        table.column("window_start").to_numpy(), 750 + np.arange(n) * WINDOW
+    )
+    for i, ch in enumerate(["CZ", "O1"]):
+        np.testing.assert_array_equal(
+            channel_array(table, ch), expected[i, : n * WINDOW].reshape(n, WINDOW)
+        )
+    record = json.loads((tmp_path / "crop" / "dataset.json").read_text())
+    assert {k: record["options"][k] for k in crop} == crop
+    assert {k: record["config"][k] for k in crop} == crop
+    # Cropped after filtering: the filter's edge transient goes with the crop.
+    ingest([source], tmp_path / "filt", window_samples=WINDOW, l_freq=1.0, progress=False, **crop)
+    _, table = read_recording(tmp_path / "filt" / report.written[0].file)
+    ref = raw.copy().filter(1.0, None, verbose="error").crop(1.5, raw.times[-1] - 2.5)
+    ref = (ref.get_data() * 1e6).astype(np.float32)
+    for i, ch in enumerate(["CZ", "O1"]):
+        np.testing.assert_allclose(
+            channel_array(table, ch), ref[i, : n * WINDOW].reshape(n, WINDOW), rtol=1e-5, atol=1e-3
+        )
+
+
+@needs_eegmat
+def test_eegmat_crop_leaving_less_than_a_window_names_the_file(tmp_path):
+    source = EEGMAT / "Subject03_2.edf"
+    with pytest.raises(DatasetError, match=r"Subject03_2\.edf: cropping 30 s .* 31 s at the end"):
+        ingest(
+            [source],
+            tmp_path / "out",
+            window_samples=WINDOW,
+            crop_start_seconds=30,
+            crop_end_seconds=31,
+            progress=False,
+        )
+
+
+def test_crop_options_validated_and_on_the_cli(tmp_path):
+    for name in ("crop_start_seconds", "crop_end_seconds"):
+        for bad in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=name):
+                IngestConfig(**{name: bad})
+    # No crop stays out of the fingerprint: datasets ingested before cropping still resume.
+    assert "crop_end_seconds" not in IngestConfig().fingerprint()
+    src = tmp_path / "csv"
+    src.mkdir()
+    _muse_csv(src / "participant7_rest.csv", gap=False)  # 12 s at 256 Hz
+    out = tmp_path / "out"
+    args = ["ingest", str(src), "--out", str(out), "--window-samples", "512", "--no-progress"]
+    assert cli_main([*args, "--crop-start", "1", "--crop-end", "2"]) == 0
+    _, table = read_recording(out / "sub-7_run-rest.parquet")
+    # 12 - 1 - 2 = 9 s = 2304 samples: 4 windows, from sample 256
+    np.testing.assert_array_equal(table.column("window_start").to_numpy(), 256 + 512 * np.arange(4))
+
+
+@needs_eegmat
+def test_eegmat_tapered_tails_are_near_duplicates_until_cropped(tmp_path):
+    """The authors taper each recording's last ~2-3 s to zero; z-scored, those tails look
+    alike across subjects, so a split by subject "leaks" at level 5 until they are cropped.
+    Windows of 1000 samples (2 s) tile every recording (182 s, 62 s) to its last sample;
+    1024-sample windows stop 0.6-1.8 s short of the end and miss the taper."""
+    from eegwb.data.splits import SplitData, participant_selection, split_by_participant
+    from eegwb.diagnostics.leakage import audit_leakage
+
+    sources = sorted(EEGMAT.glob("Subject0[0-3]_*.edf"))  # 4 subjects, both runs
+
+    def near_duplicates(root: Path, **crop):
+        ingest(sources, root, window_samples=1000, progress=False, **crop)
+        index = recordings_index(root)
+        assign = split_by_participant(index["participant"].unique().to_list(), fractions=(0.5, 0.5))
+        splits = {k: SplitData(root, participant_selection(root, ps)) for k, ps in assign.items()}
+        (check,) = [c for c in audit_leakage(splits).checks if c.name == "leakage/near_duplicate"]
+        last_row = dict(index.select("file", "n_windows").iter_rows())
+        return check, {n - 1 for n in last_row.values()}
+
+    check, last_rows = near_duplicates(tmp_path / "whole")
+    assert check.status == "fail" and check.count > 0, check.line()
+    for example in check.examples:  # every pair is one recording's last window vs another's
+        assert {example["train_row"], example["test_row"]} <= last_rows, example
+    check, _ = near_duplicates(tmp_path / "cropped", crop_end_seconds=3)
+    assert check.status == "pass" and check.count == 0, check.line()
