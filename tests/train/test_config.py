@@ -128,7 +128,7 @@ def test_shipped_configs_load(name: str) -> None:
             "data.split_fractions=[0.9, 0.0, 0.1]",
             r"data\.split_fractions: must sum to 1 with a non-empty val",
         ),
-        ("gates=[{epoch: 9, max: 0.9}]", r"gates\[0\]\.epoch: 9 is after the last epoch"),
+        ("gates=[{epoch: 99, max: 0.9}]", r"gates\[0\]\.epoch: 99 is after the last epoch"),
         ("gates=[{epoch: 1}]", r"gates\[0\]: a gate needs max and/or min"),
         ("gates=[{epoch: 1, metric: acc, max: 1}]", r"gates\[0\]\.metric: 'acc' is not one of"),
     ],
