@@ -75,6 +75,7 @@ def tiny_overrides(root: Path, ckpt_dir: Path, window_samples: int = 128) -> lis
         f"model.window_samples={window_samples}",
         "data.channels=null",
         "data.max_windows=8",
+        "train.epochs=3",  # tests set their own length; tiny.yaml's 12 epochs are for smoke runs
         "data.split_fractions=[0.75, 0.25, 0.0]",
         f"train.checkpoint_dir={ckpt_dir}",
         "train.batch_size=8",
