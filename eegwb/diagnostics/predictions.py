@@ -85,11 +85,11 @@ class Subject:
 
     def output(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """(b, l, o) reconstruction or (b,) logits. An EEGClassifier is called through
-        `classify(model.pooled_embedding(...))`, its forward without the frozen strategy's
-        no_grad, so gradients reach the input (same function, same numbers); any other
-        module is called as `module(x, coords, pad_mask)`."""
-        if self.kind == "classifier" and hasattr(self.module, "classify") and hasattr(self.model, "pooled_embedding"):
-            return self.module.classify(self.model.pooled_embedding(x, coords, pad_mask))
+        `classify(pool(...))`, its forward without the frozen strategy's no_grad (and with its
+        own pooling, mean or mean+std), so gradients reach the input with the same numbers;
+        any other module is called as `module(x, coords, pad_mask)`."""
+        if self.kind == "classifier" and hasattr(self.module, "classify") and hasattr(self.module, "pool"):
+            return self.module.classify(self.module.pool(x, coords, pad_mask))
         return self.module(x, coords, pad_mask)
 
     def sample_loss(self, out: torch.Tensor, target: torch.Tensor | None, mask: torch.Tensor | None,

@@ -63,16 +63,22 @@ class EEGClassifier(nn.Module):
         return self
 
     def embed(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
-        """x (b, l, t), coords (b, 3), pad_mask (b, l) -> pooled embedding (b, d) or (b, 2d)."""
+        """x (b, l, t), coords (b, 3), pad_mask (b, l) -> pooled embedding (b, d) or (b, 2d);
+        no graph through a frozen backbone."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            if self.pooling == "mean":
-                return self.model.pooled_embedding(x, coords, pad_mask)
-            h = self.model.encode(x, coords, pad_mask)  # (b, l, d), zero at pads
-            real = (~pad_mask).unsqueeze(-1).to(h.dtype)  # (b, l, 1)
-            n = real.sum(1).clamp(min=1)  # (b, 1)
-            mean = (h * real).sum(1) / n  # (b, d)
-            var = (((h - mean.unsqueeze(1)) * real) ** 2).sum(1) / n
-            return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)  # (b, 2d)
+            return self.pool(x, coords, pad_mask)
+
+    def pool(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        """`embed` with gradients wherever autograd is on, frozen or not: the same numbers, for
+        diagnostics (attributions, gradient flow) that need gradients at the input."""
+        if self.pooling == "mean":
+            return self.model.pooled_embedding(x, coords, pad_mask)
+        h = self.model.encode(x, coords, pad_mask)  # (b, l, d), zero at pads
+        real = (~pad_mask).unsqueeze(-1).to(h.dtype)  # (b, l, 1)
+        n = real.sum(1).clamp(min=1)  # (b, 1)
+        mean = (h * real).sum(1) / n  # (b, d)
+        var = (((h - mean.unsqueeze(1)) * real) ** 2).sum(1) / n
+        return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)  # (b, 2d)
 
     def classify(self, embedding: torch.Tensor) -> torch.Tensor:
         """(b, d) pooled embeddings -> (b,) logits."""

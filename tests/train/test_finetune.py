@@ -104,13 +104,19 @@ def test_planted_effect_is_found_by_the_fine_tuned_model_and_the_baseline(plante
     assert score == pytest.approx(pred["score"][0], abs=1e-5)
 
 
-def test_null_effect_confidence_interval_contains_chance(null, pretrained, tmp_path):
-    cfg = tiny(null, tmp_path, pretrained, "train.strategies=[full]")
+def test_null_effect_confidence_interval_contains_chance_then_autopsy(null, pretrained, tmp_path):
+    cfg = tiny(null, tmp_path, pretrained, "train.strategies=[full]", "train.autopsy=true")
     result = finetune(cfg)
     for strategy in ("full", "baseline"):
         row = result.table.filter((pl.col("strategy") == strategy) & (pl.col("level") == "recording")).row(0, named=True)
         assert row["auroc_low"] <= 0.5 <= row["auroc_high"], result.format()
     assert not result.leaky
+    # train.autopsy: the fine-tuned classifier was autopsied once, beside its checkpoint
+    (path,) = result.checkpoints["full"]
+    out = path.parent / "autopsy" / path.stem
+    assert not (out / "autopsy.failed.txt").exists()
+    report = (out / "report.md").read_text()
+    assert "## Predictions vs labels" in report and "## Attributions" in report  # a classifier's autopsy
 
 
 def test_leaky_split_is_refused_before_training(planted, pretrained, tmp_path):
