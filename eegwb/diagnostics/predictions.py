@@ -184,7 +184,7 @@ def _residual_histogram(out: torch.Tensor, probe: ProbeSet, bins: int = 40) -> p
     resid = (out[probe.mask] - probe.target[probe.mask]).flatten().numpy()
     lo, hi = np.percentile(resid, [0.5, 99.5])
     counts, edges = np.histogram(np.clip(resid, lo, hi), bins=bins, range=(lo, hi) if hi > lo else None)
-    return pl.DataFrame({"residual": (edges[:-1] + edges[1:]) / 2, "count": counts})
+    return pl.DataFrame({"residual": edges[:-1], "residual_end": edges[1:], "count": counts})
 
 
 def _reconstruction_findings(n: dict) -> list[Finding]:
@@ -317,7 +317,8 @@ def prediction_charts(section: Section) -> dict[str, Any]:
             "baselines": alt.Chart(t["baselines"], title="RMSE of the model and naive baselines (masked windows)")
             .mark_bar().encode(x=alt.X("rmse:Q"), y=alt.Y("predictor:N", sort=None), tooltip=["predictor", "rmse", "mse"]),
             "residuals": alt.Chart(t["residuals"], title="Residuals (pred - target), 0.5-99.5 percentile range")
-            .mark_bar().encode(x=alt.X("residual:Q", bin="binned"), y="count:Q"),
+            .mark_bar().encode(x=alt.X("residual:Q", bin="binned", title="residual"), x2="residual_end:Q",
+                               y="count:Q"),
         }
     cal = t["calibration"]
     diag = pl.DataFrame({"mean_prob": [0.0, 1.0], "frac_positive": [0.0, 1.0]})
