@@ -26,6 +26,7 @@ from torch import nn
 
 from eegwb.model.config import ModelConfig
 from eegwb.model.eeg_model import EEGModel
+from eegwb.model.param_groups import weight_decay_groups
 
 STRATEGIES = ("frozen", "full", "scratch")
 POOLINGS = ("mean", "mean_std")
@@ -91,16 +92,8 @@ class EEGClassifier(nn.Module):
     def param_groups(self, lr_head: float, lr_backbone: float, weight_decay: float) -> list[dict]:
         """AdamW groups: head and backbone at their own LRs; no weight decay on biases, norms
         and Mamba-2's A_log, D, dt_bias (marked `_no_weight_decay`, as upstream)."""
-        groups = []
         parts = [(self.head, lr_head)] + ([] if self.frozen else [(self.model, lr_backbone)])
-        for module, lr in parts:
-            decay, no_decay = [], []
-            for p in module.parameters():
-                if p.requires_grad:
-                    (no_decay if p.ndim < 2 or getattr(p, "_no_weight_decay", False) else decay).append(p)
-            groups += [{"params": decay, "lr": lr, "weight_decay": weight_decay},
-                       {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
-        return [g for g in groups if g["params"]]
+        return [g for module, lr in parts for g in weight_decay_groups(module, weight_decay, lr=lr)]
 
 
 def build_classifier(

@@ -34,6 +34,7 @@ from eegwb.config import to_dict
 from eegwb.data.batch import Batch
 from eegwb.diagnostics.metrics import LEVELS, aggregate, best_threshold, evaluate_levels
 from eegwb.model.classifier import EEGClassifier, build_classifier
+from eegwb.train.distributed import resolve_device
 from eegwb.train.finetune_config import FinetuneConfig
 from eegwb.train.finetune_data import Backbone, Fold, check_folds, load_backbone, make_folds, sequence_labels
 from eegwb.train.finetune_report import FinetuneResult, log_run, results_table, save_finetuned
@@ -232,12 +233,6 @@ def output_paths(cfg: FinetuneConfig, stem: str, n_folds: int) -> dict[tuple[str
     return out
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 # ----------------------------------------------------------------------------- the run
 
 
@@ -264,7 +259,7 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not cfg.train.overwrite:
         raise OutputExistsError(f"{existing[0]}: already exists (set train.overwrite=true / --overwrite)")
-    device = _device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
     names = list(cfg.train.strategies) + ([BASELINE] if cfg.baseline.enabled else [])
     preds: dict[str, dict[str, list[pl.DataFrame]]] = {s: {"val": [], "test": []} for s in names}
     models: dict[tuple[str, int], EEGClassifier] = {}

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from eegwb.config import ConfigError, config_diff, to_dict
+from eegwb.model.param_groups import weight_decay_groups
 from eegwb.train import distributed as ddp
 from eegwb.train.checkpoints import CheckpointError, checkpoint_name, load_checkpoint
 from eegwb.train.collapse import CollapseStats
@@ -180,15 +181,7 @@ def evaluate(
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; no weight decay on biases, norms and parameters marked `_no_weight_decay`
     (Mamba-2's A_log, D, dt_bias, as upstream)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or getattr(p, "_no_weight_decay", False) else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = weight_decay_groups(model, cfg.weight_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
