@@ -39,16 +39,18 @@ def arg(name: str, default: Any = None) -> Any:
     return default
 
 
-def flag(name: str) -> bool:
-    """A boolean CLI switch (`--overwrite`).
+def flag(name: str, default: bool = False) -> bool:
+    """A boolean CLI switch (`--overwrite`), `default` when absent.
 
     marimo's `mo.cli_args()` turns a bare `--overwrite` into '' (falsy), so presence counts
-    as True; explicit values 'false'/'0'/'no' count as False.
+    as True; explicit values 'false'/'0'/'no'/'off' count as False.
     """
     sentinel = object()
     value = arg(name, sentinel)
     if value is sentinel:
-        return False
+        return default
+    if isinstance(value, bool):
+        return value
     return str(value).strip().lower() not in {"false", "0", "no", "off"}
 
 

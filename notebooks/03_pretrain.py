@@ -37,12 +37,13 @@ def _():
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
-    from eegwb.notebook import arg, autorun, load_config_or_callout
+    from eegwb.notebook import arg, autorun, flag, load_config_or_callout
     from eegwb.train.checkpoints import checkpoint_name
     from eegwb.train.config import PretrainConfig
     from eegwb.train.pretrain import loss_chart, pretrain
 
     return (
+        flag,
         load_config_or_callout,
         BACKBONES,
         ConfigError,
@@ -81,11 +82,7 @@ def _(PretrainConfig, config_path, load_config_or_callout, mo):
 
 
 @app.cell
-def _(BACKBONES, MASK_STYLES, TARGETS, arg, base, mo):
-    def _flag(name: str, default: bool) -> bool:
-        value = arg(name, default)
-        return value if isinstance(value, bool) else str(value).lower() in ("", "1", "true", "yes")
-
+def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
     data_root = mo.ui.text(value=str(arg("data", base.data.root)), label="Dataset", full_width=True)
     mask_ratio = mo.ui.slider(0.0, 1.0, step=0.05, value=float(arg("mask-ratio", base.masking.mask_ratio)),
                               label="Mask ratio", show_value=True)
@@ -93,14 +90,14 @@ def _(BACKBONES, MASK_STYLES, TARGETS, arg, base, mo):
     target = mo.ui.dropdown(list(TARGETS), value=str(arg("target", base.model.target)), label="Target")
     backbone = mo.ui.dropdown(list(BACKBONES), value=str(arg("backbone", base.model.backbone)),
                               label="Backbone")
-    bidirectional = mo.ui.checkbox(value=_flag("bidirectional", base.model.bidirectional),
+    bidirectional = mo.ui.checkbox(value=flag("bidirectional", base.model.bidirectional),
                                    label="Bidirectional")
     d_model = mo.ui.number(start=8, stop=1024, step=8, value=int(arg("d-model", base.model.d_model)),
                            label="d_model")
     layers = mo.ui.number(start=1, stop=48, value=int(arg("layers", base.model.n_layers)), label="Layers")
-    no_temporal = mo.ui.checkbox(value=_flag("disable-temporal", base.model.disable_temporal_encoding),
+    no_temporal = mo.ui.checkbox(value=flag("disable-temporal", base.model.disable_temporal_encoding),
                                  label="Disable temporal encoding")
-    no_spatial = mo.ui.checkbox(value=_flag("disable-spatial", base.model.disable_spatial_encoding),
+    no_spatial = mo.ui.checkbox(value=flag("disable-spatial", base.model.disable_spatial_encoding),
                                 label="Disable spatial encoding")
     epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
     lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=float(arg("lr", base.train.lr)),
@@ -122,13 +119,14 @@ def _(BACKBONES, MASK_STYLES, TARGETS, arg, base, mo):
 
 @app.cell
 def _(
-    ConfigError, PretrainConfig, apply_overrides, arg, backbone, base, bidirectional, checkpoint_name,
-    d_model, data_root, epochs, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal, seed,
-    style, target, to_dict,
+    apply_overrides, arg, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
+    data_root, epochs, flag, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
+    PretrainConfig, seed, style, target, to_dict,
 ):
     _changes = {
         "data.root": data_root.value, "masking.mask_ratio": round(float(mask_ratio.value), 4),
-        "masking.style": style.value, "model.target": target.value, "model.backbone": backbone.value,
+    "masking.style": style.value, "model.target": target.value, "model.backbone":
+    backbone.value,
         "model.bidirectional": bidirectional.value, "model.d_model": int(d_model.value),
         "model.n_layers": int(layers.value), "model.disable_temporal_encoding": no_temporal.value,
         "model.disable_spatial_encoding": no_spatial.value, "train.epochs": int(epochs.value),
@@ -138,7 +136,7 @@ def _(
                         ("tracking.experiment", "experiment")):
         if arg(_name) is not None:
             _changes[_key] = str(arg(_name))
-    if arg("no-track") is not None and str(arg("no-track")).lower() not in ("false", "0", "no"):
+    if flag("no-track"):
         _changes["tracking.enabled"] = False
     try:
         cfg = from_dict(PretrainConfig, apply_overrides(PretrainConfig, to_dict(base), _changes))

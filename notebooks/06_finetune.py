@@ -36,12 +36,13 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
-    from eegwb.notebook import arg, autorun, load_config_or_callout
+    from eegwb.notebook import arg, autorun, flag, load_config_or_callout
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
     from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
 
     return (
+        flag,
         load_config_or_callout,
         ConfigError,
         FinetuneConfig,
@@ -77,10 +78,7 @@ def _(FinetuneConfig, config_path, load_config_or_callout, mo):
 
 
 @app.cell
-def _(STRATEGIES, arg, base, checkpoint_source, mo, pretrained_choices):
-    def _flag(name: str) -> bool:
-        return str(arg(name, "false")).lower() in ("", "1", "true", "yes")
-
+def _(arg, base, checkpoint_source, flag, mo, pretrained_choices, STRATEGIES):
     _by_config = f"from config: {checkpoint_source(base)[0]}" if not base.pretrained.mlflow_run else (
         f"from config: MLflow run {base.pretrained.mlflow_run}")
     _choices = {_by_config: "", **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri)}
@@ -101,7 +99,7 @@ def _(STRATEGIES, arg, base, checkpoint_source, mo, pretrained_choices):
     with_baseline = mo.ui.checkbox(value=base.baseline.enabled, label="Band-power baseline")
     kfold = mo.ui.number(start=0, stop=50, value=int(arg("kfold", base.data.kfold)), label="k-fold (0: one split)")
     epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
-    overwrite = mo.ui.checkbox(value=_flag("overwrite") or base.train.overwrite,
+    overwrite = mo.ui.checkbox(value=flag("overwrite") or base.train.overwrite,
                                label="Replace existing fine-tuned checkpoints")
     level = mo.ui.dropdown(["prediction", "recording", "participant"], value=base.eval.level,
                            label="Level for the ROC chart")
@@ -120,8 +118,9 @@ def _(STRATEGIES, arg, base, checkpoint_source, mo, pretrained_choices):
 
 @app.cell
 def _(
-    ConfigError, FinetuneConfig, apply_overrides, arg, backbone, base, channels, data_root, epochs,
-    from_dict, kfold, label, label_file, mo, overwrite, positive, strategies, to_dict, with_baseline,
+    apply_overrides, arg, backbone, base, channels, ConfigError, data_root, epochs,
+    FinetuneConfig, flag, from_dict, kfold, label, label_file, mo, overwrite, positive,
+    strategies, to_dict, with_baseline,
 ):
     _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
     _changes = {
@@ -136,7 +135,7 @@ def _(
                         ("tracking.experiment", "experiment")):
         if arg(_name) is not None:
             _changes[_key] = str(arg(_name))
-    if str(arg("no-track", "false")).lower() not in ("false", "0", "no"):
+    if flag("no-track"):
         _changes["tracking.enabled"] = False
     try:
         cfg = from_dict(FinetuneConfig, apply_overrides(FinetuneConfig, to_dict(base), _changes))
