@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from eegwb.config import load_config
 from eegwb.train.config import PretrainConfig
@@ -25,15 +24,6 @@ TINY_MODEL = [
     "model.chunk_size=8",
 ]
 _COHORTS: dict[str, Path] = {}
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def subprocess_env() -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretrain_helpers import REPO, mlflow_store, one_thread, subprocess_env, tiny_overrides  # noqa: F401
+from pretrain_helpers import REPO, mlflow_store, subprocess_env, tiny_overrides  # noqa: F401 (fixture)
 
 from eegwb.config import load_config
 from eegwb.train.checkpoints import load_checkpoint
@@ -25,7 +25,6 @@ from eegwb.train.config import PretrainConfig
 from eegwb.train.pretrain import pretrain
 from eegwb.train.tracking import find_runs
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 DETERMINISTIC = [
     "masking.mask_ratio=1.0",
     "masking.style=mae",

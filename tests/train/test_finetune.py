@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
-from pretrain_helpers import mlflow_store, one_thread  # noqa: F401 (fixture)
+from pretrain_helpers import mlflow_store  # noqa: F401 (fixture)
 
 from eegwb.atomic import OutputExistsError
 from eegwb.config import ConfigError, load_config
@@ -24,7 +24,6 @@ from eegwb.train.finetune_data import checkpoint_source
 from eegwb.train.finetune_report import load_finetuned
 from eegwb.train.pretrain import pretrain
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "configs" / "finetune_tiny.yaml"
 MUSE = ["TP9", "AF7", "AF8", "TP10"]

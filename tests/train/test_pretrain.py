@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import mlflow_store, one_thread, synth_cohort, tiny_config  # noqa: F401 (fixture)
+from pretrain_helpers import mlflow_store, synth_cohort, tiny_config  # noqa: F401 (fixture)
 
 from eegwb.config import to_dict
 from eegwb.train.checkpoints import checkpoint_name, load_checkpoint
@@ -20,7 +20,6 @@ from eegwb.train.collapse import CollapseStats, collapse_warnings
 from eegwb.train.config import TrainConfig
 from eegwb.train.pretrain import lr_at, pretrain
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretrain_helpers import one_thread, synth_cohort, tiny_config  # noqa: F401 (fixture)
+from pretrain_helpers import synth_cohort, tiny_config
 
 from eegwb.train.checkpoints import CheckpointError, load_checkpoint
 from eegwb.train.pretrain import pretrain
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 RANDOM_PARTS = ("model.dropout=0.1", "masking.style=bert", "train.epochs=2", "train.batch_size=16")
 
 
