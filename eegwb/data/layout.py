@@ -39,12 +39,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eegwb.atomic import OutputExistsError, atomic_path
+
+if TYPE_CHECKING:
+    import polars as pl
 
 LAYOUT_VERSION = "1"
 ID_COLUMNS = (
@@ -255,7 +259,7 @@ def channel_array(table: pa.Table, channel: str) -> np.ndarray:
     return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, t)
 
 
-def recordings_index(root: str | Path) -> "pl.DataFrame":
+def recordings_index(root: str | Path) -> pl.DataFrame:
     """One row per recording file, from metadata only (no samples read).
 
     Columns: file (name), participant, run, n_windows, window_samples, hop_samples,
