@@ -1,4 +1,4 @@
-"""Forward + backward throughput (windows/s) of the EEG model, three backbones in one run.
+"""Forward + backward throughput (windows/s) of the EEG model, its variants in one run.
 
     python benchmarks/bench_model.py                      # the original default config
     python benchmarks/bench_model.py --repeats 3 --json reports/bench_model.json
@@ -7,16 +7,20 @@
 (a) eegwb's Mamba-2 (reference PyTorch SSD on CPU), (b) the same model with the textbook
 SSD of the Mamba-2 paper (Listing 1: segsum + einsums, as in mamba-ssm's ssd_minimal.py)
 in place of the scan, inside the same block, (c) the Transformer backbone at the same
-width; on CUDA also (d) the fused Triton path when mamba_ssm imports. A token is one
-window of one channel; throughput is b * l / median(seconds per fwd+bwd step). The SSD scan
-alone, forward + backward at the block's shapes, is timed too.
+width, (d) the same Mamba-2 with no scan at all (y = D x): the ceiling any scan could
+reach inside this block; on CUDA also (e) the fused Triton path when mamba_ssm imports.
+A token is one window of one channel; throughput is b * l / median(seconds per fwd+bwd
+step), rounds interleaved across variants. The SSD scan alone, forward + backward at the
+block's shapes, is timed too.
 
 What to expect on CPU: both scans are matmul-bound and form the same kind of matmuls.
 At L = 124, chunk 64 (two chunks) the reference skips the work that adds nothing (chunk
 0's zero entering state, the last chunk's unused state) and forms C B^T once per group:
 about 38 M multiply-adds forward against the listing's ~55 M, so ~1.5-1.9x on the scan.
-The scan is ~40% of a Mamba-2 step (in_proj, conv, norm, out_proj and the 2048-wide token
-encoder and head are the rest), so the whole model gains ~1.25x.
+The scan is a minority of a Mamba-2 step (in_proj, conv, norm, out_proj and the 2048-wide
+token encoder and head are the rest, shared by both variants), so the whole model gains
+much less than the scan; variant (d) measures the most any scan could give: textbook time
+over no-scan time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -77,27 +82,39 @@ def textbook_scan(x, dt, A, B, C, chunk_size, D=None, **_):
     return y + x * D[:, None] if D is not None else y
 
 
+def no_scan(x, dt, A, B, C, chunk_size, D=None, **_):
+    """The ceiling: only the D skip, with zero gradients still flowing to dt, A, B and C
+    so that everything upstream of the scan does its full backward."""
+    unused = (dt.sum() + A.sum() + B.sum() + C.sum()) * 0
+    return x * D[:, None] + unused
+
+
+NO_SCAN = "mamba2 (no scan: y = D x, ceiling)"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def timed(step, cuda: bool, repeats: int, warmup: int, clock: str = "wall") -> tuple[float, float]:
-    """(median, min) seconds of `step()`; the min is the least disturbed by other load.
+def timed(steps: dict[str, Callable[[], None]], cuda: bool, repeats: int, warmup: int,
+          clock: str = "wall") -> dict[str, tuple[float, float]]:
+    """{name: (median, min) seconds of one call}, rounds interleaved across `steps`.
 
-    clock "cpu" is this process's CPU time: on a shared machine it counts only our own
-    work (use it with --threads 1; with more threads it sums them).
+    Interleaving puts every variant under the same background load, so the ratios are
+    side by side; the min is the least disturbed round. clock "cpu" is this process's CPU
+    time: on a shared machine it counts only our own work (use it with --threads 1; with
+    more threads it sums them).
     """
     now = CLOCKS[clock]
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for i in range(warmup + repeats):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = now()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(now() - t0)
-    return statistics.median(times), min(times)
+        for name, step in steps.items():
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = now()
+            step()
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name].append(now() - t0)
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
 def model_step(model: EEGModel, x, coords, pad_mask):
@@ -157,6 +174,11 @@ def main() -> None:
             m.scan_override = textbook_scan
     variants["mamba2 (textbook SSD, Listing 1)"] = textbook
     variants["transformer"] = EEGModel(replace(base, backbone="transformer"))
+    ceiling = EEGModel(base)
+    for m in ceiling.modules():
+        if isinstance(m, EEGMamba2):
+            m.scan_override = no_scan
+    variants[NO_SCAN] = ceiling
     ok, why = fused_available()
     if device.type == "cuda" and ok:
         variants["mamba2 (fused Triton)"] = EEGModel(replace(base, kernel_backend="fused"))
@@ -168,10 +190,9 @@ def main() -> None:
     print(f"fwd+bwd, batch {b} x {l} windows of {base.window_samples} samples, "
           f"d_model {base.d_model}, {base.n_layers} layers, {torch.get_num_threads()} threads, "
           f"{args.clock} clock")
-    for name, model in variants.items():
-        model.to(device).train()
-        step = model_step(model, x, coords, pad_mask)
-        med, best = timed(step, cuda, args.repeats, args.warmup, args.clock)
+    steps = {name: model_step(model.to(device).train(), x, coords, pad_mask)
+             for name, model in variants.items()}
+    for name, (med, best) in timed(steps, cuda, args.repeats, args.warmup, args.clock).items():
         results[name] = {"median_s": med, "min_s": best, "tokens_per_s": b * l / med,
                          "tokens_per_s_best": b * l / best}
         print(f"{name:36s} {med * 1e3:9.1f} ms/step (min {best * 1e3:7.1f}) "
@@ -180,11 +201,13 @@ def main() -> None:
     ratio = results[ours]["tokens_per_s"] / results[textbook_key]["tokens_per_s"]
     best_ratio = results[ours]["tokens_per_s_best"] / results[textbook_key]["tokens_per_s_best"]
     print(f"model: eegwb reference / textbook = {ratio:.2f}x (median), {best_ratio:.2f}x (best)")
-    scans = {}
-    for name, fn in (("reference", mamba_chunk_scan_ref), ("textbook", textbook_scan)):
-        step = scan_step(fn, base, b, l, device)
-        scans[name] = timed(step, cuda, 3 * args.repeats, args.warmup, args.clock)
-        med, best = scans[name]
+    ceiling_ratio = results[NO_SCAN]["tokens_per_s"] / results[textbook_key]["tokens_per_s"]
+    print(f"ceiling: no scan / textbook = {ceiling_ratio:.2f}x (median): no scan, however fast, "
+          f"can beat the textbook by more inside this block")
+    scans = timed({"reference": scan_step(mamba_chunk_scan_ref, base, b, l, device),
+                   "textbook": scan_step(textbook_scan, base, b, l, device)},
+                  cuda, 3 * args.repeats, args.warmup, args.clock)
+    for name, (med, best) in scans.items():
         print(f"scan alone, {name:9s} {med * 1e3:8.1f} ms (min {best * 1e3:7.1f})")
     scan_ratio = scans["textbook"][0] / scans["reference"][0]
     print(f"scan alone: eegwb reference / textbook = {scan_ratio:.2f}x (median), "
@@ -203,6 +226,7 @@ def main() -> None:
                        "d_model": base.d_model, "n_layers": base.n_layers},
         }
         report = {"meta": meta, "results": results, "model_reference_over_textbook": ratio,
+                  "model_no_scan_over_textbook": ceiling_ratio,
                   "scan_seconds": scans, "scan_reference_over_textbook": scan_ratio}
         atomic_write_text(args.json, json.dumps(report, indent=2))
 
