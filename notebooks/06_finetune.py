@@ -81,7 +81,8 @@ def _(FinetuneConfig, config_path, load_config_or_callout, mo):
 def _(arg, base, checkpoint_source, flag, mo, pretrained_choices, STRATEGIES):
     _by_config = f"from config: {checkpoint_source(base)[0]}" if not base.pretrained.mlflow_run else (
         f"from config: MLflow run {base.pretrained.mlflow_run}")
-    _choices = {_by_config: "", **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri)}
+    _listed = pretrained_choices(base.pretrained.checkpoint_dir, arg("tracking-uri", base.tracking.uri))
+    _choices = {_by_config: "", **_listed}
     if arg("checkpoint"):
         _choices = {f"file: {arg('checkpoint')}": str(arg("checkpoint")), **_choices}
     backbone = mo.ui.dropdown(_choices, value=next(iter(_choices)), label="Pretrained backbone", full_width=True)

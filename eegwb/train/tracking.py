@@ -366,15 +366,21 @@ def find_runs(uri: str | None, experiment: str, params: list[str] | None = None)
 
     Columns: run_id, run_name, status, start_time (datetime, UTC), checkpoint (tag
     `eegwb.checkpoint` or ""), then `params.<name>` (all, or those listed in `params`) and
-    `metrics.<name>` (last value). An empty frame when the experiment does not exist.
+    `metrics.<name>` (last value). An empty frame when the experiment does not exist, or
+    the sqlite store does not yet: listing never creates a store.
     """
     import polars as pl
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=resolve_tracking_uri(uri))
-    with _short_http_timeouts():
-        exp = client.get_experiment_by_name(experiment)
-        runs = [] if exp is None else client.search_runs([exp.experiment_id], order_by=["start_time DESC"])
+    uri = resolve_tracking_uri(uri)
+    store = _sqlite_path(uri)
+    runs = []
+    if store is None or store.is_file():
+        client = MlflowClient(tracking_uri=uri)
+        with _short_http_timeouts():
+            exp = client.get_experiment_by_name(experiment)
+            if exp is not None:
+                runs = client.search_runs([exp.experiment_id], order_by=["start_time DESC"])
     rows = []
     for run in runs:
         row: dict[str, Any] = {

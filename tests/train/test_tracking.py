@@ -126,6 +126,13 @@ def test_sqlite_round_trip(tmp_path: Path) -> None:
     assert find_runs(uri, "no-such-experiment").height == 0
 
 
+def test_listing_runs_of_a_missing_store_does_not_create_it(tmp_path: Path) -> None:
+    db = tmp_path / "never-written.db"
+    runs = find_runs(f"sqlite:///{db}", "pretrain")
+    assert runs.height == 0 and "run_id" in runs.columns
+    assert not db.exists()
+
+
 def test_disabled_tracker_does_nothing(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with Tracker(uri, "off", enabled=False) as tracker:
