@@ -16,7 +16,7 @@ def cli_args() -> dict[str, Any]:
 
     try:
         return dict(mo.cli_args())
-    except Exception:  # outside a marimo runtime
+    except Exception:  # noqa: BLE001 - outside a marimo runtime, any failure means "no args"
         return {}
 
 

@@ -37,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from eegwb.commands.pretrain import input_errors
     from eegwb.diagnostics.ablations import AblationConfig
     from eegwb.diagnostics.attributions import AttributionConfig
-    from eegwb.diagnostics.autopsy import AutopsyConfig, default_out_dir, parse_sections, run_autopsy
+    from eegwb.diagnostics.autopsy import (
+        AutopsyConfig,
+        default_out_dir,
+        parse_sections,
+        run_autopsy,
+    )
 
     out = args.out or str(default_out_dir(args.checkpoint))
     try:

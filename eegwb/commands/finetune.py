@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"eegwb finetune: error: {err}", file=sys.stderr)
         return 2
     print(result.format(args.levels))
-    print(f"\nthresholds (chosen on validation): "
+    print("\nthresholds (chosen on validation): "
           + ", ".join(f"{k} {v:.3f}" for k, v in result.thresholds.items()))
     print(f"pretrained: {result.pretrained}")
     for strategy, paths in result.checkpoints.items():

@@ -49,7 +49,7 @@ class IngestReport:
     def failed(self) -> list[SourceResult]:
         return self._with("failed")
 
-    def to_frame(self) -> "pl.DataFrame":  # noqa: F821
+    def to_frame(self) -> pl.DataFrame:  # noqa: F821
         """One row per source: status, ids, file, windows, channels kept/dropped, reason."""
         import polars as pl
 

@@ -26,7 +26,7 @@ MONTAGES: dict[str, list[str]] = {
     "standard_1020": [
         "FP1", "FP2", "F7", "F3", "FZ", "F4", "F8", "T7", "C3", "CZ",
         "C4", "T8", "P7", "P3", "PZ", "P4", "P8", "O1", "O2",
-    ],  # fmt: skip
+    ],
     # A 64-channel 10-10 cap (the BioSemi/ActiCap 64 layout, 10-10 labels).
     "standard_1010_64": [
         "FP1", "AF7", "AF3", "F1", "F3", "F5", "F7", "FT7", "FC5", "FC3", "FC1", "C1",
@@ -35,7 +35,7 @@ MONTAGES: dict[str, list[str]] = {
         "AFZ", "FZ", "F2", "F4", "F6", "F8", "FT8", "FC6", "FC4", "FC2", "FCZ", "CZ",
         "C2", "C4", "C6", "T8", "TP8", "CP6", "CP4", "CP2", "P2", "P4", "P6", "P8",
         "P10", "PO8", "PO4", "O2",
-    ],  # fmt: skip
+    ],
     # Interaxon Muse: two temporal-parietal and two frontal dry electrodes.
     "muse": ["TP9", "AF7", "AF8", "TP10"],
 }

@@ -89,7 +89,7 @@ def split_by_participant(
     if n < len(positive):
         raise DatasetError(f"{n} participants cannot fill {len(positive)} non-empty splits")
     # Target sizes: largest remainder, then lift empty splits to one (taken from the largest).
-    target = [int(math.floor(f * n)) for f in fr]
+    target = [math.floor(f * n) for f in fr]
     for i in sorted(range(len(fr)), key=lambda i: -(fr[i] * n - target[i]))[: n - sum(target)]:
         target[i] += 1
     for i in positive:

@@ -20,7 +20,7 @@ from eegwb.data.layout import DatasetError
 class RawSource:
     """What a reader returns: the Raw, channels dropped before MNE saw them, notes."""
 
-    raw: "mne.io.BaseRaw"  # noqa: F821 (mne is imported lazily)
+    raw: mne.io.BaseRaw  # noqa: F821 (mne is imported lazily)
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 

@@ -151,7 +151,7 @@ def preview_sources(
     return infos
 
 
-def preview_frame(infos: Sequence[SourceInfo]) -> "pl.DataFrame":  # noqa: F821
+def preview_frame(infos: Sequence[SourceInfo]) -> pl.DataFrame:  # noqa: F821
     """SourceInfos as a Polars table for notebooks (one row per source)."""
     import polars as pl
 

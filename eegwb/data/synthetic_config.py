@@ -57,7 +57,8 @@ class SynthConfig:
         for key in integers:
             value = getattr(self, key)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ValueError(f"SynthConfig.{key}: {value!r} must be an integer")
+                # ValueError like every other config problem, so callers catch one type.
+                raise ValueError(f"SynthConfig.{key}: {value!r} must be an integer")  # noqa: TRY004
         if self.effect_channels is None:
             self.effect_channels = DEFAULT_EFFECT_CHANNELS[self.montage]
         if isinstance(self.effect_channels, str):  # one name, or "F3,F4" from a form or the CLI

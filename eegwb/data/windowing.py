@@ -10,6 +10,7 @@ of the (resampled) recording. Samples no window covers are left to the caller to
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,7 +41,7 @@ def good_segments(raw) -> tuple[list[tuple[int, int]], int]:
     for start, stop in spans:
         inner = sorted(c for c in cuts if start < c < stop)
         bounds = [int(start), *inner, int(stop)]
-        out.extend(zip(bounds[:-1], bounds[1:]))
+        out.extend(itertools.pairwise(bounds))
     return out, int(bad.sum())
 
 

@@ -24,7 +24,15 @@ import torch
 from tqdm.auto import tqdm
 
 from eegwb.diagnostics.activations import reference_path
-from eegwb.diagnostics.attributions import MIN_RANKED, band_of, bands, bin_label, rank_agreement, time_bins, window_bins
+from eegwb.diagnostics.attributions import (
+    MIN_RANKED,
+    band_of,
+    bands,
+    bin_label,
+    rank_agreement,
+    time_bins,
+    window_bins,
+)
 from eegwb.diagnostics.predictions import ProbeSet, Subject, overall_loss, predict, sample_losses
 from eegwb.diagnostics.report import Finding, Section
 

@@ -68,7 +68,7 @@ def band_powers(
     for name, (lo, hi) in bands_hz.items():
         if lo >= nyquist:
             raise ValueError(f"band {name!r} ({lo}-{hi} Hz) is above Nyquist ({nyquist} Hz)")
-    nperseg = min(x.shape[-1], max(8, int(round(segment_seconds * sfreq))))
+    nperseg = min(x.shape[-1], max(8, round(segment_seconds * sfreq)))
     freqs, psd = welch(x, fs=sfreq, nperseg=nperseg, axis=-1)  # psd (..., f) µV²/Hz
     df = freqs[1] - freqs[0]
     powers = np.stack(

@@ -36,7 +36,14 @@ from eegwb.diagnostics.metrics import LEVELS, aggregate, best_threshold, evaluat
 from eegwb.model.classifier import EEGClassifier, build_classifier
 from eegwb.train.distributed import resolve_device
 from eegwb.train.finetune_config import FinetuneConfig
-from eegwb.train.finetune_data import Backbone, Fold, check_folds, load_backbone, make_folds, sequence_labels
+from eegwb.train.finetune_data import (
+    Backbone,
+    Fold,
+    check_folds,
+    load_backbone,
+    make_folds,
+    sequence_labels,
+)
 from eegwb.train.finetune_report import FinetuneResult, log_run, results_table, save_finetuned
 
 log = logging.getLogger(__name__)

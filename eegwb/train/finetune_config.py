@@ -14,7 +14,7 @@ from typing import Literal
 from eegwb.config import ConfigError
 from eegwb.diagnostics.baseline import BaselineConfig
 from eegwb.diagnostics.metrics import LEVELS
-from eegwb.model.config import MASK_STYLES, BACKBONES
+from eegwb.model.config import BACKBONES, MASK_STYLES
 from eegwb.train.config import TrackingConfig
 from eegwb.train.labels import LabelSource
 

@@ -22,7 +22,13 @@ import polars as pl
 
 from eegwb.config import from_dict
 from eegwb.data.layout import DatasetError
-from eegwb.data.splits import SplitData, empty_selection, grouped_kfold, load_splits, split_by_participant
+from eegwb.data.splits import (
+    SplitData,
+    empty_selection,
+    grouped_kfold,
+    load_splits,
+    split_by_participant,
+)
 from eegwb.model.config import ModelConfig
 from eegwb.train.checkpoints import CheckpointError, checkpoint_name, load_checkpoint
 from eegwb.train.finetune_config import FinetuneConfig
@@ -246,7 +252,7 @@ def pretrained_choices(checkpoint_dir: str | Path, uri: str | None = None,
         from eegwb.train.tracking import find_runs
 
         runs = find_runs(uri, experiment)
-    except Exception as err:  # no store yet, server down: files still work
+    except Exception as err:  # noqa: BLE001 - no store yet, server down: files still work
         log.info("no MLflow runs listed from %s (%s)", uri, err)
         return out
     for run_id, name, ckpt in runs.select("run_id", "run_name", "checkpoint").iter_rows():

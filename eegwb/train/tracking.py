@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     import polars as pl
@@ -228,7 +228,7 @@ class Tracker:
                 " ..." if self.n_failures > 3 else "",
             )
 
-    def __enter__(self) -> Tracker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -333,7 +333,7 @@ class Tracker:
         try:
             with _short_http_timeouts():
                 fn()
-        except Exception as err:  # any MLflow / network / filesystem failure
+        except Exception as err:  # noqa: BLE001 - any MLflow / network / filesystem failure
             self._consecutive += 1
             if self._consecutive >= self._max_consecutive:
                 self._paused_until = time.monotonic() + self._cooldown_s

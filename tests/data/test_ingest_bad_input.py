@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import eegwb.data.layout as layout
 from eegwb.atomic import OutputExistsError
 from eegwb.cli import main as cli_main
+from eegwb.data import layout
 from eegwb.data.ingest import ingest
 from eegwb.data.layout import DatasetError, list_recordings, read_recording
 from eegwb.data.montage import MontageError

@@ -154,7 +154,7 @@ def test_clean_files_are_finite_and_not_overlapping(defect_cohort):
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
-    small = dict(n_participants=2, runs_per_participant=1, window_samples=128, n_windows=3)
+    small = {"n_participants": 2, "runs_per_participant": 1, "window_samples": 128, "n_windows": 3}
     arrays = {}
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
         manifest = generate_cohort(tmp_path / name, SynthConfig(seed=seed, **small), progress=False)
@@ -232,7 +232,7 @@ def test_neighbouring_channels_share_more_signal(spectral_cohort):
 @pytest.fixture(scope="module")
 def effect_pair(tmp_path_factory):
     """The same cohort with and without the label effect (same seed, so all else is equal)."""
-    small = dict(n_participants=12, runs_per_participant=1, window_samples=512, n_windows=8, seed=2)
+    small = {"n_participants": 12, "runs_per_participant": 1, "window_samples": 512, "n_windows": 8, "seed": 2}
     out = {}
     for size in (1.0, 0.0):
         root = tmp_path_factory.mktemp(f"effect{size}")
@@ -328,7 +328,7 @@ def test_config_accepts_comma_separated_names_and_json_round_trip():
 
 
 def test_refuses_nonempty_output_and_overwrite_replaces(tmp_path):
-    tiny = dict(runs_per_participant=1, window_samples=64, n_windows=2)
+    tiny = {"runs_per_participant": 1, "window_samples": 64, "n_windows": 2}
     generate_cohort(tmp_path, SynthConfig(n_participants=3, **tiny), progress=False)
     before = (tmp_path / "sub-01_run-1.parquet").read_bytes()
     with pytest.raises(OutputExistsError, match=str(tmp_path)):

@@ -16,7 +16,13 @@ from autopsy_helpers import finetuned_checkpoint, pretrained_checkpoint, tiny_co
 from eegwb.atomic import OutputExistsError
 from eegwb.cli import main
 from eegwb.diagnostics.attributions import AttributionConfig
-from eegwb.diagnostics.autopsy import SECTIONS, AutopsyConfig, autopsy_once, marker_name, run_autopsy
+from eegwb.diagnostics.autopsy import (
+    SECTIONS,
+    AutopsyConfig,
+    autopsy_once,
+    marker_name,
+    run_autopsy,
+)
 
 TINY = AutopsyConfig(max_sequences=6, attribution=AttributionConfig(baselines=("zero",), n_steps=8))
 

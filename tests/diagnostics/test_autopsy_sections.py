@@ -13,11 +13,23 @@ from captum.attr import IntegratedGradients
 
 from eegwb.diagnostics.ablations import AblationConfig, ablation_table
 from eegwb.diagnostics.activations import activation_section, reference_path
-from eegwb.diagnostics.attributions import AttributionConfig, integrated_gradients, layer_profile, make_baseline
+from eegwb.diagnostics.attributions import (
+    AttributionConfig,
+    integrated_gradients,
+    layer_profile,
+    make_baseline,
+)
 from eegwb.diagnostics.autopsy import AutopsyConfig, choose_sequences, parse_sections
 from eegwb.diagnostics.failures import failure_section
 from eegwb.diagnostics.gradients import gradient_section
-from eegwb.diagnostics.predictions import ProbeSet, Subject, overall_loss, predict, prediction_section, sample_losses
+from eegwb.diagnostics.predictions import (
+    ProbeSet,
+    Subject,
+    overall_loss,
+    predict,
+    prediction_section,
+    sample_losses,
+)
 from eegwb.model.classifier import build_classifier
 from eegwb.model.config import ModelConfig
 from eegwb.model.eeg_model import EEGModel

@@ -12,9 +12,9 @@ from eegwb.data.splits import SplitData, participant_selection, resolve_selector
 from eegwb.diagnostics.data_quality import QualityConfig, run_quality
 from eegwb.diagnostics.spectra import bh_adjust, consecutive_overlap, line_noise_ratio, welch_psd
 
-SYNTH = dict(
-    n_participants=6, runs_per_participant=2, sfreq=128.0, window_samples=256, n_windows=6, seed=5
-)
+SYNTH = {
+    "n_participants": 6, "runs_per_participant": 2, "sfreq": 128.0, "window_samples": 256, "n_windows": 6, "seed": 5
+}
 CH = ("FZ", "CZ", "PZ", "OZ")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_streaming_batches_equal_one_shot() -> None:
     acc = FloorAccumulator()
     cuts = [0, 1, 17, 60, 61, len(index)]
     order = rng.permutation(len(index))
-    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+    for a, b in itertools.pairwise(cuts):
         sel = order[a:b]
         acc.update(torch.tensor(values[sel]), torch.tensor(index[sel]), torch.tensor(lengths[sel]),
                    torch.tensor(channel[sel]))

@@ -60,7 +60,7 @@ def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
     done = _run([sys.executable, str(NOTEBOOK), *args, "--strategies", "scratch", "--no-track", "true"])
     table = done.stdout
     for strategy in ("scratch", "baseline"):
-        assert re.search(rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", table, re.M), table
+        assert re.search(rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", table, re.MULTILINE), table
     assert "full" not in table and "frozen" not in table  # --strategies chose, not the config
     assert (tmp_path / "ckpt" / "backbone_finetuned_scratch.pt").is_file()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretrain_helpers import REPO, mlflow_store, subprocess_env, tiny_overrides  # noqa: F401 (fixture)
+from pretrain_helpers import REPO, mlflow_store, subprocess_env, tiny_overrides
 
 from eegwb.config import load_config
 from eegwb.train.checkpoints import load_checkpoint

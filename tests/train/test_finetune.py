@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
-from pretrain_helpers import mlflow_store  # noqa: F401 (fixture)
+from pretrain_helpers import mlflow_store
 
 from eegwb.atomic import OutputExistsError
 from eegwb.config import ConfigError, load_config
@@ -93,7 +93,7 @@ def test_planted_effect_is_found_by_the_fine_tuned_model_and_the_baseline(plante
     from eegwb.data.dataset import EEGDataset, collate
 
     ds = EEGDataset.open(planted, channels=MUSE, max_windows=16)
-    first = ds.index.filter(pl.col("participant") == sorted(test_people)[0]).row(0, named=True)
+    first = ds.index.filter(pl.col("participant") == min(test_people)).row(0, named=True)
     batch = collate([ds[first["seq_index"]]])
     with torch.no_grad():
         score = torch.sigmoid(clf(batch.x, batch.coords, batch.pad_mask)).item()

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pretrain_helpers import mlflow_store, synth_cohort, tiny_config  # noqa: F401 (fixture)
+from pretrain_helpers import mlflow_store, synth_cohort, tiny_config
 
 from eegwb.config import to_dict
 from eegwb.train.checkpoints import checkpoint_name, load_checkpoint
 from eegwb.train.collapse import CollapseStats, collapse_warnings
 from eegwb.train.config import TrainConfig
 from eegwb.train.pretrain import lr_at, pretrain
-
 
 
 @pytest.fixture(scope="module")

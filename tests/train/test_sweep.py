@@ -8,13 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pretrain_helpers import TINY_YAML, mlflow_store, tiny_config, tiny_overrides  # noqa: F401 (fixture)
+from pretrain_helpers import TINY_YAML, mlflow_store, tiny_config, tiny_overrides
 
 from eegwb.cli import main
 from eegwb.config import ConfigError
 from eegwb.train.sweep import expand_grid, parse_param, sweep_configs
 from eegwb.train.tracking import find_runs
-
 
 
 def test_parse_and_expand() -> None:
