@@ -68,10 +68,11 @@ def _fused_ops(fns: dict[str, Callable], reason: str) -> KernelOps:
     upstream_scan, upstream_rmsnorm = fns["scan"], fns["rmsnorm"]
 
     def chunk_scan(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None,
-                   initial_states=None, dt_softplus=False, return_final_states=False):
+                   initial_states=None, dt_softplus=False, dt_limit=(0.0, float("inf")),
+                   return_final_states=False):
         return upstream_scan(x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias,
                              initial_states=initial_states, dt_softplus=dt_softplus,
-                             return_final_states=return_final_states)
+                             dt_limit=dt_limit, return_final_states=return_final_states)
 
     def rmsnorm_gated(x, weight, z=None, *, eps=1e-5, group_size=None, norm_before_gate=False):
         return upstream_rmsnorm(x, weight, None, z=z, eps=eps, group_size=group_size,
@@ -124,10 +125,11 @@ def reset_kernel_cache() -> None:
 
 
 def mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None,
-                              initial_states=None, dt_softplus=False, return_final_states=False,
+                              initial_states=None, dt_softplus=False,
+                              dt_limit=(0.0, float("inf")), return_final_states=False,
                               *, backend: str = "auto"):
     """The SSD scan on `backend`; same signature as `mamba_chunk_scan_ref` (see there)."""
     ops = kernel_ops(backend, x.device)
     return ops.chunk_scan(x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias,
                           initial_states=initial_states, dt_softplus=dt_softplus,
-                          return_final_states=return_final_states)
+                          dt_limit=dt_limit, return_final_states=return_final_states)

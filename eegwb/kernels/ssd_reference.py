@@ -39,14 +39,17 @@ def mamba_chunk_scan_ref(
     dt_bias: torch.Tensor | None = None,
     initial_states: torch.Tensor | None = None,
     dt_softplus: bool = False,
+    dt_limit: tuple[float, float] = (0.0, float("inf")),
     return_final_states: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The SSD scan h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,  y_t = h_t C_t + D x_t.
 
     x: (b, l, h, p); dt: (b, l, h); A: (h,) (negative); B, C: (b, l, g, n);
     D: (h, p) or (h,); z: (b, l, h, p) gate (y * silu(z)); dt_bias: (h,);
-    initial_states: (b, h, p, n). Any l: the tail is padded to a chunk multiple with
-    dt = 0, which leaves the state untouched. Low-precision inputs are scanned in float32.
+    initial_states: (b, h, p, n). dt (after dt_bias and softplus) is clamped to dt_limit,
+    as upstream's kernels always do: a negative dt never grows the state. Any l: the tail is
+    padded to a chunk multiple with dt = 0, which leaves the state untouched. Low-precision
+    inputs are scanned in float32.
     Returns y (b, l, h, p) in x's dtype, and the final states (b, h, p, n) if asked.
     """
     b, l, h, _ = x.shape
@@ -69,6 +72,7 @@ def mamba_chunk_scan_ref(
             dt = dt + dt_bias.to(work)
         if dt_softplus:
             dt = F.softplus(dt)
+        dt = dt.clamp(*dt_limit)
         y, final = _chunk_scan(x, dt, A, B, C, chunk_size, initial_states, return_final_states)
         if D is not None:
             D = D.to(work)

@@ -86,6 +86,22 @@ def test_reference_softplus_bias_gate_and_headdim_D():
     assert rel_err(y, y_naive) <= 1e-10
 
 
+@pytest.mark.parametrize("limit", [(0.0, float("inf")), (0.05, 0.4)])
+def test_reference_clamps_dt_to_dt_limit_as_upstream_does(limit):
+    """Upstream's kernels clamp dt (after bias and softplus) to dt_limit, default (0, inf):
+    without softplus a negative dt must not grow the state."""
+    gen = torch.Generator().manual_seed(13)
+    b, l, h, p, g, n = 2, 19, 4, 3, 2, 5
+    x, _, A, B, C = random_inputs(b, l, h, p, g, n, gen)
+    raw_dt = torch.randn(b, l, h, generator=gen, dtype=torch.float64)  # ~half negative
+    dt_bias = 0.1 * torch.randn(h, generator=gen, dtype=torch.float64)
+    y = mamba_chunk_scan_ref(x, raw_dt, A, B, C, 8, dt_bias=dt_bias, dt_limit=limit)
+    y_naive, _ = naive_scan(x, (raw_dt + dt_bias).clamp(*limit), A, B, C)
+    assert rel_err(y, y_naive) <= 1e-10
+    unclamped, _ = naive_scan(x, raw_dt + dt_bias, A, B, C)
+    assert rel_err(y, unclamped) > 1e-3  # the clamp did something here
+
+
 def test_reference_float32_and_bfloat16_inputs():
     gen = torch.Generator().manual_seed(3)
     x, dt, A, B, C = random_inputs(2, 40, 4, 8, 1, 16, gen)
