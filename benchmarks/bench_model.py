@@ -117,11 +117,14 @@ def timed(steps: dict[str, Callable[[], None]], cuda: bool, repeats: int, warmup
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
-def model_step(model: EEGModel, x, coords, pad_mask):
-    """One forward + backward (MSE on every position), as a closure."""
+def model_step(model: EEGModel, x, coords, pad_mask, bf16: bool = False):
+    """One forward + backward (MSE on every position), as a closure; bf16: under autocast,
+    as pretraining runs on CUDA."""
     def step():
         model.zero_grad(set_to_none=True)
-        model(x, coords, pad_mask).float().square().mean().backward()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x, coords, pad_mask)
+        out.float().square().mean().backward()
     return step
 
 
@@ -152,6 +155,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                     help="wall time, or process CPU time (steadier on a shared machine)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (as training on CUDA)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
@@ -189,8 +193,8 @@ def main() -> None:
     results = {}
     print(f"fwd+bwd, batch {b} x {l} windows of {base.window_samples} samples, "
           f"d_model {base.d_model}, {base.n_layers} layers, {torch.get_num_threads()} threads, "
-          f"{args.clock} clock")
-    steps = {name: model_step(model.to(device).train(), x, coords, pad_mask)
+          f"{args.clock} clock{', bf16 autocast' if args.bf16 else ''}")
+    steps = {name: model_step(model.to(device).train(), x, coords, pad_mask, args.bf16)
              for name, model in variants.items()}
     for name, (med, best) in timed(steps, cuda, args.repeats, args.warmup, args.clock).items():
         results[name] = {"median_s": med, "min_s": best, "tokens_per_s": b * l / med,
@@ -220,6 +224,7 @@ def main() -> None:
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "threads": torch.get_num_threads(),
             "clock": args.clock,
+            "bf16": args.bf16,
             "command": " ".join(sys.argv),
             "torch": torch.__version__,
             "config": {"batch": b, "length": l, "window_samples": base.window_samples,
