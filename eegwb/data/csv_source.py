@@ -53,12 +53,16 @@ def _csv_sfreq(path: Path, stamps: np.ndarray, time_unit: str) -> tuple[float, n
         )
     median = float(np.median(steps))
     unit = time_unit if time_unit != "auto" else ("ms" if median >= 0.1 else "s")
-    step_s = median / 1000.0 if unit == "ms" else median
+    is_gap = steps > CSV_GAP_FACTOR * median
+    # The mean step between gaps, not the median: timestamps rounded to whole ms (256 Hz:
+    # steps of 3 and 4 ms) have a median of 4 ms, which would read as 250 Hz.
+    mean = float(steps[~is_gap].mean())
+    step_s = mean / 1000.0 if unit == "ms" else mean
     sfreq = 1.0 / step_s
     if abs(sfreq - round(sfreq)) / sfreq < 0.005:  # LSL jitter around a nominal rate
         sfreq = float(round(sfreq))
-    gaps = np.flatnonzero(steps > CSV_GAP_FACTOR * median) + 1
-    note = f"timestamps read as {unit} ({time_unit}); median step {median:g} -> sfreq {sfreq:g} Hz"
+    gaps = np.flatnonzero(is_gap) + 1
+    note = f"timestamps read as {unit} ({time_unit}); mean step {mean:g} -> sfreq {sfreq:g} Hz"
     return sfreq, gaps, note
 
 

@@ -59,7 +59,8 @@ DATASET_JSON = "dataset.json"
 def _existing_outputs(
     out: Path, fingerprint: dict, overwrite: bool, report: IngestReport
 ) -> dict[str, tuple]:
-    """Check the output directory -> {file: (source_hash, n_windows, channels, sfreq)} to reuse.
+    """Check the output directory -> {file: (source_hash, n_windows, channels, sfreq,
+    source_file)} to reuse.
 
     Reuse needs the same options (dataset.json). `overwrite` removes every recording file
     first, so a crash midway can never leave old-option files that a resume would trust.
@@ -104,8 +105,26 @@ def _existing_outputs(
             raise DatasetError(
                 f"{err}; delete the file or pass overwrite=True (--overwrite)"
             ) from err
-        reusable[path.name] = (meta.source_hash, n_rows, channel_columns(schema), meta.sfreq)
+        reusable[path.name] = (meta.source_hash, n_rows, channel_columns(schema), meta.sfreq,
+                               meta.source_file)
     return reusable
+
+
+def _refuse_stale(out: Path, reusable: dict, planned: Sequence[Source]) -> None:
+    """A re-run may not leave recordings behind that these sources no longer produce: a
+    removed participant, or a run whose id changed, would stay in the dataset (or twice)."""
+    stale = sorted(set(reusable) - {recording_filename(s.participant, s.run) for s in planned})
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise OutputExistsError(
+            f"{out}: holds recordings that these sources no longer produce ({shown}): sources "
+            "removed, renamed or given other ids since the last ingest; pass overwrite=True "
+            "(--overwrite) to rebuild the directory from these sources, or use a new one"
+        )
+
+
+def _same_source(recorded: str, path: Path) -> bool:
+    return not recorded or recorded == str(path) or Path(recorded).resolve() == path.resolve()
 
 
 def _failure(cfg: IngestConfig, path: Path, src: Source | None, err: Exception) -> SourceResult:
@@ -173,6 +192,7 @@ def ingest(
     report.warnings += [f"{path}: ignored: {why}" for path, why in ignored.items()]
     fingerprint = cfg.fingerprint()
     reusable = _existing_outputs(out, fingerprint, overwrite, report)
+    _refuse_stale(out, reusable, planned)
     report.warnings += label_warnings(tables, planned)
     record = {
         "kind": "eegwb.ingest",
@@ -221,7 +241,7 @@ def _ingest_one(
     try:
         digest = source_hash(src.path)
         if name in reusable and reusable[name][0] == digest:
-            _, n_rows, channels, sfreq = reusable[name]
+            _, n_rows, channels, sfreq, _ = reusable[name]
             return SourceResult(
                 str(src.path),
                 "skipped",
@@ -232,6 +252,11 @@ def _ingest_one(
                 channels,
                 sfreq=sfreq,
                 reason="unchanged source (same xxh3_128 hash as the existing file)",
+            )
+        if name in reusable and not _same_source(reusable[name][4], src.path):
+            raise DatasetError(
+                f"{out / name}: holds {reusable[name][4]}, not {src.path} (same participant "
+                "and run, other file); pass overwrite=True (--overwrite) to replace it"
             )
         labels: dict[str, object] = dict(src.entities)
         labels.update(labels_for(tables, src.participant, src.run)[0])

@@ -60,16 +60,24 @@ def _zero_non_finite(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x), x, 0.0)
 
 
+# Segments MNE filters separately: its defaults, and the timestamp gaps of CSV sources
+# (a filter run across a dropout rings on both sides of it).
+FILTER_SEGMENT_BOUNDARIES = ("edge", "bad_acq_skip", "bad_gap")
+
+
 def _filter_resample(raw, cfg: IngestConfig, path: Path) -> None:
-    """Notch and band-pass at the source rate, then resample (MNE, in place)."""
+    """Notch and band-pass at the source rate, each segment on its own, then resample (MNE,
+    in place). Resampling still runs across CSV gaps: MNE's resample has no segments."""
     source_sfreq = raw.info["sfreq"]
     nyquist = (cfg.sfreq or source_sfreq) / 2
     if cfg.h_freq and cfg.h_freq >= nyquist:
         raise DatasetError(f"{path}: h_freq {cfg.h_freq} Hz is not below Nyquist ({nyquist} Hz)")
     if cfg.notch_hz and cfg.notch_hz < source_sfreq / 2:
-        raw.notch_filter(np.arange(cfg.notch_hz, source_sfreq / 2, cfg.notch_hz), verbose="error")
+        raw.notch_filter(np.arange(cfg.notch_hz, source_sfreq / 2, cfg.notch_hz),
+                         skip_by_annotation=FILTER_SEGMENT_BOUNDARIES, verbose="error")
     if cfg.l_freq or cfg.h_freq:
-        raw.filter(cfg.l_freq, cfg.h_freq, verbose="error")
+        raw.filter(cfg.l_freq, cfg.h_freq, skip_by_annotation=FILTER_SEGMENT_BOUNDARIES,
+                   verbose="error")
     if cfg.sfreq and cfg.sfreq != source_sfreq:
         raw.resample(cfg.sfreq, verbose="error")
 

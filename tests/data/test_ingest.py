@@ -290,17 +290,24 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     np.testing.assert_array_equal(channel_array(table, "PZ"), pz[starts[:, None] + np.arange(128)])
 
 
-def _muse_csv(path: Path, *, ms: bool = False, gap: bool = True, seed: int = 0) -> np.ndarray:
+def _muse_csv(path: Path, *, ms: bool = False, gap: bool = True, seed: int = 0,
+              seconds: int = 12, rounded: bool = False, step_at_gap: float = 0.0) -> np.ndarray:
+    """A Muse-style CSV at 256 Hz; `rounded`: whole-ms timestamps (steps of 3 and 4 ms);
+    `step_at_gap`: µV added to every channel after the dropout (an electrode settling)."""
     rng = np.random.default_rng(seed)
-    n = 256 * 12
+    n = 256 * seconds
     t = 1.6e9 + np.arange(n) / 256.0
     if gap:
         t[n // 2 :] += 0.5  # a 0.5 s dropout: samples missing, not zeros
     values = rng.standard_normal((n, 5)) * 30 + 800  # µV around Muse's offset
+    values[n // 2 :] += step_at_gap
+    stamps = t * (1000 if ms else 1)
+    if rounded:
+        stamps = np.round(stamps) if ms else np.round(stamps, 3)
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["timestamps", "TP9", "AF7", "AF8", "TP10", "Right AUX"])
-        for ti, row in zip(t * (1000 if ms else 1), values):
+        for ti, row in zip(stamps, values):
             writer.writerow([repr(float(ti)), *(repr(float(v)) for v in row)])
     return values
 
@@ -326,6 +333,32 @@ def test_muse_csv_sfreq_gap_segments_and_samples(tmp_path):
         )
     assert any("as s" in n for n in rest.notes) and any("as ms" in n for n in by_run["eyes"].notes)
     assert recordings_index(tmp_path / "out")["sfreq"].to_list() == [256.0, 256.0]
+
+
+@pytest.mark.parametrize("ms", [True, False])
+def test_csv_rate_from_timestamps_rounded_to_whole_ms(tmp_path, ms):
+    """256 Hz written to the ms: steps of 3 and 4 ms, median 4 ms (250 Hz); the mean is right."""
+    src = tmp_path / "csv"
+    src.mkdir()
+    _muse_csv(src / "participant3_rest.csv", ms=ms, rounded=True)
+    report = ingest([src], tmp_path / "out", window_samples=256, progress=False)
+    assert not report.failed and report.written[0].sfreq == 256.0
+    assert report.written[0].n_windows == 12  # a gap, but no sample lost to a wrong rate
+
+
+def test_filters_do_not_ring_across_a_csv_dropout(tmp_path):
+    """A 200 µV settling step across a dropout: filtering each side on its own keeps the
+    windows beside the gap as quiet as the others."""
+    src = tmp_path / "csv"
+    src.mkdir()
+    _muse_csv(src / "participant4_rest.csv", seconds=64, step_at_gap=200.0)
+    ingest([src], tmp_path / "out", window_samples=256, l_freq=1.0, h_freq=40.0,
+           progress=False)
+    _, table = read_recording(tmp_path / "out" / "sub-4_run-rest.parquet")
+    stds = channel_array(table, "TP9").std(axis=1)
+    parent = table.column("parent_window_id").to_numpy()
+    beside_gap = [np.flatnonzero(parent == 0)[-1], np.flatnonzero(parent == 1)[0]]
+    assert stds[beside_gap].max() < 1.5 * np.median(stds)
 
 
 def test_participant_pattern_and_cli(tmp_path):
