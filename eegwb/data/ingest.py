@@ -123,6 +123,19 @@ def _refuse_stale(out: Path, reusable: dict, planned: Sequence[Source]) -> None:
         )
 
 
+def _stem_id_warnings(planned: Sequence[Source]) -> list[str]:
+    """Whole file stems as participant ids (`S001R01.edf` -> participant 'S001R01') make
+    every file its own participant, so a participant split can leak one person's runs."""
+    by_stem = [s for s in planned if s.id_source == "file stem"]
+    if len(by_stem) < 2:
+        return []
+    shown = ", ".join(s.path.name for s in by_stem[:4]) + (", ..." if len(by_stem) > 4 else "")
+    return [f"{len(by_stem)} sources have no participant/run in their names that eegwb "
+            f"recognises ({shown}): each file became its own participant with run '1'; if "
+            "a person has several files, set participant_pattern (--participant-pattern) "
+            "(searched in the file name) with named groups, e.g. 'S(?P<participant>\\d+)R(?P<run>\\d+)'"]
+
+
 def _same_source(recorded: str, path: Path) -> bool:
     return not recorded or recorded == str(path) or Path(recorded).resolve() == path.resolve()
 
@@ -193,7 +206,7 @@ def ingest(
     fingerprint = cfg.fingerprint()
     reusable = _existing_outputs(out, fingerprint, overwrite, report)
     _refuse_stale(out, reusable, planned)
-    report.warnings += label_warnings(tables, planned)
+    report.warnings += _stem_id_warnings(planned) + label_warnings(tables, planned)
     record = {
         "kind": "eegwb.ingest",
         "complete": False,

@@ -105,9 +105,14 @@ def choose_channels(
         left_out = sorted({ch for e in entries for ch in e.channels} - set(common))
         if not common:
             raise DatasetError(f"{root}: the recording files share no channel")
-        if left_out:
-            log.info(
-                "%s: using the %d channels every file has; left out %s", root, len(common), left_out
+        if left_out:  # one file without FZ drops FZ for every file: say which files did it
+            lacking = {e.file: sorted(set(left_out) - set(e.channels)) for e in entries}
+            lacking = {f: chs for f, chs in lacking.items() if chs}
+            shown = "; ".join(f"{f} lacks {chs}" for f, chs in list(lacking.items())[:5])
+            more = f" (and {len(lacking) - 5} more files)" if len(lacking) > 5 else ""
+            log.warning(
+                "%s: using the %d channels every selected file has, leaving out %s: %s%s; "
+                "pass channels=[...] to choose them", root, len(common), left_out, shown, more,
             )
         return common
     chosen = [str(ch).upper() for ch in channels]

@@ -162,10 +162,12 @@ def test_selection_and_max_windows_chunking(tiny_dataset):
 def test_channel_subset_and_common_channels(tmp_path, write_cohort, caplog):
     root = write_cohort(tmp_path / "a", participants=("01",), channels=("FZ", "CZ", "PZ"))
     write_cohort(tmp_path / "a", participants=("02",), channels=("CZ", "PZ", "OZ"), seed=1)
-    with caplog.at_level(logging.INFO, logger="eegwb.data"):
+    with caplog.at_level(logging.WARNING, logger="eegwb.data"):
         ds = EEGDataset.open(root)
     assert ds.channels == ["CZ", "PZ"]
-    assert "left out ['FZ', 'OZ']" in caplog.text
+    assert "leaving out ['FZ', 'OZ']" in caplog.text
+    assert "sub-01_run-1.parquet lacks ['OZ']" in caplog.text
+    assert "sub-02_run-1.parquet lacks ['FZ']" in caplog.text
     sub = EEGDataset.open(root, channels=["pz"])
     assert sub.channels == ["PZ"] and set(sub.index["channel"]) == {"PZ"} and len(sub) == 4
     with pytest.raises(DatasetError, match=r"sub-02_run-1\.parquet: no channel \['FZ'\]"):

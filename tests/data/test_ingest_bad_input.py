@@ -330,6 +330,63 @@ def test_changed_source_is_rewritten_on_rerun(tmp_path):
     np.testing.assert_allclose(layout.channel_array(table, "FZ").ravel(), expected, rtol=1e-5)
 
 
+def test_rerun_refuses_recordings_whose_sources_are_gone(tmp_path):
+    """A participant removed from the sources must not stay in the dataset unseen."""
+    src = _folder(tmp_path, 3)
+    out = tmp_path / "o"
+    ingest([src], out, window_samples=64, progress=False)
+    (src / "sub02_1_raw.fif").unlink()
+    with pytest.raises(OutputExistsError, match=r"no longer produce \(sub-02_run-1\.parquet\)"):
+        ingest([src], out, window_samples=64, progress=False)
+    assert (out / "sub-02_run-1.parquet").exists()  # refused: nothing removed
+    report = ingest([src], out, window_samples=64, overwrite=True, progress=False)
+    assert [p.name for p in list_recordings(out)] == ["sub-00_run-1.parquet",
+                                                      "sub-01_run-1.parquet"]
+    assert len(report.written) == 2
+
+
+def test_rerun_refuses_another_file_for_the_same_recording(tmp_path):
+    """Another cohort's sub-00 run 1 must not silently replace this one's."""
+    first, other = _folder(tmp_path / "a", 2), tmp_path / "b" / "src"
+    for i in range(2):
+        _fif(other / f"sub{i:02d}_1_raw.fif", seed=10 + i)
+    out = tmp_path / "o"
+    ingest([first], out, window_samples=64, progress=False)
+    before = (out / "sub-00_run-1.parquet").read_bytes()
+    with pytest.raises(DatasetError, match=re.escape(str(out / "sub-00_run-1.parquet"))
+                       + ".*holds.*" + re.escape(str(first / "sub00_1_raw.fif"))):
+        ingest([other], out, window_samples=64, progress=False)
+    assert (out / "sub-00_run-1.parquet").read_bytes() == before
+    report = ingest([other], out, window_samples=64, overwrite=True, progress=False)
+    assert len(report.written) == 2
+    meta, _ = read_recording(out / "sub-00_run-1.parquet")
+    assert meta.source_file == str(other / "sub00_1_raw.fif")
+
+
+def test_moved_sources_with_the_same_bytes_are_still_reused(tmp_path):
+    src = _folder(tmp_path, 2)
+    out = tmp_path / "o"
+    ingest([src], out, window_samples=64, progress=False)
+    moved = shutil.move(src, tmp_path / "moved")
+    report = ingest([moved], out, window_samples=64, progress=False)
+    assert [r.status for r in report.results] == ["skipped", "skipped"]
+
+
+def test_file_stems_as_participant_ids_are_warned_about(tmp_path):
+    """PhysioNet-style S001R01 names: without a pattern every file is its own participant."""
+    src = tmp_path / "src"
+    for run in (1, 2):
+        _fif(src / f"S001R0{run}.fif", seed=run)
+    report = ingest([src], tmp_path / "o", window_samples=64, progress=False)
+    assert sorted(r.participant for r in report.written) == ["S001R01", "S001R02"]
+    warning = next(w for w in report.warnings if "its own participant" in w)
+    assert "S001R01.fif" in warning and "participant_pattern" in warning
+    report = ingest([src], tmp_path / "o2", window_samples=64, progress=False,
+                    participant_pattern=r"S(?P<participant>\d+)R(?P<run>\d+)")
+    assert {(r.participant, r.run) for r in report.written} == {("001", "01"), ("001", "02")}
+    assert not any("its own participant" in w for w in report.warnings)
+
+
 def test_on_error_skip_cli_exit_code(tmp_path):
     src = _folder(tmp_path, 1)
     (src / "sub05_1_raw.fif").write_bytes(b"not a fif file")
