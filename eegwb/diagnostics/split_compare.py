@@ -2,7 +2,9 @@
 
 The unit of every test is the recording (one participant-run), never the window: windows
 of one recording are not independent, and thousands of them would make any difference
-between two groups of people "significant".
+between two groups of people "significant". A label that is constant within each
+participant (diagnosis, age) is tested once per participant, for the same reason: runs of
+one person are not independent draws of it.
 """
 
 from __future__ import annotations
@@ -81,20 +83,35 @@ def _ks(sub: pl.DataFrame, splits: list[str]) -> tuple[str, float, dict, list[st
     return "KS (Bonferroni)", p, {"mean": {s: float(x[s].mean()) for s in splits}}, []
 
 
+def one_row_per_participant(sub: pl.DataFrame) -> pl.DataFrame | None:
+    """`sub` (one label's rows) reduced to one row per (split, participant), or None when
+    the label varies within a participant (a per-run label such as rest/task)."""
+    per_person = sub.group_by("split", "participant").agg(pl.col("value").n_unique())
+    if (per_person["value"] > 1).any():
+        return None
+    return sub.unique(["split", "participant"], keep="first", maintain_order=True)
+
+
 def label_checks(labels: pl.DataFrame, alpha: float) -> list[Check]:
     """Per label: chi-square (categorical) or KS (continuous) across splits; warns when
-    p < alpha or a split lacks a class the others have."""
+    p < alpha or a split lacks a class the others have. A participant counts once for a
+    label constant within participants; otherwise each recording counts, and the summary
+    says so (runs of one person then weigh more, so p is optimistic)."""
     checks = []
     for name in sorted(set(labels["label"].to_list())):
         sub = labels.filter(pl.col("label") == name)
+        deduplicated = one_row_per_participant(sub)
+        unit = "recording" if deduplicated is None else "participant"
+        sub = sub if deduplicated is None else deduplicated
         splits = sorted(set(sub["split"].to_list()))
         values = [json.loads(v) for v in sub["value"]]
         test, p, numbers, gaps = (_chi_square if is_categorical(values) else _ks)(sub, splits)
-        summary = f"{test} p = {p:.3g} across {len(splits)} splits" + (
-            f"; {gaps[0]} ({name})" if gaps else ""
-        )
+        summary = f"{test} p = {p:.3g} across {len(splits)} splits, one value per {unit}"
+        if deduplicated is None:
+            summary += " (it varies within participants; p is optimistic)"
+        summary += f"; {gaps[0]} ({name})" if gaps else ""
         status = "warn" if p < alpha or gaps else "pass"
-        numbers = {"p_value": p, "test": test, **numbers}
+        numbers = {"p_value": p, "test": test, "unit": unit, **numbers}
         checks.append(Check(f"quality/label/{name}", status, summary, numbers))
     return checks
 

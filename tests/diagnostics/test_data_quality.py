@@ -11,6 +11,7 @@ from eegwb.data.layout import write_recording
 from eegwb.data.splits import SplitData, participant_selection, resolve_selectors
 from eegwb.diagnostics.data_quality import QualityConfig, run_quality
 from eegwb.diagnostics.spectra import bh_adjust, consecutive_overlap, line_noise_ratio, welch_psd
+from eegwb.diagnostics.split_compare import label_checks, labels_table
 
 SYNTH = {
     "n_participants": 6, "runs_per_participant": 2, "sfreq": 128.0, "window_samples": 256, "n_windows": 6, "seed": 5
@@ -158,6 +159,40 @@ def test_line_noise_labels_and_band_shift(tmp_path, recording_table):
         checks["quality/band_shift"].status == "pass"
         and checks["quality/label/group"].status == "pass"
     )
+
+
+def _label_checks_with_runs(root, write_cohort, n_runs):
+    """Splits a (3 cases, 1 control) and b (1 case, 3 controls), each participant with
+    `n_runs` recordings; task is a per-run label (rest in run 1, arithmetic after)."""
+    people = [f"{i:02d}" for i in range(8)]
+    cases = {0, 1, 2, 4}
+
+    def labels(p, r):
+        group = "case" if p in cases else "control"
+        return {"group": group, "age": 20 + 3 * p, "task": "rest" if r == 0 else "arith"}
+
+    runs = [str(r + 1) for r in range(n_runs)]
+    write_cohort(root, participants=people, runs=runs, n_windows=2, labels=labels)
+    splits = {
+        "a": SplitData(root, participant_selection(root, people[:4])),
+        "b": SplitData(root, participant_selection(root, people[4:])),
+    }
+    return {c.name: c for c in label_checks(labels_table(splits), alpha=0.05)}
+
+
+def test_label_balance_counts_participants_not_recordings(tmp_path, write_cohort):
+    one = _label_checks_with_runs(tmp_path / "one_run", write_cohort, 1)
+    three = _label_checks_with_runs(tmp_path / "three_runs", write_cohort, 3)
+    for name in ("quality/label/group", "quality/label/age"):
+        assert three[name].numbers["p_value"] == pytest.approx(one[name].numbers["p_value"])
+        assert three[name].numbers["unit"] == "participant"
+    assert three["quality/label/group"].numbers["counts"] == {  # keys are JSON values
+        "a": {'"case"': 3, '"control"': 1}, "b": {'"case"': 1, '"control"': 3}
+    }
+    # A label that varies within a participant keeps one row per recording, and says so.
+    task = three["quality/label/task"]
+    assert task.numbers["unit"] == "recording" and "varies within participants" in task.summary
+    assert task.numbers["counts"] == {s: {'"arith"': 8, '"rest"': 4} for s in ("a", "b")}
 
 
 def test_montage_problems_named(tmp_path, recording_table):
