@@ -218,6 +218,27 @@ def _content_checks(
     return checks
 
 
+def _note_other_lengths(content: list[Check], indexes: dict[str, ContentIndex]) -> None:
+    """Levels 4-5 compare vectors of one length only: when any were skipped for another
+    length, a copy among them would go unseen, so those levels warn (or still fail) and
+    name what was not compared."""
+    skipped = {name: idx.other_lengths for name, idx in indexes.items() if idx.other_lengths}
+    if not skipped:
+        return
+    compared = sorted({idx.window_samples for idx in indexes.values() if len(idx)})
+    missed = ", ".join(
+        f"{name!r}: {n} vectors of {t} samples"
+        for name, lengths in skipped.items()
+        for t, n in sorted(lengths.items())
+    )
+    lengths = "/".join(map(str, compared)) or "no"
+    note = f"; only {lengths}-sample vectors were compared, not {missed}"
+    for check in content:
+        check.status = "warn" if check.status == "pass" else check.status
+        check.summary += note
+        check.numbers |= {"compared_samples": compared, "not_compared": skipped}
+
+
 def audit_leakage(
     splits: Mapping[str, SplitData], cfg: LeakageConfig | None = None, *, progress: bool = False
 ) -> AuditResult:
@@ -235,14 +256,11 @@ def audit_leakage(
         ccfg = cfg.content_config()
         with tempfile.TemporaryDirectory(prefix="eegwb-audit-") as workdir:
             indexes = _build_indexes(data, ccfg, workdir, progress)
-            checks += _content_checks(indexes, cfg, ccfg)
+            content = _content_checks(indexes, cfg, ccfg)
+            _note_other_lengths(content, indexes)
+            checks += content
             for name, idx in indexes.items():
                 info[name] |= {"vectors": len(idx), "skipped_vectors": idx.skipped}
-            lengths = {idx.window_samples for idx in indexes.values() if len(idx)}
-            if len(lengths) > 1:
-                log.warning(
-                    "content levels compare only splits with equal window_samples; got %s", lengths
-                )
     return AuditResult(checks=checks, splits=info, config=cfg)
 
 

@@ -120,6 +120,7 @@ class ContentIndex:
     reduced: np.ndarray  # (n, k) float32 projection
     z: np.ndarray  # (n, t) float32 memmap of z-scored vectors
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> vectors not indexed
+    other_lengths: dict[int, int] = field(default_factory=dict)  # samples -> vectors skipped
 
     def __len__(self) -> int:
         return len(self.row)
@@ -150,17 +151,21 @@ class IndexBuilder:
             k: [] for k in ("file_idx", "row", "chan_idx", "window_start", "hashes", "reduced")
         }
         self.skipped = {"non_finite": 0, "constant": 0, "other_length": 0}
+        self.other_lengths: dict[int, int] = {}
 
     def add(
         self, x: np.ndarray, file: str, rows: np.ndarray, channel: str, window_start: np.ndarray
     ) -> None:
-        """x: (m, t) float32 µV windows of one channel; rows/window_start: (m,)."""
+        """x: (m, t) float32 µV windows of one channel; rows/window_start: (m,).
+
+        Only vectors as long as the shared basis (the first length indexed) can be
+        compared; others are counted in `skipped` and `other_lengths`, never indexed."""
         m, t = x.shape
-        if self.t is None:
-            self.t = t
-        if t != self.t or (self.projector.t is not None and t != self.projector.t):
+        if t != (self.projector.t or self.t or t):
             self.skipped["other_length"] += m
+            self.other_lengths[t] = self.other_lengths.get(t, 0) + m
             return
+        self.t = t
         z, usable = zscore_rows(x, self.cfg.min_std_uv)
         finite = np.isfinite(x).all(axis=1)
         self.skipped["non_finite"] += int((~finite).sum())
@@ -184,7 +189,7 @@ class IndexBuilder:
 
     def finish(self) -> ContentIndex:
         self._fh.close()
-        t = self.t or 1
+        t = self.t or self.projector.t or 1
         cat = {
             k: (
                 np.concatenate(v) if v else np.zeros((0, self.projector.k) if k == "reduced" else 0)
@@ -211,6 +216,7 @@ class IndexBuilder:
             reduced=cat["reduced"].astype(np.float32),
             z=z,
             skipped=dict(self.skipped),
+            other_lengths=dict(self.other_lengths),
         )
 
 

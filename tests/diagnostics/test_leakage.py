@@ -194,6 +194,40 @@ def test_nan_and_flat_windows_are_skipped_not_fatal(tmp_path):
     assert res.splits["a"]["skipped_vectors"] == {"non_finite": 1, "constant": 1, "other_length": 0}
 
 
+def test_other_window_lengths_warn_instead_of_passing(tmp_path, recording_table):
+    """Levels 4-5 compare one vector length; a split at another length must not pass."""
+    rng = np.random.default_rng(4)
+    pre, post = tmp_path / "pre", tmp_path / "post"
+    for root, people, t in ((pre, ("01", "02"), 64), (post, ("03", "04"), 32)):
+        for p in people:
+            signals = {ch: _eeg(rng, N)[:, :t] for ch in CHANNELS}
+            write_recording(root, recording_table(p, "1", signals))
+    res = audit_leakage({"pre": SplitData(pre), "eval": SplitData(post)})
+    assert res.splits["eval"]["skipped_vectors"]["other_length"] == 2 * N * len(CHANNELS)
+    content = [c for c in res.checks if c.level in (4, 5)]
+    assert [c.status for c in content] == ["warn", "warn"]
+    for c in content:
+        assert f"'eval': {2 * N * len(CHANNELS)} vectors of 32 samples" in c.summary
+        assert c.numbers["compared_samples"] == [64]
+        assert c.numbers["not_compared"] == {"eval": {32: 2 * N * len(CHANNELS)}}
+
+
+def test_split_opening_with_another_length_still_compares_the_rest(tmp_path, recording_table):
+    rng = np.random.default_rng(5)
+    first = {ch: _eeg(rng, N)[:, :64] for ch in CHANNELS}
+    copy = {ch: _eeg(rng, N)[:, :64] for ch in CHANNELS}
+    copy["FZ"][3] = first["FZ"][7]
+    write_recording(tmp_path, recording_table("01", "1", first))
+    short = {ch: _eeg(rng, N)[:, :32] for ch in CHANNELS}
+    write_recording(tmp_path, recording_table("02", "1", short))
+    write_recording(tmp_path, recording_table("03", "1", copy))
+    res = by_name(audit_leakage({"a": split(tmp_path, "01"), "b": split(tmp_path, "02", "03")}))
+    identical = res["leakage/identical_content"]
+    assert identical.status == "fail" and identical.count == 1  # 03 is compared after 02
+    assert identical.examples[0]["b_file"] == "sub-03_run-1.parquet"
+    assert "'b': 48 vectors of 32 samples" in identical.summary
+
+
 @pytest.mark.parametrize("dense", [False, True])
 def test_blocked_search_matches_brute_force(tmp_path, dense):
     rng = np.random.default_rng(0)
