@@ -10,10 +10,11 @@ floors (eegwb.diagnostics.floors), so:
    the electrode (spatial encoding). A loss below the *exact* floor of that information
    is impossible without more, so something else reaches the model.
 3. Otherwise the loss is placed on the ladder of *unbiased* floors: at or above the
-   nothing floor -> no information; clearly below the channel x position floor (mask < 1)
-   -> uses context; clearly below both single floors -> position + channel; below one
-   only -> that one; when either alone could explain it, the prediction variance
-   explained by position and by channel (model diagnostics) decides.
+   nothing floor, or inputs that carry nothing -> no information; clearly below the
+   channel x position floor (mask < 1) -> uses context; clearly below both single floors
+   -> position + channel; below one only -> that one; when either alone could explain it,
+   the prediction variance explained by position and by channel (model diagnostics)
+   decides.
 
 Every threshold is a field of `VerdictConfig` with its reason, and the verdict reports
 the numbers it compared.
@@ -195,6 +196,12 @@ def _rank(loss: float, u: dict[str, float], diag: ModelDiagnostics, inputs: Inpu
     # At mask 1.0 only what the inputs carry can be used; with context visible, anything.
     can_pos = inputs.knows_position or inputs.mask_ratio < 1.0
     can_chan = inputs.spatial_encoding or inputs.mask_ratio < 1.0
+    if not (can_pos or can_chan):  # a constant; below the exact floor was caught as a leak
+        return "no_information", ("The inputs carry neither position nor channel (mask 100%, "
+                                  "encodings off, no recurrent state), so the model can only "
+                                  "predict a constant; its loss is not below the exact "
+                                  "dataset-mean floor (the best constant) by more than the "
+                                  f"{cfg.leak_tolerance:.0%} leak tolerance.")
     if can_pos and can_chan and loss < min(u["position"], u["channel"]) * (1 - m):
         return "position_and_channel", ("The loss is below what position or channel alone "
                                         "allows: the model uses both.")

@@ -82,6 +82,21 @@ def test_loss_below_the_floor_of_what_the_inputs_carry_is_a_leak() -> None:
     assert decide(f, _diag(f.mse("nothing") * 0.1), context).label == "uses_context"
 
 
+def test_inputs_without_position_or_channel_only_allow_no_information_or_leak() -> None:
+    # The reviewer's case: 20 tokens, so the unbiased floor sits ~5% above the exact one.
+    rng = np.random.default_rng(0)
+    index = np.arange(20) % 5
+    f = compute_floors(rng.standard_normal((20, 4)), index, np.full(20, 5), np.arange(20) % 2)
+    nothing_known = InputInfo(1.0, False, False, implicit_position=False)
+    exact = f.mse("nothing")
+    assert exact * 0.98 < exact * 0.985 < f.mse("nothing", unbiased=True) * 0.95
+    v = decide(f, _diag(exact * 0.985), nothing_known)
+    assert v.label == "no_information" and "neither position nor channel" in v.headline
+    for loss in np.linspace(0.0, 1.2, 49) * f.mse("nothing", unbiased=True):
+        v = decide(f, _diag(float(loss), 0.5, 0.5), nothing_known)
+        assert v.label == ("leak_suspected" if loss < exact * 0.98 else "no_information"), loss
+
+
 def test_both_keys_reach_channel_position() -> None:
     f = _floors(1.0, 1.0)
     v = decide(f, _diag(f.mse("channel_position", unbiased=True), 0.5, 0.5), MASK1_BOTH_ON)
