@@ -293,24 +293,43 @@ def planted_effect_section(root: Path, label_name: str | None, sections: dict[st
     overlap = {name: max(0.0, min(hi, b[1]) - max(lo, b[0])) for name, b in bands(sfreq).items()}
     band = max(overlap, key=overlap.get)
     numbers["planted_band"] = band
+    findings = []
     for sec in ("attributions", "ablations"):
         t = sections.get(sec)
         if t is None or "per_channel" not in t.tables:
             continue
         ranked = t.tables["per_channel"].sort("importance", descending=True)["channel"].to_list()
-        numbers[f"{sec}_channel_ranks"] = ",".join(str(ranked.index(c) + 1) for c in planted if c in ranked)
-        numbers[f"{sec}_channel_recall_at_k"] = len(set(ranked[: len(planted)]) & set(planted)) / len(planted)
+        channel_numbers, channel_findings = _planted_channel_ranks(sec, ranked, planted)
+        numbers |= channel_numbers
+        findings += channel_findings
         if "per_band" in t.tables:
             ranked_bands = t.tables["per_band"].sort("importance", descending=True)["band"].to_list()
             numbers[f"{sec}_band_rank"] = ranked_bands.index(band) + 1 if band in ranked_bands else -1
-    findings = [Finding("warn", f"The {sec} ranking misses the planted channels ({numbers[f'{sec}_channel_ranks']} "
-                        f"of {len(planted)} planted).",
-                        "The model may use something else than the planted effect (a confound, or noise); "
-                        "check the baseline's AUROC and train longer or with more participants.")
-                for sec in ("attributions", "ablations") if numbers.get(f"{sec}_channel_recall_at_k", 1.0) < 0.5]
     notes = [("The synthetic cohort's manifest says where the label effect was planted: a model that learnt the "
              "label should rank those channels and that band near the top (rank 1 = most important).")]
     return Section("planted", "Planted effect (synthetic cohort)", numbers, {}, findings, notes)
+
+
+def _planted_channel_ranks(sec: str, ranked: list[str], planted: list[str]) -> tuple[dict[str, Any], list[Finding]]:
+    """Ranks and recall@k of the planted channels in `ranked` (most important first). Only the
+    planted channels the model has count (k = how many): one it never sees cannot rank, and
+    counting it would blame the model for the montage."""
+    probed = [c for c in planted if c in ranked]
+    numbers: dict[str, Any] = {f"{sec}_channel_ranks": ",".join(str(ranked.index(c) + 1) for c in probed),
+                               f"{sec}_planted_channels_probed": ",".join(probed)}
+    if not probed:
+        return numbers, [Finding("info", f"None of the planted channels ({', '.join(planted)}) is among the "
+                                 f"{len(ranked)} channels the {sec} ranked: the planted-effect check cannot apply.",
+                                 "Autopsy a model trained on the planted channels to test whether it "
+                                 "found the effect.")]
+    recall = len(set(ranked[: len(probed)]) & set(probed)) / len(probed)
+    numbers[f"{sec}_channel_recall_at_k"] = recall
+    if recall >= 0.5:
+        return numbers, []
+    return numbers, [Finding("warn", f"The {sec} ranking misses the planted channels (ranks "
+                             f"{numbers[f'{sec}_channel_ranks']} of {len(ranked)} for {', '.join(probed)}).",
+                             "The model may use something else than the planted effect (a confound, or noise); "
+                             "check the baseline's AUROC and train longer or with more participants.")]
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -25,6 +25,7 @@ from eegwb.diagnostics.attributions import AttributionConfig, attribution_sectio
 from eegwb.diagnostics.autopsy import planted_effect_section
 from eegwb.diagnostics.metrics import auroc
 from eegwb.diagnostics.predictions import ProbeSet, Subject
+from eegwb.diagnostics.report import Section
 from eegwb.diagnostics.spectra import BANDS_HZ
 
 CHANNELS = ["F3", "F4", "C3", "C4", "P3", "O1"]
@@ -114,3 +115,27 @@ def test_attributions_and_ablations_find_the_planted_channels_and_band(trained):
     assert n["attributions_band_rank"] == n["ablations_band_rank"] == 1
     assert planted.findings == []
     assert planted_effect_section(root, "other_label", {"attributions": attr}, SFREQ) is None
+
+
+def _ablations_ranking(channels: list[str]):
+    """An ablations section whose per-channel importance ranks `channels` in that order."""
+    per_channel = pl.DataFrame({"channel": channels, "importance": np.linspace(1.0, 0.1, len(channels))})
+    return {"ablations": Section("ablations", "Ablations", {}, {"per_channel": per_channel})}
+
+
+def test_planted_recall_counts_only_the_planted_channels_the_model_has(tmp_path):
+    # Planted in F3, FZ, F4; the model was trained on F3, CZ, PZ, O1 (one planted channel).
+    generate_cohort(tmp_path, SynthConfig(n_participants=2, runs_per_participant=1, sfreq=SFREQ, window_samples=T,
+                                          n_windows=2, effect_channels=("F3", "FZ", "F4"), seed=1), progress=False)
+    found = planted_effect_section(tmp_path, "remission", _ablations_ranking(["F3", "CZ", "PZ", "O1"]), SFREQ)
+    assert found.numbers["ablations_channel_recall_at_k"] == 1.0 and found.findings == []
+    assert found.numbers["ablations_planted_channels_probed"] == "F3"
+
+    missed = planted_effect_section(tmp_path, "remission", _ablations_ranking(["CZ", "PZ", "O1", "F3"]), SFREQ)
+    assert missed.numbers["ablations_channel_recall_at_k"] == 0.0
+    assert [f.severity for f in missed.findings] == ["warn"] and "ranks 4 of 4" in missed.findings[0].what
+
+    # None of the planted channels among the model's: the check cannot apply, nothing failed.
+    unseen = planted_effect_section(tmp_path, "remission", _ablations_ranking(["CZ", "PZ", "O1"]), SFREQ)
+    assert "ablations_channel_recall_at_k" not in unseen.numbers
+    assert [f.severity for f in unseen.findings] == ["info"] and "cannot apply" in unseen.findings[0].what
