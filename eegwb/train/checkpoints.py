@@ -12,6 +12,8 @@ reads it (no code runs on load):
     config       the PretrainConfig as plain data (eegwb.config.to_dict)
     rng          torch / numpy / python RNG states and the mask generator, as tensors
     fingerprint  {"dataset": ..., "splits": ...}
+    assignment   {"train": [participants], "val": [...]}
+    data_roots   {"train": absolute dataset root, "val": ...} (absent before it was recorded)
     gates, history, best_val_loss, bad_epochs, stopped, kind ("best" | "last"), eegwb_version
 """
 

@@ -59,6 +59,7 @@ class FinetuneDataConfig:
     allow_leakage: bool = False  # run although the gate finds leakage (results tagged `leaky`)
     # Participants the backbone saw in pretraining (same dataset): "avoid" tests on the ones it
     # did not see, "refuse" stops if any test participant was seen, "allow" records the overlap.
+    # Where pretraining's dataset cannot be found from here, "refuse" stops; the others warn.
     pretraining_overlap: Literal["avoid", "refuse", "allow"] = "avoid"
 
     def __post_init__(self) -> None:

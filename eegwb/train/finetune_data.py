@@ -36,6 +36,7 @@ from eegwb.train.labels import participant_classes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+PRETRAIN_SPLITS = ("train", "val")  # what pretraining reads; its test fraction stays unseen
 
 
 @dataclass
@@ -47,8 +48,8 @@ class Backbone:
     model_cfg: ModelConfig
     state: dict | None
     found_by: str  # "path" | "mlflow run <id>" | "name"
-    pretrain_root: Path | None = None
-    seen: set[str] = field(default_factory=set)  # participants pretraining trained/validated on
+    seen: set[str] = field(default_factory=set)  # participants of data.root pretraining trained/validated on
+    unchecked: list[str] = field(default_factory=list)  # pretraining roots not found here: overlap unknown
 
 
 @dataclass
@@ -108,11 +109,49 @@ def load_backbone(cfg: FinetuneConfig, window_samples: int) -> Backbone:
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: no usable model config in the checkpoint ({err})") from err
     model_cfg = dataclasses.replace(model_cfg, dropout=cfg.train.dropout)
+    seen, unchecked = _seen_in_pretraining(cfg, path, ckpt)
+    return Backbone(path, path.stem, model_cfg, ckpt["model"], found_by, seen, unchecked)
+
+
+def pretraining_roots(ckpt: dict) -> dict[str, Path]:
+    """Split ("train", "val") -> the dataset root pretraining read it from.
+
+    Checkpoints record the resolved roots (`data_roots`). Older ones hold only the config
+    as typed, whose relative paths mean something only from the cwd pretraining ran in."""
+    if ckpt.get("data_roots"):
+        return {s: Path(r) for s, r in ckpt["data_roots"].items()}
     pre_data = ckpt["config"].get("data", {}) if isinstance(ckpt["config"], dict) else {}
-    root = Path(pre_data["root"]) if pre_data.get("root") else None
+    if pre_data.get("splits"):
+        if not Path(pre_data["splits"]).is_file():
+            return {s: Path(pre_data["splits"]) for s in PRETRAIN_SPLITS}
+        spec = load_splits(pre_data["splits"])
+        return {s: spec.root(s) for s in PRETRAIN_SPLITS if s in spec.splits}
+    return {s: Path(pre_data["root"]) for s in PRETRAIN_SPLITS if pre_data.get("root")}
+
+
+def _seen_in_pretraining(cfg: FinetuneConfig, path: Path, ckpt: dict) -> tuple[set[str], list[str]]:
+    """Participants of `data.root` the backbone trained or validated on, and the recorded
+    pretraining roots that cannot be found from here.
+
+    An unfindable root cannot be compared, so overlap is unknown, not absent: "refuse"
+    stops; "avoid" and "allow" go on with a warning (and a line in the leakage summary)."""
+    from eegwb.diagnostics.leakage import LeakageError
+
     assignment = ckpt.get("assignment") or {}
-    seen = {str(p) for s in ("train", "val") for p in assignment.get(s, [])}
-    return Backbone(path, path.stem, model_cfg, ckpt["model"], found_by, root, seen)
+    seen: set[str] = set()
+    unchecked = []
+    for split, pre_root in pretraining_roots(ckpt).items():
+        if not pre_root.exists():
+            unchecked.append(str(pre_root))
+        elif same_dataset(pre_root, Path(cfg.data.root)):
+            seen |= {str(p) for p in assignment.get(split, [])}
+    if unchecked:
+        msg = (f"{path}: pretraining read {sorted(set(unchecked))}, not found from {Path.cwd()}, so whether "
+               f"the backbone saw test participants of {cfg.data.root} cannot be checked")
+        if cfg.data.pretraining_overlap == "refuse" and not cfg.data.allow_leakage:
+            raise LeakageError(f"{msg}; run from pretraining's directory, or set data.pretraining_overlap=allow")
+        log.warning("%s; data.pretraining_overlap=%s goes on unchecked", msg, cfg.data.pretraining_overlap)
+    return seen, sorted(set(unchecked))
 
 
 def _selection(index: pl.DataFrame, labels: pl.DataFrame, participants: list[str]) -> pl.DataFrame:
@@ -129,8 +168,8 @@ def _fold(name: str, index: pl.DataFrame, labels: pl.DataFrame, assign: dict[str
     return Fold(name, {s: _selection(index, labels, people[s]) for s in SPLITS}, people)
 
 
-def same_dataset(a: Path | None, b: Path) -> bool:
-    return a is not None and a.exists() and a.resolve() == b.resolve()
+def same_dataset(a: Path, b: Path) -> bool:
+    return a.exists() and a.resolve() == b.resolve()
 
 
 def make_folds(cfg: FinetuneConfig, index: pl.DataFrame, labels: pl.DataFrame, backbone: Backbone) -> list[Fold]:
@@ -141,8 +180,7 @@ def make_folds(cfg: FinetuneConfig, index: pl.DataFrame, labels: pl.DataFrame, b
         return [_splits_file_fold(cfg, root)]
     people = sorted(labels["participant"].unique().to_list())
     classes = participant_classes(labels)
-    seen = backbone.seen if same_dataset(backbone.pretrain_root, root) else set()
-    avoid = seen & set(people) if d.pretraining_overlap == "avoid" else set()
+    avoid = backbone.seen & set(people) if d.pretraining_overlap == "avoid" else set()
     train_f, val_f, test_f = d.split_fractions
     if d.kfold:
         if avoid:
@@ -215,8 +253,10 @@ def check_folds(cfg: FinetuneConfig, folds: list[Fold], backbone: Backbone, prog
         result = leakage_gate(splits, allow_leakage=cfg.data.allow_leakage, progress=progress)
         leaky |= result.leaky
         summaries.append(f"{fold.name}: {result.summary()}")
-    seen = backbone.seen if same_dataset(backbone.pretrain_root, root) else set()
-    overlap = sorted(seen & {p for f in folds for p in f.participants["test"]})
+    if backbone.unchecked:
+        summaries.append(f"pretraining overlap NOT checked: {backbone.path} was pretrained on "
+                         f"{backbone.unchecked}, not found from {Path.cwd()}")
+    overlap = sorted(backbone.seen & {p for f in folds for p in f.participants["test"]})
     if overlap and cfg.data.pretraining_overlap != "allow" and not cfg.data.allow_leakage:
         raise LeakageError(
             f"{backbone.path}: pretraining saw {len(overlap)} test participant(s) of {root} "

@@ -198,6 +198,8 @@ def run_loop(
             "rng": {"ranks": ranks_rng},
             "fingerprint": dict(data.fingerprint),
             "assignment": data.assignment,
+            # resolved, so fine-tuning from another directory still knows whom pretraining saw
+            "data_roots": {s: str(Path(root).resolve()) for s, root in data.roots.items()},
             "gates": list(r.gates),
             "history": list(r.history),
             "steps": list(r.steps),

@@ -232,6 +232,57 @@ def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted
         folds_for("data.kfold=3")
 
 
+def test_pretraining_overlap_is_detected_from_another_working_directory(planted, tmp_path, monkeypatch):
+    from eegwb.data.layout import recordings_index
+    from eegwb.train.finetune_data import check_folds, load_backbone, make_folds
+    from eegwb.train.labels import recording_labels
+
+    monkeypatch.chdir(planted.parent)  # pretraining names its data relative to here
+    pre = load_config(PretrainConfig, None, [
+        f"data.root={planted.name}", "model.window_samples=128", "model.d_model=16", "model.n_layers=1",
+        "model.headdim=8", "model.d_state=8", "model.chunk_size=8", "data.max_windows=8",
+        "data.split_fractions=[0.5, 0.2, 0.3]", "train.epochs=1", "train.batch_size=16",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}", "tracking.enabled=false",
+    ])  # fmt: skip
+    ckpt = pretrain(pre, bar=False).last_checkpoint
+    seen = {p for s in ("train", "val") for p in torch.load(ckpt, weights_only=True)["assignment"][s]}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    index = recordings_index(planted)
+
+    def folds_for(*overrides):
+        cfg = tiny(planted, tmp_path, ckpt, *overrides)
+        backbone = load_backbone(cfg, 128)
+        return cfg, backbone, make_folds(cfg, index, recording_labels(planted, cfg.labels, index), backbone)
+
+    cfg, backbone, (fold,) = folds_for()  # "avoid"
+    assert fold.participants["test"] and not set(fold.participants["test"]) & seen
+    assert backbone.seen == seen
+    cfg, backbone, folds = folds_for("data.pretraining_overlap=refuse")
+    with pytest.raises(LeakageError, match="pretraining saw .* test participant"):
+        check_folds(cfg, folds, backbone)
+
+
+def test_unfindable_pretraining_root_is_not_taken_for_another_dataset(planted, tmp_path, caplog):
+    from eegwb.config import to_dict
+    from eegwb.model.config import ModelConfig
+    from eegwb.model.eeg_model import EEGModel
+    from eegwb.train.checkpoints import save_checkpoint
+    from eegwb.train.finetune_data import load_backbone
+
+    mc = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
+    ckpt = save_checkpoint(tmp_path / "old.pt", {  # written before roots were recorded: as typed, relative
+        "model": EEGModel(mc).state_dict(), "config": {"model": to_dict(mc), "data": {"root": "data/muse"}},
+        "assignment": {"train": ["01", "02"], "val": ["03"], "test": []},
+    })  # fmt: skip
+    with pytest.raises(LeakageError, match=r"old\.pt: pretraining read \['data/muse'\], not found"):
+        load_backbone(tiny(planted, tmp_path, ckpt, "data.pretraining_overlap=refuse"), 128)
+    backbone = load_backbone(tiny(planted, tmp_path, ckpt), 128)  # "avoid": goes on, loudly
+    assert backbone.unchecked == ["data/muse"] and backbone.seen == set()
+    assert "cannot be checked" in caplog.text
+
+
 def test_cli_prints_the_results_table(planted, pretrained, tmp_path, capsys):
     from eegwb.cli import main
 
