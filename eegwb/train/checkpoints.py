@@ -14,6 +14,7 @@ reads it (no code runs on load):
     fingerprint  {"dataset": ..., "splits": ...}
     assignment   {"train": [participants], "val": [...]}
     data_roots   {"train": absolute dataset root, "val": ...} (absent before it was recorded)
+    run_uid      one id per run, kept across resumes (absent before it was recorded)
     gates, history, best_val_loss, bad_epochs, stopped, kind ("best" | "last"), eegwb_version
 """
 
@@ -133,3 +134,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an eegwb checkpoint (no 'model'/'config' entries)")
     return state
+
+
+def same_run(path: str | Path, ckpt: dict[str, Any], source: str | Path) -> bool:
+    """Whether the checkpoint file `path` belongs to the run `ckpt` (read from `source`).
+
+    Both carry a `run_uid`: they must match. Checkpoints written before run ids count as
+    the run's own only if `path` is `source` or lies beside it (where a resume writes)."""
+    path, source = Path(path).resolve(), Path(source).resolve()
+    if path == source:
+        return True
+    try:
+        theirs = load_checkpoint(path).get("run_uid")
+    except CheckpointError:
+        return False
+    if theirs and ckpt.get("run_uid"):
+        return theirs == ckpt["run_uid"]
+    return path.parent == source.parent

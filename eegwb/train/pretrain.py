@@ -29,7 +29,12 @@ from torch import nn
 from eegwb.config import ConfigError, config_diff, to_dict
 from eegwb.model.param_groups import weight_decay_groups
 from eegwb.train import distributed as ddp
-from eegwb.train.checkpoints import CheckpointError, checkpoint_name, load_checkpoint
+from eegwb.train.checkpoints import (
+    CheckpointError,
+    checkpoint_name,
+    load_checkpoint,
+    same_run,
+)
 from eegwb.train.collapse import CollapseStats
 from eegwb.train.config import PretrainConfig, TrainConfig
 from eegwb.train.pretrain_data import prepare_data
@@ -236,13 +241,8 @@ def pretrain(
         paths = {
             k: Path(cfg.train.checkpoint_dir) / checkpoint_name(cfg, k) for k in ("best", "last")
         }
-        if ckpt is None and not cfg.train.overwrite:
-            existing = [str(p) for p in paths.values() if p.exists()]
-            if existing:
-                raise ConfigError(
-                    f"train.overwrite: {existing[0]} already exists (set train.overwrite=true "
-                    "/ --overwrite to replace it, or --resume it)"
-                )
+        if not cfg.train.overwrite:
+            _refuse_foreign_checkpoints(paths, ckpt, resume)
         data = prepare_data(cfg, info)
         if (
             ckpt is not None
@@ -280,6 +280,25 @@ def _autopsy(result: RunResult, cfg: PretrainConfig) -> None:
     checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
     out = checkpoint.parent / "autopsy" / checkpoint.stem
     autopsy_once(checkpoint, out_dir=out, run_id=result.run_id, tracking_uri=result.tracking_uri)
+
+
+def _refuse_foreign_checkpoints(
+    paths: dict[str, Path], ckpt: dict | None, resume: str | Path | None
+) -> None:
+    """A run writes over no other run's checkpoints: a fresh run over none at all, a resumed
+    one only over its own (`train.checkpoint_dir` may change on resume)."""
+    existing = [p for p in paths.values() if p.exists()]
+    if ckpt is None and existing:
+        raise ConfigError(
+            f"train.overwrite: {existing[0]} already exists (set train.overwrite=true "
+            "/ --overwrite to replace it, or --resume it)"
+        )
+    foreign = [str(p) for p in existing if ckpt is not None and not same_run(p, ckpt, resume)]
+    if foreign:
+        raise ConfigError(
+            f"train.overwrite: {foreign} belong to another run than {resume}; resuming would "
+            "replace them (set train.overwrite=true / --overwrite, or another train.checkpoint_dir)"
+        )
 
 
 def _load_resume(path: str | Path, cfg: PretrainConfig) -> dict:

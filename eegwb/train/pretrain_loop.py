@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from eegwb.config import dump_yaml, to_dict
 from eegwb.train import distributed as ddp
-from eegwb.train.checkpoints import rng_state, save_checkpoint, set_rng_state
+from eegwb.train.checkpoints import rng_state, same_run, save_checkpoint, set_rng_state
 from eegwb.train.collapse import collapse_warnings
 from eegwb.train.config import PretrainConfig
 from eegwb.train.pretrain import (
@@ -130,6 +131,7 @@ def run_loop(
         leaky=data.leaky,
     )
     epoch, step_in_epoch, step, bad_epochs = 0, 0, 0, 0
+    run_uid = (ckpt or {}).get("run_uid") or uuid.uuid4().hex
     if ckpt is not None:
         _restore(ckpt, model, objective, optimizer, prefix, mask_gen, info.rank)
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
@@ -195,6 +197,7 @@ def run_loop(
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
             "config": to_dict(cfg),
+            "run_uid": run_uid,
             "rng": {"ranks": ranks_rng},
             "fingerprint": dict(data.fingerprint),
             "assignment": data.assignment,
@@ -391,6 +394,12 @@ def run_loop(
             if tracker.enabled and any(h.get("kind") == "epoch" for h in r.history):
                 tracker.log_chart(loss_chart(r.history, title=stem), "loss_chart.html")
         r.tracking_failures = list(tracker.failures)
-    if r.best_checkpoint is None and paths["best"].exists() and ckpt is not None:
-        r.best_checkpoint = paths["best"]  # written before the resume
+    best = paths["best"]
+    if (
+        r.best_checkpoint is None
+        and ckpt is not None
+        and best.exists()
+        and same_run(best, ckpt, resume_path)
+    ):
+        r.best_checkpoint = best  # written before the resume
     return r

@@ -12,6 +12,7 @@ import pytest
 import torch
 from pretrain_helpers import synth_cohort, tiny_config
 
+from eegwb.config import ConfigError
 from eegwb.train.checkpoints import CheckpointError, load_checkpoint
 from eegwb.train.pretrain import pretrain
 
@@ -83,3 +84,22 @@ def test_resume_refuses_a_different_config(
         pretrain(changed, resume=first.last_checkpoint, bar=False)
     with pytest.raises(CheckpointError, match="checkpoint does not exist"):
         pretrain(changed, resume=tmp_path / "nope.pt", bar=False)
+
+
+def test_resume_does_not_replace_another_runs_checkpoints(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = synth_cohort(tmp_path_factory)
+    other = pretrain(tiny_config(root, tmp_path / "y", "train.epochs=1", "train.lr=1e-4"), bar=False)
+    before = {p: p.read_bytes() for p in (other.best_checkpoint, other.last_checkpoint)}
+    mine = pretrain(tiny_config(root, tmp_path / "x", "train.epochs=1", "train.max_steps=1"), bar=False)
+
+    into_y = tiny_config(root, tmp_path / "y", "train.epochs=1")
+    with pytest.raises(ConfigError, match=r"mamba2_eeg_d16_l1_m50_mae\.pt.*belong to another run"):
+        pretrain(into_y, resume=mine.last_checkpoint, bar=False)
+    assert {p: p.read_bytes() for p in before} == before
+    # Its own directory, where its `last` file is the one resumed from, stays writable.
+    done = pretrain(
+        tiny_config(root, tmp_path / "x", "train.epochs=1"), resume=mine.last_checkpoint, bar=False
+    )
+    assert done.stopped == "completed" and done.best_checkpoint == tmp_path / "x" / other.best_checkpoint.name
