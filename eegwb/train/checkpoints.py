@@ -9,6 +9,8 @@ reads it (no code runs on load):
     scheduler    {"name", "step", "total_steps", "warmup_steps"}
     step, epoch, step_in_epoch   position: `epoch` is 0-based and `step_in_epoch` batches of
                  it are done, so a resume continues at exactly the next batch
+    epoch_sums   {"train_loss", "grad_norm", "steps"} summed over those batches (absent before
+                 it was recorded: the epoch's means then cover only the steps after a resume)
     config       the PretrainConfig as plain data (eegwb.config.to_dict)
     rng          torch / numpy / python RNG states and the mask generator, as tensors
     fingerprint  {"dataset": ..., "splits": ...}

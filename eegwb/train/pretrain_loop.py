@@ -48,6 +48,7 @@ def build_objective(cfg: PretrainConfig, device: torch.device):
     return model, MaskedReconstruction(model, cfg.masking).to(device)
 
 
+EMPTY_SUMS = {"train_loss": 0.0, "grad_norm": 0.0, "steps": 0}
 EPOCH_LOG_KEYS = ("train_loss", "val_loss", "grad_norm", "lr", "pred_var", "pred_mean", "target_var",
                   "target_mean", "var_ratio")  # fmt: skip
 
@@ -132,6 +133,8 @@ def run_loop(
     )
     epoch, step_in_epoch, step, bad_epochs = 0, 0, 0, 0
     run_uid = (ckpt or {}).get("run_uid") or uuid.uuid4().hex
+    # Running sums of the epoch under way: saved, so a mid-epoch resume averages all its steps.
+    sums = dict((ckpt or {}).get("epoch_sums") or EMPTY_SUMS)
     if ckpt is not None:
         _restore(ckpt, model, objective, optimizer, prefix, mask_gen, info.rank)
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
@@ -196,6 +199,7 @@ def run_loop(
             "step": step,
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
+            "epoch_sums": dict(sums),
             "config": to_dict(cfg),
             "run_uid": run_uid,
             "rng": {"ranks": ranks_rng},
@@ -256,7 +260,7 @@ def run_loop(
                 num_workers=cfg.data.num_workers,
                 generator=torch.Generator().manual_seed(tc.seed + epoch),
             )
-            sums, n_in_epoch, hit_max = {"train_loss": 0.0, "grad_norm": 0.0}, 0, False
+            hit_max = False
             for batch in loader:
                 m = train_step(
                     train_obj,
@@ -268,7 +272,7 @@ def run_loop(
                     precision=tc.precision,
                 )
                 m = ddp.all_reduce_mean(m, info)
-                step, step_in_epoch, n_in_epoch = step + 1, step_in_epoch + 1, n_in_epoch + 1
+                step, step_in_epoch = step + 1, step_in_epoch + 1
                 if not math.isfinite(m["train_loss"]):
                     raise FloatingPointError(
                         f"train loss is {m['train_loss']} at step {step} (epoch {epoch + 1}); "
@@ -276,6 +280,7 @@ def run_loop(
                     )
                 sums["train_loss"] += m["train_loss"]
                 sums["grad_norm"] += m["grad_norm"]
+                sums["steps"] += 1
                 r.steps.append({"step": step, **m})
                 if step % tc.log_every_steps == 0:
                     tracker.log_metrics(m, step=step)
@@ -308,8 +313,8 @@ def run_loop(
                     "kind": "epoch",
                     "epoch": epoch + 1,
                     "step": step,
-                    "train_loss": sums["train_loss"] / max(1, n_in_epoch),
-                    "grad_norm": sums["grad_norm"] / max(1, n_in_epoch),
+                    "train_loss": sums["train_loss"] / max(1, sums["steps"]),
+                    "grad_norm": sums["grad_norm"] / max(1, sums["steps"]),
                     "lr": lr_at(max(0, step - 1), total_steps, tc),
                     **v,
                     "epoch_s": time.perf_counter() - t_epoch,
@@ -343,7 +348,7 @@ def run_loop(
                     bad_epochs += 1
                     if tc.patience and bad_epochs >= tc.patience and not stop:
                         stop, r.stopped = True, "early_stopping"
-                epoch, step_in_epoch = epoch + 1, 0
+                epoch, step_in_epoch, sums = epoch + 1, 0, dict(EMPTY_SUMS)
                 if not pbar and info.is_main:
                     logger.info(
                         "%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
