@@ -24,7 +24,7 @@ from eegwb.config import dump_yaml, to_dict
 from eegwb.train import distributed as ddp
 from eegwb.train.checkpoints import rng_state, same_run, save_checkpoint, set_rng_state
 from eegwb.train.collapse import collapse_warnings
-from eegwb.train.config import PretrainConfig
+from eegwb.train.config import PretrainConfig, TrainConfig
 from eegwb.train.pretrain import (
     EVAL_SEED_OFFSET,
     RunResult,
@@ -72,6 +72,10 @@ def check_gates(cfg: PretrainConfig, epoch: int, row: dict) -> tuple[list[dict],
             )
             stop = stop or g.action == "stop"
     return results, failures, stop
+
+
+def at_max_steps(step: int, tc: TrainConfig) -> bool:
+    return tc.max_steps is not None and step >= tc.max_steps
 
 
 def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int) -> None:
@@ -262,6 +266,9 @@ def run_loop(
             )
             hit_max = False
             for batch in loader:
+                if at_max_steps(step, tc):  # a resume of a run that stopped there
+                    hit_max = True
+                    break
                 m = train_step(
                     train_obj,
                     optimizer,
@@ -303,7 +310,7 @@ def run_loop(
                     tracker.log_metrics({"val_loss_step": v["val_loss"]}, step=step)
                     if progress is not None and info.is_main:
                         progress({"kind": "val", "epoch": epoch + 1, "step": step, **v})
-                if tc.max_steps is not None and step >= tc.max_steps:
+                if at_max_steps(step, tc):
                     hit_max = True
                     break
             epoch_done = step_in_epoch >= per_epoch

@@ -121,3 +121,17 @@ def test_resume_does_not_replace_another_runs_checkpoints(
         tiny_config(root, tmp_path / "x", "train.epochs=1"), resume=mine.last_checkpoint, bar=False
     )
     assert done.stopped == "completed" and done.best_checkpoint == tmp_path / "x" / other.best_checkpoint.name
+
+
+def test_resume_at_max_steps_trains_no_further(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = synth_cohort(tmp_path_factory)
+    cfg = tiny_config(root, tmp_path, "train.epochs=1", "train.max_steps=1")
+    first = pretrain(cfg, bar=False)
+    weights = load_checkpoint(first.last_checkpoint)["model"]
+    again = pretrain(cfg, resume=first.last_checkpoint, bar=False)
+    assert again.stopped == "max_steps" and [s["step"] for s in again.steps] == [1]
+    after = load_checkpoint(again.last_checkpoint)
+    assert after["step"] == 1
+    assert all(torch.equal(v, after["model"][k]) for k, v in weights.items())
