@@ -6,8 +6,10 @@ The original's mask-ratio sweep is
 
 Every combination is validated before the first run starts. Runs share the base
 config's experiment and carry the tag `eegwb.sweep` (one id per sweep). Checkpoints keep
-the original names; when a swept key is not part of the name (e.g. train.lr), each run
-writes into its own sub-directory so runs never overwrite each other.
+the original names; when a swept key is not part of the name (e.g. train.lr), or two runs'
+names are the same anyway (mask ratios 0.12 and 0.125 both name `m12`), each run writes
+into its own sub-directory so runs never overwrite each other; a sweep that would still
+write one file twice (a repeated value) is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegwb.config import ConfigError, apply_overrides, from_dict, parse_value, resolve_key, to_dict
+from eegwb.train.checkpoints import checkpoint_name
 from eegwb.train.config import PretrainConfig
 
 if TYPE_CHECKING:
@@ -105,27 +108,43 @@ def sweep_configs(
     full = {resolve_key(PretrainConfig, k): list(v) for k, v in params.items()}
     if not full or any(not v for v in full.values()):
         raise ConfigError("sweep: give at least one --param KEY=V1,V2 with values")
-    own_dirs = not set(full) <= set(NAMED_KEYS)
-    runs = []
-    for combo in expand_grid(full):
-        data = apply_overrides(PretrainConfig, to_dict(base), combo)
-        data["tracking"]["tags"] = {
-            **data["tracking"].get("tags", {}),
-            "eegwb.sweep": sweep_id,
-            **{f"eegwb.sweep.{k}": str(v) for k, v in combo.items()},
-        }
-        if base.tracking.run_name is None:
-            data["tracking"]["run_name"] = f"sweep {_label(combo)}"
-        if own_dirs:
-            data["train"]["checkpoint_dir"] = str(
-                Path(base.train.checkpoint_dir) / f"sweep-{_slug(combo)}"
+    runs = [SweepRun(combo, _run_config(base, combo, sweep_id)) for combo in expand_grid(full)]
+    names = [checkpoint_name(run.config) for run in runs]
+    if not set(full) <= set(NAMED_KEYS) or len(set(names)) < len(names):
+        for run in runs:
+            run.config.train.checkpoint_dir = str(
+                Path(base.train.checkpoint_dir) / f"sweep-{_slug(run.overrides)}"
             )
-        try:
-            cfg = from_dict(PretrainConfig, data)
-        except ConfigError as err:
-            raise ConfigError(f"sweep run {_label(combo)}: {err}") from err
-        runs.append(SweepRun(overrides=combo, config=cfg))
+    _refuse_shared_checkpoints(runs)
     return runs
+
+
+def _run_config(base: PretrainConfig, combo: Mapping[str, Any], sweep_id: str) -> PretrainConfig:
+    data = apply_overrides(PretrainConfig, to_dict(base), combo)
+    data["tracking"]["tags"] = {
+        **data["tracking"].get("tags", {}),
+        "eegwb.sweep": sweep_id,
+        **{f"eegwb.sweep.{k}": str(v) for k, v in combo.items()},
+    }
+    if base.tracking.run_name is None:
+        data["tracking"]["run_name"] = f"sweep {_label(combo)}"
+    try:
+        return from_dict(PretrainConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"sweep run {_label(combo)}: {err}") from err
+
+
+def _refuse_shared_checkpoints(runs: list[SweepRun]) -> None:
+    """Two runs writing one file would overwrite each other: refuse before any run starts."""
+    writer: dict[Path, Mapping[str, Any]] = {}
+    for run in runs:
+        path = Path(run.config.train.checkpoint_dir) / checkpoint_name(run.config)
+        if path in writer:
+            raise ConfigError(
+                f"sweep runs {_label(writer[path])} and {_label(run.overrides)} would both "
+                f"write {path} (is a value repeated?)"
+            )
+        writer[path] = run.overrides
 
 
 def run_sweep(

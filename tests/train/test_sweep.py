@@ -12,6 +12,7 @@ from pretrain_helpers import TINY_YAML, mlflow_store, tiny_config, tiny_override
 
 from eegwb.cli import main
 from eegwb.config import ConfigError
+from eegwb.train.checkpoints import checkpoint_name
 from eegwb.train.sweep import expand_grid, parse_param, sweep_configs
 from eegwb.train.tracking import find_runs
 
@@ -40,6 +41,15 @@ def test_run_directories_only_when_names_would_collide(tmp_path: Path) -> None:
         sweep_configs(base, {"mask_ratio": [0.5, 2]}, "s3")
     with pytest.raises(ConfigError, match=r"mask_ration: unknown key"):
         sweep_configs(base, {"mask_ration": [0.5]}, "s4")
+
+
+def test_runs_whose_names_coincide_get_their_own_directories(tmp_path: Path) -> None:
+    base = tiny_config(tmp_path, tmp_path / "ckpt")
+    runs = sweep_configs(base, {"mask_ratio": [0.12, 0.125]}, "s1")  # both name m12
+    paths = [Path(r.config.train.checkpoint_dir) / checkpoint_name(r.config) for r in runs]
+    assert paths[0].name == paths[1].name and paths[0] != paths[1]
+    with pytest.raises(ConfigError, match=r"runs mask_ratio=0.5 and mask_ratio=0.5 would both write"):
+        sweep_configs(base, {"mask_ratio": [0.5, 0.5]}, "s2")
 
 
 def test_eegwb_sweep_runs_into_one_experiment(
