@@ -77,7 +77,9 @@ def test_resume_mid_epoch_gives_the_straight_runs_history(
     for_half = tiny_config(root, tmp_path / "split", *RANDOM_PARTS, f"train.max_steps={half}")
     first = pretrain(for_half, bar=False)
     second = pretrain(
-        tiny_config(root, tmp_path / "split", *RANDOM_PARTS), resume=first.last_checkpoint, bar=False
+        tiny_config(root, tmp_path / "split", *RANDOM_PARTS),
+        resume=first.last_checkpoint,
+        bar=False,
     )
     assert [h["kind"] for h in second.history] == ["epoch", "epoch"]
     assert _timeless(second.history) == _timeless(straight.history)
@@ -108,9 +110,13 @@ def test_resume_does_not_replace_another_runs_checkpoints(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
     root = synth_cohort(tmp_path_factory)
-    other = pretrain(tiny_config(root, tmp_path / "y", "train.epochs=1", "train.lr=1e-4"), bar=False)
+    other = pretrain(
+        tiny_config(root, tmp_path / "y", "train.epochs=1", "train.lr=1e-4"), bar=False
+    )
     before = {p: p.read_bytes() for p in (other.best_checkpoint, other.last_checkpoint)}
-    mine = pretrain(tiny_config(root, tmp_path / "x", "train.epochs=1", "train.max_steps=1"), bar=False)
+    mine = pretrain(
+        tiny_config(root, tmp_path / "x", "train.epochs=1", "train.max_steps=1"), bar=False
+    )
 
     into_y = tiny_config(root, tmp_path / "y", "train.epochs=1")
     with pytest.raises(ConfigError, match=r"mamba2_eeg_d16_l1_m50_mae\.pt.*belong to another run"):
@@ -120,7 +126,10 @@ def test_resume_does_not_replace_another_runs_checkpoints(
     done = pretrain(
         tiny_config(root, tmp_path / "x", "train.epochs=1"), resume=mine.last_checkpoint, bar=False
     )
-    assert done.stopped == "completed" and done.best_checkpoint == tmp_path / "x" / other.best_checkpoint.name
+    assert (
+        done.stopped == "completed"
+        and done.best_checkpoint == tmp_path / "x" / other.best_checkpoint.name
+    )
 
 
 def test_resume_at_max_steps_trains_no_further(

@@ -48,7 +48,9 @@ def test_runs_whose_names_coincide_get_their_own_directories(tmp_path: Path) -> 
     runs = sweep_configs(base, {"mask_ratio": [0.12, 0.125]}, "s1")  # both name m12
     paths = [Path(r.config.train.checkpoint_dir) / checkpoint_name(r.config) for r in runs]
     assert paths[0].name == paths[1].name and paths[0] != paths[1]
-    with pytest.raises(ConfigError, match=r"runs mask_ratio=0.5 and mask_ratio=0.5 would both write"):
+    with pytest.raises(
+        ConfigError, match=r"runs mask_ratio=0.5 and mask_ratio=0.5 would both write"
+    ):
         sweep_configs(base, {"mask_ratio": [0.5, 0.5]}, "s2")
 
 
