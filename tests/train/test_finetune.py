@@ -264,7 +264,8 @@ def test_pretraining_overlap_is_detected_from_another_working_directory(planted,
         check_folds(cfg, folds, backbone)
 
 
-def test_unfindable_pretraining_root_is_not_taken_for_another_dataset(planted, tmp_path, caplog):
+def test_unfindable_pretraining_root_is_not_taken_for_another_dataset(planted, tmp_path, caplog,
+                                                                      monkeypatch):
     from eegwb.config import to_dict
     from eegwb.model.config import ModelConfig
     from eegwb.model.eeg_model import EEGModel
@@ -276,6 +277,7 @@ def test_unfindable_pretraining_root_is_not_taken_for_another_dataset(planted, t
         "model": EEGModel(mc).state_dict(), "config": {"model": to_dict(mc), "data": {"root": "data/muse"}},
         "assignment": {"train": ["01", "02"], "val": ["03"], "test": []},
     })  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # where no data/muse exists, whatever the repo holds
     with pytest.raises(LeakageError, match=r"old\.pt: pretraining read \['data/muse'\], not found"):
         load_backbone(tiny(planted, tmp_path, ckpt, "data.pretraining_overlap=refuse"), 128)
     backbone = load_backbone(tiny(planted, tmp_path, ckpt), 128)  # "avoid": goes on, loudly
