@@ -38,7 +38,7 @@ _NON_EEG_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"AUX", "headset auxiliary input, not EEG"),
         (r"ACC|GYRO|MAGN", "motion sensor (accelerometer/gyroscope), not EEG"),
         (
-            r"PPG|PLETH|SPO2|PULSE|RESP|PHOTIC|\bIBI\b|BURSTS|SUPPR|\bHR\b",
+            r"PPG|PLETH|SPO2|SAO2|PULSE|RESP|PHOTIC|\bIBI\b|BURSTS|SUPPR|\bHR\b",
             "physiological/auxiliary signal, not EEG",
         ),
         (r"^(?:DELTA|THETA|ALPHA|BETA|GAMMA)_", "band-power column (not raw EEG samples)"),

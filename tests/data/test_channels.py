@@ -42,6 +42,8 @@ def test_normalise_channel_name(raw, expected):
         ("STI 014", None, "trigger"),
         ("Right AUX", None, "auxiliary"),
         ("Accelerometer_X", None, "motion"),
+        ("SaO2", None, "physiological"),
+        ("SpO2", None, "physiological"),
         ("Alpha_AF7", None, "band-power"),
         ("timestamps", None, "timestamp"),
         ("EEG A2-A1", None, "derivation"),
