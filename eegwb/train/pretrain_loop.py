@@ -78,7 +78,8 @@ def at_max_steps(step: int, tc: TrainConfig) -> bool:
     return tc.max_steps is not None and step >= tc.max_steps
 
 
-def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int) -> None:
+def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int,
+             world_size: int) -> None:
     """Weights, optimizer and this rank's RNG states from a `last` checkpoint."""
     model.load_state_dict(ckpt["model"])
     objective.load_state_dict(
@@ -86,6 +87,12 @@ def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, ran
     )
     optimizer.load_state_dict(ckpt["optimizer"])
     ranks = ckpt["rng"]["ranks"]
+    if len(ranks) != world_size and rank == 0:  # batches and masks are drawn per process
+        logger.warning(
+            "resuming a run of %d process(es) with %d: training goes on, but not exactly as "
+            "the uninterrupted run would have (other batches and masks per process)",
+            len(ranks), world_size,
+        )
     set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0], mask_gen)
 
 
@@ -140,7 +147,7 @@ def run_loop(
     # Running sums of the epoch under way: saved, so a mid-epoch resume averages all its steps.
     sums = dict((ckpt or {}).get("epoch_sums") or EMPTY_SUMS)
     if ckpt is not None:
-        _restore(ckpt, model, objective, optimizer, prefix, mask_gen, info.rank)
+        _restore(ckpt, model, objective, optimizer, prefix, mask_gen, info.rank, info.world_size)
         epoch, step_in_epoch, step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
         bad_epochs, r.best_val_loss = ckpt["bad_epochs"], ckpt["best_val_loss"]
         r.history, r.steps, r.gates = (

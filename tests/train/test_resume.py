@@ -144,3 +144,25 @@ def test_resume_at_max_steps_trains_no_further(
     after = load_checkpoint(again.last_checkpoint)
     assert after["step"] == 1
     assert all(torch.equal(v, after["model"][k]) for k, v in weights.items())
+
+
+def test_resume_with_another_number_of_processes_says_it_is_not_exact(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 2-process run resumed in 1 process goes on, but cannot match the uninterrupted run
+    (batches and masks are drawn per process): the log says so."""
+    from eegwb.train.checkpoints import save_checkpoint
+
+    root = synth_cohort(tmp_path_factory)
+    first = pretrain(tiny_config(root, tmp_path / "a", "train.max_steps=1"), bar=False)
+    ckpt = load_checkpoint(first.last_checkpoint)
+    ckpt["rng"]["ranks"] = ckpt["rng"]["ranks"] * 2  # as a 2-process run records them
+    two = save_checkpoint(tmp_path / "two_processes.pt", ckpt)
+    with caplog.at_level("WARNING", logger="eegwb.train"):
+        pretrain(tiny_config(root, tmp_path / "a", "train.max_steps=2"), resume=two, bar=False)
+    assert "resuming a run of 2 process(es) with 1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="eegwb.train"):
+        pretrain(tiny_config(root, tmp_path / "b", "train.max_steps=2"),
+                 resume=first.last_checkpoint, bar=False)
+    assert "process(es)" not in caplog.text
