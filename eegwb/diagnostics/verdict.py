@@ -70,6 +70,7 @@ class InputInfo:
     spatial_encoding: bool
     implicit_position: bool  # a recurrent backbone knows position from its state alone
     target: str = "signal"
+    mask_style: str = "mae"  # bert leaves 10% of masked windows unchanged: context, even at 100%
 
     @classmethod
     def from_config(cls, model_cfg: Any, masking_cfg: Any) -> InputInfo:
@@ -79,7 +80,14 @@ class InputInfo:
             spatial_encoding=not model_cfg.disable_spatial_encoding,
             implicit_position=model_cfg.backbone in RECURRENT_BACKBONES,
             target=str(model_cfg.target),
+            mask_style=str(getattr(masking_cfg, "style", "mae")),
         )
+
+    @property
+    def context_visible(self) -> bool:
+        """Whether other (or the same) windows' content reaches the model: mask < 100%, or
+        BERT-style masking, which leaves 10% of the masked windows as they were."""
+        return self.mask_ratio < 1.0 or self.mask_style == "bert"
 
     @property
     def knows_position(self) -> bool:
@@ -88,7 +96,7 @@ class InputInfo:
     @property
     def available(self) -> str | None:
         """Floor kind of the information the inputs carry; None when context is visible too."""
-        if self.mask_ratio < 1.0:
+        if self.context_visible:
             return None
         if self.spatial_encoding:
             return "channel_position" if self.knows_position else "channel"
@@ -156,7 +164,7 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
                 f"information the inputs carry ({FLOOR_LABELS[available]}, mask "
                 f"{inputs.mask_ratio:.0%}): the masked content reaches the model some other way.",
                 notes=notes, numbers=numbers)
-    elif inputs.mask_ratio < 1.0 and loss < u["channel_position"] * (1.0 - cfg.context_margin):
+    elif inputs.context_visible and loss < u["channel_position"] * (1.0 - cfg.context_margin):
         gain = 1.0 - loss / u["channel_position"]
         return Verdict(
             "uses_context",
@@ -194,8 +202,8 @@ def _rank(loss: float, u: dict[str, float], diag: ModelDiagnostics, inputs: Inpu
         return "no_information", (f"The loss is not clearly below the dataset-mean floor "
                                   f"{u['nothing']:.4f}: the model predicts the mean.")
     # At mask 1.0 only what the inputs carry can be used; with context visible, anything.
-    can_pos = inputs.knows_position or inputs.mask_ratio < 1.0
-    can_chan = inputs.spatial_encoding or inputs.mask_ratio < 1.0
+    can_pos = inputs.knows_position or inputs.context_visible
+    can_chan = inputs.spatial_encoding or inputs.context_visible
     if not (can_pos or can_chan):  # a constant; below the exact floor was caught as a leak
         return "no_information", ("The inputs carry neither position nor channel (mask 100%, "
                                   "encodings off, no recurrent state), so the model can only "

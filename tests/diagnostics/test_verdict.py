@@ -168,3 +168,16 @@ def test_input_info_from_configs() -> None:
     assert info.available == "channel_position" and info.implicit_position
     info = InputInfo.from_config(ModelConfig(disable_spatial_encoding=True), MaskingConfig(mask_ratio=0.5))
     assert info.available is None and info.knows_position
+    bert = InputInfo.from_config(ModelConfig(), MaskingConfig(mask_ratio=1.0, style="bert"))
+    assert bert.mask_style == "bert" and bert.context_visible and bert.available is None
+
+
+def test_bert_masking_at_100_percent_still_shows_windows_so_a_low_loss_is_no_leak() -> None:
+    """BERT style leaves 10% of the masked windows unchanged: the model sees them, so a loss
+    below the no-context floors is context, not a leak (as it would be under MAE style)."""
+    f = _floors(1.0, 1.0)
+    loss = _diag(f.mse("channel_position") * 0.5)  # below every floor without context
+    mae = InputInfo(1.0, False, False, implicit_position=False, mask_style="mae")
+    bert = replace(mae, mask_style="bert")
+    assert decide(f, loss, mae).label == "leak_suspected"
+    assert decide(f, loss, bert).label == "uses_context"
