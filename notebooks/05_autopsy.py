@@ -22,7 +22,7 @@ def _(mo):
     - Interactive: `marimo edit notebooks/05_autopsy.py`
     - Headless: `python notebooks/05_autopsy.py --checkpoint checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt
       [--data DIR] [--split val] [--max-sequences 32] [--ig-steps 24] [--baselines zero,mean,noise]
-      [--out reports/autopsy/NAME] [--track true]`
+      [--out reports/autopsy/NAME] [--overwrite true] [--track true]`
     - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html -- --checkpoint PATH`
     - CLI: `eegwb autopsy --checkpoint PATH` writes the same report (markdown + HTML).
 

@@ -35,7 +35,7 @@ marimo export html notebooks/04_control_experiments.py -o reports/04_control_exp
 
 step "5/6 autopsy of the tiny model -> reports/05_autopsy.html"
 marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html -f -- \
-    --checkpoint "$CKPT" --data data/synthetic --out reports/autopsy
+    --checkpoint "$CKPT" --data data/synthetic --out reports/autopsy --overwrite true
 
 step "6/6 fine-tune on a synthetic Muse cohort (remission label) -> reports/06_finetune.html"
 if [ -f data/muse/manifest.json ]; then
