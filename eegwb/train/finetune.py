@@ -271,6 +271,7 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     preds: dict[str, dict[str, list[pl.DataFrame]]] = {s: {"val": [], "test": []} for s in names}
     models: dict[tuple[str, int], EEGClassifier] = {}
     history: list[dict] = []
+    fold_channels: list[list[str]] = []  # per fold: with data.channels unset, folds may differ
     jobs = tqdm(total=len(folds) * len(names), desc="fine-tune", disable=not bar)
     for k, fold in enumerate(folds):
         data = _open_fold(cfg, fold, labels, backbone.model_cfg.window_samples)
@@ -285,6 +286,7 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
             models[(strategy, k)] = clf.cpu()  # saved once the validation threshold is known
             jobs.update()
         channels = data["train"].dataset.channels
+        fold_channels.append(channels)
         if cfg.baseline.enabled:
             for s, frame in _baseline(cfg, fold, labels, channels).items():
                 preds[BASELINE][s].append(frame.with_columns(pl.lit(fold.name).alias("fold")))
@@ -303,7 +305,7 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     for (strategy, k), clf in models.items():
         state = {"config": to_dict(cfg), "model_config": to_dict(clf.model.cfg), "pretrained": pretrained,
                  "threshold": thresholds[strategy], "label": cfg.labels.name, "pooling": clf.pooling,
-                 "channels": channels, "participants": folds[k].participants,
+                 "channels": fold_channels[k], "participants": folds[k].participants,
                  "history": [h for h in history if h["strategy"] == strategy and h["fold"] == folds[k].name]}
         saved.setdefault(strategy, []).append(save_finetuned(paths[(strategy, k)], clf, state, cfg.train.overwrite))
     result = FinetuneResult(
