@@ -154,6 +154,8 @@ def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
         gen = torch.Generator().manual_seed(cfg.seed)
         probe.mask = make_mask(batch.pad_mask, obj.masking.mask_ratio, generator=gen)
         probe.x = apply_mask(batch.x, probe.mask, obj.masking.style, generator=gen)
+        if obj.masking.style == "bert":  # 10% of masked windows stay as they were: the model sees them
+            probe.kept = probe.mask & (probe.x == batch.x).all(-1) & batch.x.ne(0).any(-1)
         with torch.no_grad(), reference_path(obj.model):
             dev = loaded["subject"].device
             probe.target = make_target(obj.target_kind, batch.x.to(dev), obj.model.token_encoder, obj.teacher).float().cpu()

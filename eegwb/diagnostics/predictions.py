@@ -49,15 +49,19 @@ class ProbeSet:
     target: torch.Tensor | None = None  # (n, l, o) reconstruction targets
     mask: torch.Tensor | None = None  # (n, l) True at masked real windows (the scored ones)
     label: torch.Tensor | None = None  # (n,) float 0/1 for classifiers
+    kept: torch.Tensor | None = None  # (n, l) masked windows BERT style left as they were: seen
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     @property
     def visible(self) -> torch.Tensor:
-        """(n, l) bool: real windows the model sees (not pads, not masked)."""
+        """(n, l) bool: real windows the model sees (not pads; not masked, or masked and kept)."""
         vis = ~self.pad_mask
-        return vis & ~self.mask if self.mask is not None else vis
+        if self.mask is None:
+            return vis
+        hidden = self.mask if self.kept is None else self.mask & ~self.kept
+        return vis & ~hidden
 
     @property
     def channels(self) -> np.ndarray:

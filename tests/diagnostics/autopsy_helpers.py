@@ -26,16 +26,19 @@ def tiny_cohort(root: Path) -> Path:
     return root
 
 
-def pretrained_checkpoint(root: Path, out_dir: Path, tracking_uri: str | None = None) -> Path:
-    """An untrained tiny masked-reconstruction checkpoint in the pretraining format."""
+def pretrained_checkpoint(root: Path, out_dir: Path, tracking_uri: str | None = None,
+                          masking: dict | None = None) -> Path:
+    """An untrained tiny masked-reconstruction checkpoint in the pretraining format
+    (`masking`: MaskingConfig fields, e.g. {"mask_ratio": 1.0, "style": "bert"})."""
     from eegwb.config import to_dict
-    from eegwb.model.config import ModelConfig
+    from eegwb.model.config import MaskingConfig, ModelConfig
     from eegwb.model.eeg_model import EEGModel
     from eegwb.train.checkpoints import checkpoint_name, save_checkpoint
     from eegwb.train.config import DataConfig, PretrainConfig, TrackingConfig, TrainConfig
 
     cfg = PretrainConfig(
         model=ModelConfig(window_samples=WINDOW_SAMPLES, **TINY_MODEL),
+        masking=MaskingConfig(**(masking or {})),
         data=DataConfig(root=str(root), split_fractions=(0.5, 0.5, 0.0), max_windows=8, cache_dir=str(out_dir / "cache")),
         train=TrainConfig(checkpoint_dir=str(out_dir)),
         tracking=TrackingConfig(enabled=tracking_uri is not None, uri=tracking_uri, experiment="autopsy-test"),

@@ -102,3 +102,23 @@ def test_autopsy_once_runs_once_and_never_raises(cohort, tmp_path):
     broken.write_bytes(b"not a checkpoint")
     assert autopsy_once(broken, out_dir=tmp_path / "broken", track=False) is None
     assert "cannot read checkpoint" in (tmp_path / "broken" / "autopsy.failed.txt").read_text()
+
+
+@pytest.mark.parametrize("style", ["mae", "bert"])
+def test_at_100_percent_mask_only_bert_leaves_windows_to_attribute(cohort, tmp_path, style):
+    """MAE hides every window; BERT style leaves ~10% of them as they were, which the model
+    sees, so attributions must run on those rather than report "every window is masked"."""
+    from eegwb.diagnostics.autopsy import Autopsy
+
+    ckpt = pretrained_checkpoint(cohort, tmp_path / style, masking={"mask_ratio": 1.0, "style": style})
+    autopsy = Autopsy(ckpt, None, AutopsyConfig(max_sequences=12, seed=3))
+    probe = autopsy.probe
+    assert bool(probe.mask[~probe.pad_mask].all())  # every real window is scored
+    if style == "mae":
+        assert not autopsy.sees_input() and probe.kept is None
+        return
+    kept = probe.kept & ~probe.pad_mask
+    assert autopsy.sees_input() and 0 < int(kept.sum()) < int((~probe.pad_mask).sum()) // 4
+    assert torch.equal(probe.visible, kept)  # exactly the unchanged windows are visible
+    section = autopsy.run("attributions")
+    assert not any("Every window is masked" in f.what for f in section.findings)
