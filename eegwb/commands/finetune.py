@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from eegwb.commands.pretrain import add_config_arguments, config_overrides, input_errors
 
@@ -21,13 +22,14 @@ DEFAULT_CONFIG = "configs/finetune.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-    parser.set_defaults(config=DEFAULT_CONFIG)
+    add_config_arguments(parser, DEFAULT_CONFIG, example="train.epochs=20")
     parser.add_argument("--strategies", metavar="LIST",
                         help="comma-separated subset of frozen,full,scratch (default: the config's)")
-    parser.add_argument("--levels", default=None, metavar="LEVEL",
-                        help="table rows: prediction, recording, participant or all (default: eval.level)")
-    parser.add_argument("--predictions", metavar="CSV", help="also write every test prediction to this CSV")
+    parser.add_argument("--levels", default=None,
+                        choices=("prediction", "recording", "participant", "all"),
+                        help="table rows (default: the config's eval.level)")
+    parser.add_argument("--predictions", metavar="CSV",
+                        help="also write every test prediction to this CSV (--overwrite replaces it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         names = [s.strip() for s in args.strategies.split(",") if s.strip()]
         overrides.append(f"train.strategies=[{', '.join(names)}]")
     try:
+        if args.predictions and Path(args.predictions).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.predictions}: already exists (pass --overwrite to replace it)")
         cfg = load_config(FinetuneConfig, args.config, overrides)
         result = finetune(cfg, bar=not args.no_bar)
     except input_errors() as err:
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         import polars as pl
 
         frames = [p.with_columns(pl.lit(s).alias("strategy")) for s, p in result.predictions.items()]
-        atomic_write_text(args.predictions, pl.concat(frames, how="diagonal").write_csv())
+        atomic_write_text(args.predictions, pl.concat(frames, how="diagonal").write_csv(),
+                          overwrite=args.overwrite)
         print(f"predictions: {args.predictions}")
     print(f"elapsed: {result.elapsed_s:.1f} s")
     return 0

@@ -15,18 +15,17 @@ import sys
 DEFAULT_CONFIG = "configs/pretrain.yaml"
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """The config options `pretrain` and `sweep` share."""
-    parser.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})"
-    )
+def add_config_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT_CONFIG,
+                         example: str = "model.d_model=64") -> None:
+    """The config options `pretrain`, `sweep` and `finetune` share (each its own default)."""
+    parser.add_argument("--config", default=default, help=f"YAML config (default {default})")
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set model.d_model=64 (repeatable)",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")

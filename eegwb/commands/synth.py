@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             args.out, cfg, overwrite=args.overwrite, progress=not args.no_progress
         )
     except (ValueError, OutputExistsError, NotADirectoryError) as err:
-        print(f"eegwb synth: error: {err}")
+        print(f"eegwb synth: error: {err}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started
     size_mb = sum(f.stat().st_size for f in Path(args.out).glob("sub-*_run-*.parquet")) / 1e6

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from eegwb.diagnostics.validation import resolve_splits, validate
 
     try:
+        if args.json and Path(args.json).exists() and not args.overwrite:  # before minutes of audit
+            raise OutputExistsError(f"{args.json}: already exists (pass --overwrite to replace it)")
         cfg = LeakageConfig(
             near_dup_threshold=args.near_dup_threshold,
             near_duplicate_max=args.near_duplicate_max,

@@ -80,9 +80,10 @@ class ControlReport:
                 "model": self.model, "floors": self.floors.to_dict(),
                 "diagnostics": self.diagnostics.to_dict(), "verdict": self.verdict.to_dict()}
 
-    def save_json(self, path: str | Path) -> Path:
+    def save_json(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the report as JSON; an existing file is replaced only with `overwrite`."""
         text = json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=True)
-        return atomic_write_text(path, text + "\n")
+        return atomic_write_text(path, text + "\n", overwrite=overwrite)
 
     def text(self) -> str:
         """The floor table, the diagnostics table and the verdict, for a terminal."""

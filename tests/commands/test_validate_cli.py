@@ -39,9 +39,10 @@ def test_leaky_splits_file_exits_1_and_writes_json(tiny_dataset, tmp_path, capsy
     failing = {c["name"] for c in payload["checks"] if c["status"] == "fail"}
     assert failing == {"leakage/participant"}
     assert payload["splits"]["train"]["participants"] == ["01", "02"]
-    # No silent overwrite of the report; --overwrite replaces it.
+    # No silent overwrite of the report, refused before the audit runs; --overwrite replaces it.
     assert main(["validate", "--splits", str(splits), "--json", str(report)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "already exists" in captured.err and "FAIL" not in captured.out
     assert (
         main(
             [

@@ -357,5 +357,5 @@ def test_cli_synth(tmp_path, capsys):
     assert "flat_channel in" in printed and "nan_stretch in" in printed
     assert manifest["config"]["effect_size"] == 0.5 and manifest["montage"] == "muse"
     assert main(argv) == 2  # existing cohort, no --overwrite
-    assert "not empty" in capsys.readouterr().out
+    assert "eegwb synth: error:" in capsys.readouterr().err  # errors go to stderr
     assert main(argv + ["--overwrite"]) == 0

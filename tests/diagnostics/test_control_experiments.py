@@ -166,10 +166,25 @@ def test_cli_prints_table_and_verdict(controls, tmp_path: Path, capsys) -> None:
     assert data["floors"]["position"]["mse"] == pytest.approx(reports["b"][1].floors.mse("position"))
     # another dataset directory, every sequence of it: all 32 recordings x 4 channels x 16 windows
     root = controls[0]
-    code = main(["control", "--checkpoint", str(result.best_checkpoint), "--data", str(root / "data"),
-                 "--split", "all", "--json", str(out_json)])
+    args = ["control", "--checkpoint", str(result.best_checkpoint), "--data", str(root / "data"),
+            "--split", "all", "--json", str(out_json)]
+    before = out_json.read_text()
+    assert main(args) == 2  # the report exists: refused before any probing, file untouched
+    captured = capsys.readouterr()
+    assert "already exists" in captured.err and "tokens scored" not in captured.out
+    assert out_json.read_text() == before
+    code = main([*args, "--overwrite"])
     assert code == 0 and "tokens scored: 2048 x 32" in capsys.readouterr().out
     assert json.loads(out_json.read_text())["floors"]["n_tokens"] == 2048
+
+
+def test_cli_bad_input_exits_2_not_the_verdicts_1(tmp_path: Path, capsys) -> None:
+    """Exit 1 means "leak suspected / target collapse"; a missing file is not a verdict."""
+    from eegwb.cli import main
+
+    assert main(["control", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eegwb control: error:") and "missing.pt" in err
 
 
 def test_summary_and_ladder_chart(controls) -> None:

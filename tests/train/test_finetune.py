@@ -302,3 +302,21 @@ def test_cli_prints_the_results_table(planted, pretrained, tmp_path, capsys):
     assert set(pred["strategy"]) == {"frozen", "baseline"} and pred["score"].is_between(0, 1).all()
     assert main(["finetune", "--config", str(TINY_YAML), "--set", "data.root=/nonexistent"]) == 2
     assert "data.root" in capsys.readouterr().err
+    # the predictions CSV is not replaced without --overwrite, and that is known before training
+    before = (tmp_path / "pred.csv").read_text()
+    assert main(["finetune", "--config", str(TINY_YAML), "--predictions", str(tmp_path / "pred.csv"),
+                 "--set", f"data.root={planted}"]) == 2
+    assert "pred.csv: already exists" in capsys.readouterr().err
+    assert (tmp_path / "pred.csv").read_text() == before
+
+
+def test_cli_help_and_levels(capsys):
+    from eegwb.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = capsys.readouterr().out
+    assert "default configs/finetune.yaml" in text and "model.d_model" not in text
+    with pytest.raises(SystemExit) as bad:
+        main(["finetune", "--levels", "participants"])  # a typo: refused before any work
+    assert bad.value.code == 2 and "invalid choice" in capsys.readouterr().err
