@@ -357,5 +357,6 @@ def test_cli_synth(tmp_path, capsys):
     assert "flat_channel in" in printed and "nan_stretch in" in printed
     assert manifest["config"]["effect_size"] == 0.5 and manifest["montage"] == "muse"
     assert main(argv) == 2  # existing cohort, no --overwrite
-    assert "eegwb synth: error:" in capsys.readouterr().err  # errors go to stderr
+    err = capsys.readouterr().err  # errors go to stderr
+    assert "eegwb synth: error:" in err and "not empty" in err
     assert main(argv + ["--overwrite"]) == 0
