@@ -1,4 +1,5 @@
-"""Small helpers every notebook shares: when to run without a click, and CLI arguments.
+"""Small helpers every notebook shares: when to run without a click, CLI arguments, and
+stopping on bad input.
 
 Seen with marimo 0.25.2: under `marimo export html nb.py -- --args`, `mo.app_meta().mode`
 reads "edit", not "script". So "run without a click" is decided from the CLI arguments
@@ -7,7 +8,10 @@ reads "edit", not "script". So "run without a click" is decided from the CLI arg
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+EXIT_BAD_INPUT = 2  # as the `eegwb` commands exit on unreadable data, configs or checkpoints
 
 
 def cli_args() -> dict[str, Any]:
@@ -54,18 +58,38 @@ def flag(name: str, default: bool = False) -> bool:
     return str(value).strip().lower() not in {"false", "0", "no", "off"}
 
 
-def load_config_or_callout(cls: type, path: str) -> tuple[Any, Any]:
-    """(config, a line saying it loaded) or (None, a red callout naming the bad key).
+def stop_or_exit(condition: bool, shown: Any, message: str) -> None:
+    """`mo.stop(condition, shown)` in an open notebook; headless, a failure that says why.
 
-    For a notebook cell that then does `mo.stop(cfg is None, shown)`: a bad config file
-    stops the dependent cells with the reason on screen instead of a traceback.
+    In the browser the dependent cells wait and `shown` (a callout) says what to fix. A
+    headless run (`python nb.py --args`, `marimo export html ... -- --args`) would end there
+    with exit code 0 and nothing printed, and a script would carry on as if it had worked:
+    there `message` (plain text naming the file or setting) goes to stderr and the run exits
+    with `EXIT_BAD_INPUT` (`marimo export` reports any failed cell as exit code 1).
+    """
+    import marimo as mo
+
+    if condition and autorun():
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+    mo.stop(condition, shown)
+
+
+def load_config_or_stop(cls: type, path: str) -> tuple[Any, Any]:
+    """(config, a line saying it loaded); a bad config file stops the cell (`stop_or_exit`).
+
+    In the browser the red callout names the bad key instead of a traceback; headless, the
+    run exits non-zero with the same reason.
     """
     import marimo as mo
 
     from eegwb.config import ConfigError, load_config
 
+    cfg, error = None, None
     try:
         cfg = load_config(cls, path)
     except ConfigError as err:
-        return None, mo.callout(mo.md(f"**Config not loaded.** {err}"), kind="danger")
+        error = err
+    stop_or_exit(cfg is None, mo.callout(mo.md(f"**Config not loaded.** {error}"), kind="danger"),
+                 f"config not loaded: {error}")
     return cfg, mo.md(f"Loaded `{path}`; the widgets below start from it.")

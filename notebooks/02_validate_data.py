@@ -22,7 +22,8 @@ def _(mo):
       splits (chi-square / KS) and band-power shift between splits (KS, BH-corrected).
 
     - Interactive: `marimo edit notebooks/02_validate_data.py`
-    - Headless (exit 1 when a check fails, like `eegwb validate`):
+    - Headless (like `eegwb validate`: exit 1 when a check fails, 2 when the data or splits
+      cannot be read):
       `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json] [--near-dup-threshold 0.995]`
     - Report: `marimo export html notebooks/02_validate_data.py -o reports/02_validate_data.html -- --data data/synthetic`
       (the HTML is written; the command also exits 1 when a check fails)
@@ -52,7 +53,7 @@ def _():
         topomap_figure,
     )
     from eegwb.diagnostics.validation import resolve_splits, validate
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (
         DatasetError,
@@ -69,6 +70,7 @@ def _():
         positions_of,
         resolve_splits,
         spectra_chart,
+        stop_or_exit,
         topomap_figure,
         validate,
     )
@@ -107,7 +109,7 @@ def _(arg, mo):
 
 
 @app.cell
-def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, test_fraction):
+def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, stop_or_exit, test_fraction):
     _held = float(test_fraction.value)
     try:
         splits, source = resolve_splits(
@@ -118,8 +120,10 @@ def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, test_fract
         )
     except (DatasetError, FileNotFoundError) as _err:
         splits, source = None, str(_err)
-    mo.stop(
-        splits is None, mo.callout(mo.md(f"**Cannot resolve the splits.** {source}"), kind="danger")
+    stop_or_exit(
+        splits is None,
+        mo.callout(mo.md(f"**Cannot resolve the splits.** {source}"), kind="danger"),
+        f"cannot resolve the splits: {source}",
     )
     _sizes = [
         {

@@ -37,14 +37,15 @@ def _():
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
-    from eegwb.notebook import arg, autorun, flag, load_config_or_callout
+    from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
     from eegwb.train.checkpoints import checkpoint_name
     from eegwb.train.config import PretrainConfig
     from eegwb.train.pretrain import loss_chart, pretrain
 
     return (
         flag,
-        load_config_or_callout,
+        load_config_or_stop,
+        stop_or_exit,
         BACKBONES,
         ConfigError,
         MASK_STYLES,
@@ -74,9 +75,8 @@ def _(arg, mo):
 
 
 @app.cell
-def _(PretrainConfig, config_path, load_config_or_callout, mo):
-    base, _shown = load_config_or_callout(PretrainConfig, config_path.value)
-    mo.stop(base is None, _shown)
+def _(PretrainConfig, config_path, load_config_or_stop):
+    base, _shown = load_config_or_stop(PretrainConfig, config_path.value)
     _shown
     return (base,)
 
@@ -121,7 +121,7 @@ def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
 def _(
     apply_overrides, arg, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
     data_root, epochs, flag, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
-    PretrainConfig, seed, style, target, to_dict,
+    PretrainConfig, seed, stop_or_exit, style, target, to_dict,
 ):
     _changes = {
         "data.root": data_root.value, "masking.mask_ratio": round(float(mask_ratio.value), 4),
@@ -138,11 +138,12 @@ def _(
             _changes[_key] = str(arg(_name))
     if flag("no-track"):
         _changes["tracking.enabled"] = False
+    _error = ""
     try:
         cfg = from_dict(PretrainConfig, apply_overrides(PretrainConfig, to_dict(base), _changes))
         cfg.check_paths()
     except ConfigError as _err:
-        cfg = None
+        cfg, _error = None, f"invalid setting: {_err}"
         _shown = mo.callout(mo.md(f"**Invalid setting.** {_err}"), kind="danger")
     else:
         _shown = mo.md(
@@ -150,7 +151,7 @@ def _(
             f"`{checkpoint_name(cfg, 'last')}`; MLflow experiment `{cfg.tracking.experiment}`"
             + ("" if cfg.tracking.enabled else " (tracking off)")
         )
-    mo.stop(cfg is None, _shown)
+    stop_or_exit(cfg is None, _shown, _error)
     _shown
     return (cfg,)
 

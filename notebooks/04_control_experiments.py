@@ -53,7 +53,7 @@ def _():
         train_controls,
         write_control_cohort,
     )
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, stop_or_exit
     from eegwb.train.tracking import default_tracking_uri, find_runs
 
     return (
@@ -69,6 +69,7 @@ def _():
         list_recordings,
         mo,
         run_control,
+        stop_or_exit,
         summary_frame,
         train_controls,
         write_control_cohort,
@@ -109,7 +110,7 @@ def _(CONTROLS, arg, default_tracking_uri, mo, mode):
 
 
 @app.cell
-def _(arg, autorun, experiment, find_runs, mo, mode, uri):
+def _(arg, experiment, find_runs, mo, mode, stop_or_exit, uri):
     runs_table = None
     if mode.value == "an MLflow run":
         _runs = find_runs(uri.value or None, experiment.value)
@@ -117,9 +118,7 @@ def _(arg, autorun, experiment, find_runs, mo, mode, uri):
         if arg("run-id"):
             _runs = _runs.filter(_runs["run_id"] == str(arg("run-id")))
         _missing = f"No run with a checkpoint in experiment `{experiment.value}` at `{uri.value}`."
-        if _runs.height == 0 and autorun():
-            raise ValueError(_missing)  # headless: fail loudly (non-zero exit)
-        mo.stop(_runs.height == 0, mo.callout(mo.md(_missing), kind="warn"))
+        stop_or_exit(_runs.height == 0, mo.callout(mo.md(_missing), kind="warn"), _missing)
         _cols = [c for c in _runs.columns if not c.startswith("params.")]
         runs_table = mo.ui.table(_runs.select(_cols), selection="single", initial_selection=[0],
                                  page_size=10, label="Pick a run (newest first)")  # fmt: skip
@@ -145,12 +144,15 @@ def _(Path, arg, checkpoint, mode, runs_table):
 
 @app.cell
 def _(
-    DatasetError, Path, arg, autorun, controls, data_dir, epochs, experiment, list_recordings, mo, mode,
-    no_track, picked, run_button, run_control, split, train_controls, uri, write_control_cohort,
+    CONTROLS, DatasetError, Path, arg, autorun, controls, data_dir, epochs, experiment,
+    list_recordings, mo, mode, no_track, picked, run_button, run_control, split, stop_or_exit,
+    train_controls, uri, write_control_cohort,
 ):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Run controls**."))
     reports = []
     if mode.value == "train the control configs":
+        stop_or_exit(not controls.value, mo.callout(mo.md("Pick a control first."), kind="warn"),
+                     f"no control selected: --train takes some of {','.join(CONTROLS)}")
         _root = Path(data_dir.value or "data/control")
         try:
             list_recordings(_root)
@@ -164,9 +166,9 @@ def _(
                                      overrides=_overrides)[_name]  # fmt: skip
             reports.append(run_control(_result.best_checkpoint, name=_name))
     else:
-        if not picked and autorun():
-            raise ValueError("give --checkpoint PATH, --tracking-uri/--experiment, or --train a,b,c,d")
-        mo.stop(not picked, mo.callout(mo.md("Pick a checkpoint or a run first."), kind="warn"))
+        stop_or_exit(not picked, mo.callout(mo.md("Pick a checkpoint or a run first."), kind="warn"),
+                     "no model: give --checkpoint PATH, --tracking-uri/--experiment, "
+                     "or --train a,b,c,d")
         for _name, _path in picked.items():
             with mo.status.spinner(title=f"Probing {_name}"):
                 reports.append(run_control(_path, data_dir.value or None, split=split.value, name=_name))

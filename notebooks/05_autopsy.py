@@ -42,7 +42,7 @@ def _():
     from eegwb.diagnostics.ablations import AblationConfig
     from eegwb.diagnostics.attributions import AttributionConfig
     from eegwb.diagnostics.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (
         AblationConfig,
@@ -55,6 +55,7 @@ def _():
         autorun,
         mo,
         pl,
+        stop_or_exit,
     )
 
 
@@ -81,9 +82,10 @@ def _(Path, arg, mo):
 @app.cell
 def _(
     AblationConfig, AttributionConfig, Autopsy, AutopsyConfig, baselines, checkpoint_text, data_text, ig_steps,
-    max_sequences, mo, split,
+    max_sequences, mo, split, stop_or_exit,
 ):
-    mo.stop(not checkpoint_text.value, mo.callout(mo.md("Enter a checkpoint path."), kind="warn"))
+    stop_or_exit(not checkpoint_text.value, mo.callout(mo.md("Enter a checkpoint path."), kind="warn"),
+                 "no checkpoint: give --checkpoint PATH")
     _cfg = AutopsyConfig(
         split=None if split.value == "default" else split.value, max_sequences=int(max_sequences.value),
         attribution=AttributionConfig(baselines=tuple(baselines.value) or ("zero",), n_steps=int(ig_steps.value)),
@@ -95,7 +97,8 @@ def _(
         _error = None
     except (ValueError, FileNotFoundError) as _err:
         autopsy, _error = None, str(_err)
-    mo.stop(autopsy is None, mo.callout(mo.md(f"**Cannot open the autopsy.** {_error}"), kind="danger"))
+    _shown = mo.callout(mo.md(f"**Cannot open the autopsy.** {_error}"), kind="danger")
+    stop_or_exit(autopsy is None, _shown, f"cannot open the autopsy: {_error}")
     _h = autopsy.header()
     mo.vstack([
         mo.ui.table([{"": k, "value": str(v)} for k, v in _h.items() if k not in ("config", "kernel_note")],

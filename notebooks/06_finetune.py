@@ -36,14 +36,15 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
-    from eegwb.notebook import arg, autorun, flag, load_config_or_callout
+    from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
     from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
 
     return (
         flag,
-        load_config_or_callout,
+        load_config_or_stop,
+        stop_or_exit,
         ConfigError,
         FinetuneConfig,
         STRATEGIES,
@@ -70,9 +71,8 @@ def _(arg, mo):
 
 
 @app.cell
-def _(FinetuneConfig, config_path, load_config_or_callout, mo):
-    base, _shown = load_config_or_callout(FinetuneConfig, config_path.value)
-    mo.stop(base is None, _shown)
+def _(FinetuneConfig, config_path, load_config_or_stop):
+    base, _shown = load_config_or_stop(FinetuneConfig, config_path.value)
     _shown
     return (base,)
 
@@ -121,7 +121,7 @@ def _(arg, base, checkpoint_source, flag, mo, pretrained_choices, STRATEGIES):
 def _(
     apply_overrides, arg, backbone, base, channels, ConfigError, data_root, epochs,
     FinetuneConfig, flag, from_dict, kfold, label, label_file, mo, overwrite, positive,
-    strategies, to_dict, with_baseline,
+    stop_or_exit, strategies, to_dict, with_baseline,
 ):
     _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
     _changes = {
@@ -138,11 +138,12 @@ def _(
             _changes[_key] = str(arg(_name))
     if flag("no-track"):
         _changes["tracking.enabled"] = False
+    _error = ""
     try:
         cfg = from_dict(FinetuneConfig, apply_overrides(FinetuneConfig, to_dict(base), _changes))
         cfg.check_paths()
     except (ConfigError, ValueError) as _err:
-        cfg = None
+        cfg, _error = None, f"invalid setting: {_err}"
         _shown = mo.callout(mo.md(f"**Invalid setting.** {_err}"), kind="danger")
     else:
         _shown = mo.md(
@@ -153,7 +154,7 @@ def _(
                else f"participants split {list(cfg.data.split_fractions)} (train/val/test)")
             + f"; checkpoints in `{cfg.train.checkpoint_dir}`."
         )
-    mo.stop(cfg is None, _shown)
+    stop_or_exit(cfg is None, _shown, _error)
     _shown
     return (cfg,)
 

@@ -1,0 +1,59 @@
+"""Every notebook, run headless on a missing dataset, config or checkpoint, exits non-zero and
+says which file or setting is wrong (in the browser the same stop is a red callout). Before,
+these runs hit a bare `mo.stop` and exited 0 with no output, so scripts carried on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MARIMO = Path(sys.executable).with_name("marimo")
+
+# (notebook, arguments, what stderr must name); {tmp} and {data} are filled in per test.
+CASES = {
+    "02 missing dataset": ("02_validate_data.py", ["--data", "{tmp}/nodata"],
+                           "{tmp}/nodata: dataset directory does not exist"),
+    "03 missing config": ("03_pretrain.py", ["--config", "{tmp}/nope.yaml"],
+                          "{tmp}/nope.yaml: config file does not exist"),
+    "03 missing dataset": ("03_pretrain.py", ["--config", "configs/tiny.yaml", "--data", "{tmp}/nodata"],
+                           "data.root: dataset directory '{tmp}/nodata' does not exist"),
+    "04 no control": ("04_control_experiments.py", ["--train", "zz", "--data", "{tmp}/control"],
+                      "no control selected"),
+    "05 missing checkpoint": ("05_autopsy.py", ["--checkpoint", "{tmp}/none.pt"],
+                              "{tmp}/none.pt: checkpoint does not exist"),
+    "06 missing config": ("06_finetune.py", ["--config", "{tmp}/nope.yaml"],
+                          "{tmp}/nope.yaml: config file does not exist"),
+    "06 missing checkpoint": ("06_finetune.py", ["--config", "configs/finetune_tiny.yaml", "--checkpoint",
+                                                 "{tmp}/none.pt", "--data", "{data}"],
+                              "pretrained.checkpoint: '{tmp}/none.pt' does not exist"),
+}  # fmt: skip
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    return subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_headless_run_on_bad_input_exits_2_naming_it(case: str, tiny_dataset: Path, tmp_path: Path) -> None:
+    notebook, args, message = CASES[case]
+    fill = {"tmp": str(tmp_path), "data": str(tiny_dataset)}
+    done = _run([sys.executable, str(ROOT / "notebooks" / notebook), *(a.format(**fill) for a in args)])
+    assert done.returncode == 2, f"{case}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message.format(**fill) in errors[0], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr  # the reason, not a stack
+    assert not (tmp_path / "control").exists()  # 04 refused before writing its control cohort
+
+
+def test_export_on_bad_input_fails_naming_it(tmp_path: Path) -> None:
+    html = tmp_path / "03.html"
+    done = _run([str(MARIMO), "export", "html", str(ROOT / "notebooks" / "03_pretrain.py"), "-o", str(html),
+                 "--", "--config", str(tmp_path / "nope.yaml")])  # fmt: skip
+    assert done.returncode != 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"{tmp_path}/nope.yaml: config file does not exist" in done.stdout + done.stderr
