@@ -21,7 +21,7 @@ def _(mo):
       (also `--data DIR --mask-ratio 0.8 --style bert --target signal --backbone mamba2
       --bidirectional false --d-model 64 --layers 2 --disable-temporal true
       --disable-spatial true --epochs 5 --lr 0.001 --seed 1 --checkpoint-dir DIR
-      --tracking-uri URI --experiment NAME --no-track true`)
+      --overwrite true --tracking-uri URI --experiment NAME --no-track true`)
     - Report: `marimo export html notebooks/03_pretrain.py -o reports/03_pretrain.html --
       --config configs/tiny.yaml`
     - Same run from the shell: `eegwb pretrain --config configs/tiny.yaml`
@@ -103,17 +103,20 @@ def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
     lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=float(arg("lr", base.train.lr)),
                       label="Learning rate")
     seed = mo.ui.number(start=0, stop=2**31 - 1, value=int(arg("seed", base.train.seed)), label="Seed")
+    overwrite = mo.ui.checkbox(value=flag("overwrite") or base.train.overwrite,
+                               label="Replace existing checkpoints of this name")
     run_button = mo.ui.run_button(label="Train", kind="success")
     mo.vstack([
         data_root,
         mo.hstack([mask_ratio, style, target]),
         mo.hstack([backbone, bidirectional, d_model, layers]),
         mo.hstack([no_temporal, no_spatial]),
-        mo.hstack([epochs, lr, seed, run_button]),
+        mo.hstack([epochs, lr, seed]),
+        mo.hstack([overwrite, run_button]),
     ])
     return (
         backbone, bidirectional, d_model, data_root, epochs, layers, lr, mask_ratio, no_spatial,
-        no_temporal, run_button, seed, style, target,
+        no_temporal, overwrite, run_button, seed, style, target,
     )
 
 
@@ -121,7 +124,7 @@ def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
 def _(
     apply_overrides, arg, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
     data_root, epochs, flag, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
-    PretrainConfig, seed, stop_or_exit, style, target, to_dict,
+    overwrite, PretrainConfig, seed, stop_or_exit, style, target, to_dict,
 ):
     _changes = {
         "data.root": data_root.value, "masking.mask_ratio": round(float(mask_ratio.value), 4),
@@ -130,7 +133,7 @@ def _(
         "model.bidirectional": bidirectional.value, "model.d_model": int(d_model.value),
         "model.n_layers": int(layers.value), "model.disable_temporal_encoding": no_temporal.value,
         "model.disable_spatial_encoding": no_spatial.value, "train.epochs": int(epochs.value),
-        "train.lr": float(lr.value), "train.seed": int(seed.value),
+        "train.lr": float(lr.value), "train.seed": int(seed.value), "train.overwrite": overwrite.value,
     }
     for _key, _name in (("train.checkpoint_dir", "checkpoint-dir"), ("tracking.uri", "tracking-uri"),
                         ("tracking.experiment", "experiment")):

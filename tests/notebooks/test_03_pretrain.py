@@ -110,3 +110,29 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
     # Rendered markdown is stored HTML-escaped: <code> is \u003Ccode\u003E.
     assert re.search(r"MLflow: run \\u003Ccode\\u003E[0-9a-f]{32}", text), "MLflow run id missing"
     assert "kernel path \\u003Cstrong\\u003Ereference" in text
+
+
+def test_headless_rerun_needs_overwrite(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
+    """With train.overwrite false in the config, a second run refuses to replace the first
+    run's checkpoints, and `--overwrite true` (the widget the error points to) replaces them."""
+    root = write_cohort(tmp_path / "data", participants=["01", "02", "03", "04"], n_windows=8,
+                        window_samples=64, sfreq=128.0)  # fmt: skip
+    cfg = load_config(PretrainConfig, ROOT / "configs" / "tiny.yaml",
+                      TINY + [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+                              "train.overwrite=false", "tracking.enabled=false"])  # fmt: skip
+    config = tmp_path / "nb.yaml"
+    config.write_text(dump_yaml(cfg))
+    cmd = [sys.executable, str(NOTEBOOK), "--config", str(config)]
+    best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m50_mae.pt"
+
+    _run(cmd)
+    first = best.stat().st_mtime_ns
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
+    refused = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode != 0
+    assert f"{best}" in refused.stderr and "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert best.stat().st_mtime_ns == first  # untouched
+
+    done = _run([*cmd, "--overwrite", "true"])
+    assert "stopped=completed" in done.stdout
+    assert best.stat().st_mtime_ns > first
