@@ -46,7 +46,7 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
     assert checkpoint.is_file() and checkpoint.parent.name == "control_b_mask100_temporal"
     assert reports[0]["inputs"] == {"mask_ratio": 1.0, "temporal_encoding": True,
                                     "spatial_encoding": False, "implicit_position": True,
-                                    "target": "signal"}
+                                    "mask_style": "mae", "target": "signal"}
 
     # Export: the notebook finds the run in MLflow (its checkpoint tag) and reports on it.
     html = tmp_path / "04.html"
