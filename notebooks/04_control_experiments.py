@@ -29,7 +29,7 @@ def _(mo):
       (writes the control cohort to `data/control` if it is missing; also `--data DIR
       --epochs N --checkpoint-dir DIR --no-track true`), or `--checkpoint PATH [--data DIR]
       [--split val]`, or `--tracking-uri URI --experiment NAME [--run-id ID]`; `--json OUT`
-      saves the reports
+      saves the reports (an existing file only with `--overwrite true`)
     - Report: `marimo export html notebooks/04_control_experiments.py -o
       reports/04_control_experiments.html -- --train a,b,c,d`
     - Same numbers from the shell: `eegwb control --checkpoint PATH`
@@ -39,7 +39,6 @@ def _(mo):
 
 @app.cell
 def _():
-    import json
     from pathlib import Path
 
     import marimo as mo
@@ -49,11 +48,12 @@ def _():
         CONTROLS,
         ladder_chart,
         run_control,
+        save_reports_json,
         summary_frame,
         train_controls,
         write_control_cohort,
     )
-    from eegwb.notebook import arg, autorun, stop_or_exit
+    from eegwb.notebook import arg, autorun, flag, stop_or_exit
     from eegwb.train.tracking import default_tracking_uri, find_runs
 
     return (
@@ -64,11 +64,12 @@ def _():
         autorun,
         default_tracking_uri,
         find_runs,
-        json,
+        flag,
         ladder_chart,
         list_recordings,
         mo,
         run_control,
+        save_reports_json,
         stop_or_exit,
         summary_frame,
         train_controls,
@@ -144,11 +145,15 @@ def _(Path, arg, checkpoint, mode, runs_table):
 
 @app.cell
 def _(
-    CONTROLS, DatasetError, Path, arg, autorun, controls, data_dir, epochs, experiment,
+    CONTROLS, DatasetError, Path, arg, autorun, controls, data_dir, epochs, experiment, flag,
     list_recordings, mo, mode, no_track, picked, run_button, run_control, split, stop_or_exit,
     train_controls, uri, write_control_cohort,
 ):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Run controls**."))
+    _json = arg("json")
+    _refused = f"{_json}: already exists (pass --overwrite true to replace it)"
+    stop_or_exit(bool(_json) and Path(_json).exists() and not flag("overwrite"),
+                 mo.callout(mo.md(_refused), kind="danger"), _refused)
     reports = []
     if mode.value == "train the control configs":
         stop_or_exit(not controls.value, mo.callout(mo.md("Pick a control first."), kind="warn"),
@@ -178,11 +183,9 @@ def _(
 
 
 @app.cell
-def _(arg, json, reports):
+def _(arg, flag, reports, save_reports_json):
     if arg("json"):
-        from eegwb.atomic import atomic_write_text
-
-        atomic_write_text(arg("json"), json.dumps([_r.to_dict() for _r in reports], indent=2, default=str))
+        save_reports_json(reports, arg("json"), overwrite=flag("overwrite"))
     return
 
 

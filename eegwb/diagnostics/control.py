@@ -81,9 +81,9 @@ class ControlReport:
                 "diagnostics": self.diagnostics.to_dict(), "verdict": self.verdict.to_dict()}
 
     def save_json(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the report as JSON; an existing file is replaced only with `overwrite`."""
-        text = json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=True)
-        return atomic_write_text(path, text + "\n", overwrite=overwrite)
+        """The report as JSON at `path`; an existing file is replaced only with `overwrite`
+        (else `OutputExistsError` naming it)."""
+        return save_reports_json(self, path, overwrite=overwrite)
 
     def text(self) -> str:
         """The floor table, the diagnostics table and the verdict, for a terminal."""
@@ -102,6 +102,15 @@ class ControlReport:
             lines.append(f"{r['diagnostic']:<26}{r['value']:>10.4f}  {r['threshold']:<12}"
                          f"{r['original']:<36}{r['reading']}")
         return "\n".join([*lines, "", self.verdict.text()])
+
+
+def save_reports_json(reports: ControlReport | Sequence[ControlReport], path: str | Path,
+                      overwrite: bool = False) -> Path:
+    """One report as a JSON object, or several as a list; an existing `path` is replaced only
+    with `overwrite` (else `OutputExistsError` naming it)."""
+    data = reports.to_dict() if isinstance(reports, ControlReport) else [r.to_dict() for r in reports]
+    text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
+    return atomic_write_text(path, text + "\n", overwrite=overwrite)
 
 
 def _json_default(obj: Any) -> Any:

@@ -18,10 +18,10 @@ NOTEBOOK = ROOT / "notebooks" / "04_control_experiments.py"
 MARIMO = Path(sys.executable).with_name("marimo")
 
 
-def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout, env=env)
-    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == expect, f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
 
@@ -48,6 +48,17 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
                                     "spatial_encoding": False, "implicit_position": True,
                                     "mask_style": "mae", "target": "signal"}
 
+    # Probing that checkpoint: an existing --json file is refused before any work, and
+    # replaced with --overwrite true.
+    probe = [sys.executable, str(NOTEBOOK), "--checkpoint", str(checkpoint), "--json", str(report_json)]
+    refused = _run(probe, expect=2)
+    assert f"error: {report_json}: already exists" in refused.stderr
+    assert f"{checkpoint.stem}: " not in refused.stdout  # no probe ran
+    assert json.loads(report_json.read_text())[0]["name"] == "b"
+    replaced = _run([*probe, "--overwrite", "true"])
+    assert f"{checkpoint.stem}: " in replaced.stdout
+    assert json.loads(report_json.read_text())[0]["name"] == checkpoint.stem
+
     # Export: the notebook finds the run in MLflow (its checkpoint tag) and reports on it.
     html = tmp_path / "04.html"
     _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--",
@@ -57,3 +68,13 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
     assert "application/vnd.vegalite" in text and "floor ladder" in text
     assert "marimo-table" in text and "channel_std" in text and "0.0000 (channels ignored)" in text
     assert checkpoint.stem in text  # the picked run is named after its checkpoint
+
+
+def test_json_refuses_an_existing_file_before_any_work(tmp_path: Path) -> None:
+    report_json = tmp_path / "reports.json"
+    report_json.write_text("[]")
+    done = _run([sys.executable, str(NOTEBOOK), "--train", "b", "--data", str(tmp_path / "control"),
+                 "--json", str(report_json)], expect=2)  # fmt: skip
+    assert f"error: {report_json}: already exists (pass --overwrite true" in done.stderr
+    assert not (tmp_path / "control").exists()  # the control cohort was not even written
+    assert report_json.read_text() == "[]"
