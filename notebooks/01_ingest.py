@@ -18,7 +18,8 @@ def _(mo):
 
     - Interactive: `marimo edit notebooks/01_ingest.py`
     - Headless: `python notebooks/01_ingest.py --source ../shared/data/eegmat --out data/eegmat
-      --window-samples 512` (`--source synthetic` runs the generator; also `--hop-samples`,
+      --window-samples 512` (`--source synthetic` runs the generator, with `--window-samples`,
+      `--sfreq` (default 256), `--montage`, `--n-participants`; for recordings `--hop-samples`,
       `--sfreq`, `--l-freq`, `--h-freq`, `--notch`, `--crop-start`, `--crop-end` (seconds
       dropped from each recording's ends after filtering; eegmat's last ~3 s are tapered to
       zero, use `--crop-end 3`), `--labels CSV`, `--run-labels 1:0,2:1`, `--run-label-name`,
@@ -196,7 +197,20 @@ def _(arg, mo):
         label="Overwrite a different dataset",
     )
     run_button = mo.ui.run_button(label="Ingest")
-    mo.vstack(
+    # The synthetic generator takes only the window size and the rate (0 = its 256 Hz):
+    # filters, hop, crop and labels apply to recordings, so they are not shown for it.
+    for_synthetic = mo.vstack(
+        [
+            mo.hstack([window_samples, sfreq]),
+            mo.md(
+                "The generator writes at the resample rate (0 = 256 Hz, at least 128) in "
+                "windows of this size; filters, hop, crop, labels and the participant pattern "
+                "apply to recordings only."
+            ),
+            mo.hstack([overwrite, run_button]),
+        ]
+    )
+    for_recordings = mo.vstack(
         [
             mo.hstack([window_samples, hop_samples, sfreq]),
             mo.hstack([l_freq, h_freq, notch]),
@@ -214,6 +228,8 @@ def _(arg, mo):
     return (
         crop_end,
         crop_start,
+        for_recordings,
+        for_synthetic,
         h_freq,
         hop_samples,
         l_freq,
@@ -227,6 +243,12 @@ def _(arg, mo):
         sfreq,
         window_samples,
     )
+
+
+@app.cell
+def _(for_recordings, for_synthetic, synthetic):
+    for_synthetic if synthetic else for_recordings
+    return
 
 
 @app.cell
@@ -294,6 +316,7 @@ def _(
                 n_participants=int(synth_participants.value),
                 montage=synth_montage.value,
                 window_samples=config.window_samples,
+                sfreq=float(config.sfreq or SynthConfig.sfreq),
             )
             with mo.status.spinner(
                 title=f"Generating {_cfg.n_participants} synthetic participants"
