@@ -54,10 +54,12 @@ def _():
         write_control_cohort,
     )
     from eegwb.notebook import arg, autorun, flag, stop_or_exit
+    from eegwb.train.checkpoints import CheckpointError
     from eegwb.train.tracking import default_tracking_uri, find_runs
 
     return (
         CONTROLS,
+        CheckpointError,
         DatasetError,
         Path,
         arg,
@@ -145,9 +147,9 @@ def _(Path, arg, checkpoint, mode, runs_table):
 
 @app.cell
 def _(
-    CONTROLS, DatasetError, Path, arg, autorun, controls, data_dir, epochs, experiment, flag,
-    list_recordings, mo, mode, no_track, picked, run_button, run_control, split, stop_or_exit,
-    train_controls, uri, write_control_cohort,
+    CONTROLS, CheckpointError, DatasetError, Path, arg, autorun, controls, data_dir, epochs,
+    experiment, flag, list_recordings, mo, mode, no_track, picked, run_button, run_control, split,
+    stop_or_exit, train_controls, uri, write_control_cohort,
 ):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Run controls**."))
     _json = arg("json")
@@ -156,6 +158,9 @@ def _(
                  mo.callout(mo.md(_refused), kind="danger"), _refused)
     reports = []
     if mode.value == "train the control configs":
+        _unknown = [c for c in str(arg("train", "")).split(",") if c.strip() and c.strip() not in CONTROLS]
+        _why = f"unknown control(s) {_unknown}: --train takes some of {','.join(CONTROLS)}"
+        stop_or_exit(bool(_unknown), mo.callout(mo.md(_why), kind="danger"), _why)
         stop_or_exit(not controls.value, mo.callout(mo.md("Pick a control first."), kind="warn"),
                      f"no control selected: --train takes some of {','.join(CONTROLS)}")
         _root = Path(data_dir.value or "data/control")
@@ -176,7 +181,12 @@ def _(
                      "or --train a,b,c,d")
         for _name, _path in picked.items():
             with mo.status.spinner(title=f"Probing {_name}"):
-                reports.append(run_control(_path, data_dir.value or None, split=split.value, name=_name))
+                try:
+                    reports.append(run_control(_path, data_dir.value or None, split=split.value,
+                                               name=_name))
+                except (CheckpointError, DatasetError) as _err:  # a bad path: say which
+                    stop_or_exit(True, mo.callout(mo.md(f"**Cannot probe {_name}.** {_err}"),
+                                                  kind="danger"), str(_err))
     for _r in reports:
         print(f"{_r.name}: {_r.verdict.title} (loss {_r.diagnostics.val_loss:.4f})")
     return (reports,)
