@@ -45,7 +45,7 @@ def _():
     from eegwb.data.layout import DatasetError, recordings_index
     from eegwb.data.montage import MONTAGES, MontageError, electrode_positions, plot_layout
     from eegwb.data.sources import parse_run_labels
-    from eegwb.notebook import arg, autorun
+    from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (
         DatasetError,
@@ -65,6 +65,7 @@ def _():
         preview_frame,
         preview_sources,
         recordings_index,
+        stop_or_exit,
     )
 
 
@@ -117,12 +118,19 @@ def _(Path, source_kind, source_text):
 
 
 @app.cell
-def _(mo, pattern_text, preview_frame, preview_sources, source_paths, synthetic):
-    infos = (
-        preview_sources(source_paths, participant_pattern=pattern_text.value or None)
-        if source_paths
-        else []
-    )
+def _(
+    DatasetError, mo, pattern_text, preview_frame, preview_sources, source_paths, stop_or_exit,
+    synthetic,
+):
+    try:
+        infos = (
+            preview_sources(source_paths, participant_pattern=pattern_text.value or None)
+            if source_paths
+            else []
+        )
+    except (DatasetError, ValueError) as _err:  # a missing path, a bad pattern: say which
+        stop_or_exit(True, mo.callout(mo.md(f"**Cannot read the sources.** {_err}"), kind="danger"),
+                     str(_err))
     if synthetic:
         _shown = mo.md("The synthetic generator writes a cohort with planted, known effects.")
     elif not infos:
@@ -336,9 +344,7 @@ def _(
                 )
             print(report.summary())
     except (DatasetError, MontageError, OutputExistsError) as _err:
-        if autorun():
-            raise  # headless: fail loudly (non-zero exit)
-        mo.stop(True, mo.callout(mo.md(f"**Ingest stopped.** {_err}"), kind="danger"))
+        stop_or_exit(True, mo.callout(mo.md(f"**Ingest stopped.** {_err}"), kind="danger"), str(_err))
     return out_dir, report
 
 

@@ -16,6 +16,8 @@ MARIMO = Path(sys.executable).with_name("marimo")
 
 # (notebook, arguments, what stderr must name); {tmp} and {data} are filled in per test.
 CASES = {
+    "01 missing source": ("01_ingest.py", ["--source", "{tmp}/nosrc", "--out", "{tmp}/out"],
+                          "{tmp}/nosrc: source does not exist"),
     "02 missing dataset": ("02_validate_data.py", ["--data", "{tmp}/nodata"],
                            "{tmp}/nodata: dataset directory does not exist"),
     "03 missing config": ("03_pretrain.py", ["--config", "{tmp}/nope.yaml"],
