@@ -309,6 +309,7 @@ def _(
     overwrite,
     run_button,
     source_paths,
+    stop_or_exit,
     synth_montage,
     synth_participants,
     synthetic,
