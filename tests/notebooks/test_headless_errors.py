@@ -63,3 +63,16 @@ def test_export_on_bad_input_fails_naming_it(tmp_path: Path) -> None:
                  "--", "--config", str(tmp_path / "nope.yaml")])  # fmt: skip
     assert done.returncode != 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"{tmp_path}/nope.yaml: config file does not exist" in done.stdout + done.stderr
+
+
+def test_headless_ingest_refused_by_the_library_exits_2_naming_it(eegmat_dir: Path, tmp_path: Path) -> None:
+    """Notebook 01's ingest cell: a refusal from `ingest` (here a non-empty, foreign --out)
+    reaches the user as one error line, not a traceback."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("someone else's")
+    done = _run([sys.executable, str(ROOT / "notebooks" / "01_ingest.py"), "--source",
+                 str(eegmat_dir / "Subject00_1.edf"), "--out", str(out), "--window-samples", "512"])
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"error: {out}: output directory is not empty" in done.stderr
+    assert "Traceback" not in done.stderr and (out / "notes.txt").read_text() == "someone else's"
