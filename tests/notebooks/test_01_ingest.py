@@ -4,24 +4,16 @@ export of a resumed run showing the summary table."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
 
 from eegwb.data.layout import recordings_index
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_ingest.py"
 EEGMAT = ROOT / ".." / "shared" / "data" / "eegmat"
-MARIMO = Path(sys.executable).with_name("marimo")
-
-
-def _run(cmd: list[str], timeout: int = 240) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout)
-    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def test_marimo_check_passes():

@@ -4,21 +4,12 @@ splits, and an HTML export of a clean dataset showing checks, charts and the top
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
+
 NOTEBOOK = ROOT / "notebooks" / "02_validate_data.py"
-MARIMO = Path(sys.executable).with_name("marimo")
-
-
-def _run(cmd: list[str], expect: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout)
-    assert done.returncode == expect, (
-        f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    return done
 
 
 def test_marimo_check_passes():

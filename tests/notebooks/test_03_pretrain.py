@@ -3,21 +3,19 @@ loss chart, per-epoch table and MLflow run are present."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
 
 from eegwb.config import dump_yaml, load_config
 from eegwb.train.config import PretrainConfig
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "03_pretrain.py"
-MARIMO = Path(sys.executable).with_name("marimo")
 TINY = [
     "model.d_model=16",
     "model.n_layers=1",
@@ -31,15 +29,6 @@ TINY = [
     "train.batch_size=8",
     "train.epochs=2",
 ]
-
-
-def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    done = subprocess.run(
-        cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
-    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def test_marimo_check_passes() -> None:
@@ -127,8 +116,7 @@ def test_headless_rerun_needs_overwrite(write_cohort: Callable[..., Path], tmp_p
 
     _run(cmd)
     first = best.stat().st_mtime_ns
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    refused = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    refused = _run(cmd, expect=None)
     assert refused.returncode != 0
     assert f"{best}" in refused.stderr and "already exists" in refused.stderr and "--overwrite" in refused.stderr
     assert best.stat().st_mtime_ns == first  # untouched

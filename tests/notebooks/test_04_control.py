@@ -5,24 +5,16 @@ the floor ladder, the diagnostics table with thresholds and the verdict."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
+
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
 
 from eegwb.diagnostics.control import ControlCohortConfig, write_control_cohort
 from eegwb.diagnostics.verdict import VERDICTS
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "04_control_experiments.py"
-MARIMO = Path(sys.executable).with_name("marimo")
-
-
-def _run(cmd: list[str], timeout: int = 300, expect: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout, env=env)
-    assert done.returncode == expect, f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def test_marimo_check_passes() -> None:

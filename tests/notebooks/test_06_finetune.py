@@ -4,14 +4,14 @@ the MLflow run."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
 
 from eegwb.config import to_dict
 from eegwb.data.synthetic import SynthConfig, generate_cohort
@@ -19,16 +19,7 @@ from eegwb.model.config import ModelConfig
 from eegwb.model.eeg_model import EEGModel
 from eegwb.train.checkpoints import save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "06_finetune.py"
-MARIMO = Path(sys.executable).with_name("marimo")
-
-
-def _run(cmd: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    done = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    assert done.returncode == 0, f"{cmd[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,12 @@ these runs hit a bare `mo.stop` and exited 0 with no output, so scripts carried 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-MARIMO = Path(sys.executable).with_name("marimo")
+from notebook_runs import MARIMO, ROOT
+from notebook_runs import run as _run
 
 # (notebook, arguments, what stderr must name); {tmp} and {data} are filled in per test.
 CASES = {
@@ -40,16 +37,11 @@ CASES = {
 }  # fmt: skip
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    return subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_headless_run_on_bad_input_exits_2_naming_it(case: str, tiny_dataset: Path, tmp_path: Path) -> None:
     notebook, args, message = CASES[case]
     fill = {"tmp": str(tmp_path), "data": str(tiny_dataset)}
-    done = _run([sys.executable, str(ROOT / "notebooks" / notebook), *(a.format(**fill) for a in args)])
+    done = _run([sys.executable, str(ROOT / "notebooks" / notebook), *(a.format(**fill) for a in args)], expect=None)
     assert done.returncode == 2, f"{case}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message.format(**fill) in errors[0], done.stderr[-2000:]
@@ -60,7 +52,7 @@ def test_headless_run_on_bad_input_exits_2_naming_it(case: str, tiny_dataset: Pa
 def test_export_on_bad_input_fails_naming_it(tmp_path: Path) -> None:
     html = tmp_path / "03.html"
     done = _run([str(MARIMO), "export", "html", str(ROOT / "notebooks" / "03_pretrain.py"), "-o", str(html),
-                 "--", "--config", str(tmp_path / "nope.yaml")])  # fmt: skip
+                 "--", "--config", str(tmp_path / "nope.yaml")], expect=None)  # fmt: skip
     assert done.returncode != 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"{tmp_path}/nope.yaml: config file does not exist" in done.stdout + done.stderr
 
@@ -72,7 +64,8 @@ def test_headless_ingest_refused_by_the_library_exits_2_naming_it(eegmat_dir: Pa
     out.mkdir()
     (out / "notes.txt").write_text("someone else's")
     done = _run([sys.executable, str(ROOT / "notebooks" / "01_ingest.py"), "--source",
-                 str(eegmat_dir / "Subject00_1.edf"), "--out", str(out), "--window-samples", "512"])
+                 str(eegmat_dir / "Subject00_1.edf"), "--out", str(out), "--window-samples", "512"],
+                expect=None)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     assert f"error: {out}: output directory is not empty" in done.stderr
     assert "Traceback" not in done.stderr and (out / "notes.txt").read_text() == "someone else's"
