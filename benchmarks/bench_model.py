@@ -89,6 +89,14 @@ def no_scan(x, dt, A, B, C, chunk_size, D=None, **_):
     return x * D[:, None] + unused
 
 
+def with_scan(model: EEGModel, scan) -> EEGModel:
+    """`model` with `scan` in place of the SSD in every Mamba-2 block (the rest unchanged)."""
+    for m in model.modules():
+        if isinstance(m, EEGMamba2):
+            m.scan_override = scan
+    return model
+
+
 NO_SCAN = "mamba2 (no scan: y = D x, ceiling)"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -172,17 +180,9 @@ def main() -> None:
 
     variants: dict[str, EEGModel] = {}
     variants["mamba2 (eegwb reference SSD)"] = EEGModel(base)
-    textbook = EEGModel(base)
-    for m in textbook.modules():
-        if isinstance(m, EEGMamba2):
-            m.scan_override = textbook_scan
-    variants["mamba2 (textbook SSD, Listing 1)"] = textbook
+    variants["mamba2 (textbook SSD, Listing 1)"] = with_scan(EEGModel(base), textbook_scan)
     variants["transformer"] = EEGModel(replace(base, backbone="transformer"))
-    ceiling = EEGModel(base)
-    for m in ceiling.modules():
-        if isinstance(m, EEGMamba2):
-            m.scan_override = no_scan
-    variants[NO_SCAN] = ceiling
+    variants[NO_SCAN] = with_scan(EEGModel(base), no_scan)
     ok, why = fused_available()
     if device.type == "cuda" and ok:
         variants["mamba2 (fused Triton)"] = EEGModel(replace(base, kernel_backend="fused"))

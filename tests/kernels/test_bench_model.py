@@ -48,10 +48,7 @@ def test_textbook_scan_is_the_same_ssd(bench, l, chunk):
 def test_no_scan_ceiling_still_backpropagates_into_the_whole_block(bench):
     cfg = ModelConfig(window_samples=32, d_model=16, n_layers=1, d_state=8, headdim=8,
                       chunk_size=8, kernel_backend="ref")
-    model = EEGModel(cfg)
-    for m in model.modules():
-        if isinstance(m, EEGMamba2):
-            m.scan_override = bench.no_scan
+    model = bench.with_scan(EEGModel(cfg), bench.no_scan)
     x = torch.randn(2, 10, 32)
     coords = torch.nn.functional.normalize(torch.randn(2, 3), dim=1)
     model(x, coords, torch.zeros(2, 10, dtype=torch.bool)).square().mean().backward()
