@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from eegwb.diagnostics.near_duplicates import (
+from eegwb.validation.near_duplicates import (
     ContentConfig,
     IndexBuilder,
     Projector,
@@ -108,7 +108,7 @@ def content_search(n: int, workdir: str, seed: int = 0) -> dict[str, float]:
 
 def full_audit(workdir: str) -> dict[str, float]:
     from eegwb.data.synthetic import SynthConfig, generate_cohort
-    from eegwb.diagnostics.validation import resolve_splits, validate
+    from eegwb.validation.validation import resolve_splits, validate
 
     root = Path(workdir) / "cohort"
     t0 = time.perf_counter()

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eegwb.diagnostics.baseline import DEFAULT_BANDS_HZ, band_powers
-from eegwb.diagnostics.metrics import auroc, bootstrap_ci
+from eegwb.evaluation.baseline import DEFAULT_BANDS_HZ, band_powers
+from eegwb.evaluation.metrics import auroc, bootstrap_ci
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from eegwb.errors import OutputExistsError
 
-class OutputExistsError(FileExistsError):
-    """Raised instead of silently overwriting an existing output."""
+__all__ = ["OutputExistsError", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextlib.contextmanager

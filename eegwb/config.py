@@ -23,10 +23,12 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
+from eegwb.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config key or value is wrong; the message names the key (and the file, if any)."""
 
 

@@ -41,8 +41,8 @@ def _():
     import marimo as mo
 
     from eegwb.data.layout import DatasetError
-    from eegwb.diagnostics.leakage import LeakageConfig
-    from eegwb.diagnostics.quality_charts import (
+    from eegwb.validation.leakage import LeakageConfig
+    from eegwb.validation.quality_charts import (
         STATUS_COLORS,
         channel_chart,
         checks_frame,
@@ -52,7 +52,7 @@ def _():
         spectra_chart,
         topomap_figure,
     )
-    from eegwb.diagnostics.validation import resolve_splits, validate
+    from eegwb.validation.validation import resolve_splits, validate
     from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (

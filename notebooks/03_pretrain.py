@@ -36,6 +36,7 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.experiments.autopsy import autopsy_once
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
     from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
     from eegwb.train.checkpoints import checkpoint_name
@@ -53,6 +54,7 @@ def _():
         TARGETS,
         apply_overrides,
         arg,
+        autopsy_once,
         autorun,
         checkpoint_name,
         contextlib,
@@ -160,7 +162,7 @@ def _(
 
 
 @app.cell
-def _(autorun, cfg, contextlib, loss_chart, mo, pretrain, run_button):
+def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_button):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Train** to start pretraining."))
     _history: list[dict] = []
 
@@ -178,7 +180,7 @@ def _(autorun, cfg, contextlib, loss_chart, mo, pretrain, run_button):
                 mo.output.replace(loss_chart(_history, title=f"epoch {event['epoch']}/{cfg.train.epochs}"))
 
         try:
-            result = pretrain(cfg, _on_progress, bar=False)
+            result = pretrain(cfg, _on_progress, bar=False, autopsy=autopsy_once)
         except Exception as _err:
             if autorun():
                 raise  # headless: fail loudly (non-zero exit)

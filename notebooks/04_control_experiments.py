@@ -44,7 +44,7 @@ def _():
     import marimo as mo
 
     from eegwb.data.layout import DatasetError, list_recordings
-    from eegwb.diagnostics.control import (
+    from eegwb.experiments.control import (
         CONTROLS,
         ladder_chart,
         run_control,

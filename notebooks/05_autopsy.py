@@ -39,9 +39,9 @@ def _():
     import marimo as mo
     import polars as pl
 
-    from eegwb.diagnostics.ablations import AblationConfig
-    from eegwb.diagnostics.attributions import AttributionConfig
-    from eegwb.diagnostics.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
+    from eegwb.experiments.ablations import AblationConfig
+    from eegwb.experiments.attributions import AttributionConfig
+    from eegwb.experiments.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
     from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (

@@ -36,6 +36,7 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.experiments.autopsy import autopsy_once
     from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
@@ -50,6 +51,7 @@ def _():
         STRATEGIES,
         apply_overrides,
         arg,
+        autopsy_once,
         autorun,
         checkpoint_source,
         finetune,
@@ -160,7 +162,7 @@ def _(
 
 
 @app.cell
-def _(autorun, cfg, finetune, mo, run_button):
+def _(autopsy_once, autorun, cfg, finetune, mo, run_button):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Fine-tune** to train and evaluate."))
     _total = len(cfg.train.strategies) * cfg.train.epochs * max(1, cfg.data.kfold)
     with mo.status.progress_bar(total=_total, title="Fine-tuning", remove_on_exit=True) as _bar:
@@ -169,7 +171,7 @@ def _(autorun, cfg, finetune, mo, run_button):
                                  f"train {event['train_loss']:.3f}, val {event['val_loss']:.3f}")
 
         try:
-            result = finetune(cfg, _on_epoch)
+            result = finetune(cfg, _on_epoch, autopsy=autopsy_once)
         except Exception as _err:
             if autorun():
                 raise  # headless: fail loudly (non-zero exit)

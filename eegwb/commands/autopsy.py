@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eegwb.diagnostics.autopsy import SECTIONS
+from eegwb.errors import InputError
+from eegwb.experiments.autopsy import SECTIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegwb.commands.pretrain import input_errors
-    from eegwb.diagnostics.ablations import AblationConfig
-    from eegwb.diagnostics.attributions import AttributionConfig
-    from eegwb.diagnostics.autopsy import (
+    from eegwb.config import from_dict
+    from eegwb.experiments.autopsy import (
         AutopsyConfig,
         default_out_dir,
         parse_sections,
@@ -46,13 +45,14 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or str(default_out_dir(args.checkpoint))
     try:
-        cfg = AutopsyConfig(split=args.split, max_sequences=args.max_sequences, seed=args.seed, device=args.device,
-                            attribution=AttributionConfig(baselines=args.baselines, n_steps=args.ig_steps, seed=args.seed),
-                            ablation=AblationConfig(mode=args.ablation))
+        cfg = from_dict(AutopsyConfig, {
+            "split": args.split, "max_sequences": args.max_sequences, "seed": args.seed, "device": args.device,
+            "attribution": {"baselines": args.baselines.split(","), "n_steps": args.ig_steps, "seed": args.seed},
+            "ablation": {"mode": args.ablation}})
         report = run_autopsy(args.checkpoint, args.data, parse_sections(args.sections), out, config=cfg,
                              overwrite=args.overwrite, track=not args.no_track, run_id=args.run_id,
                              tracking_uri=args.tracking_uri, bar=sys.stderr.isatty())
-    except input_errors() as err:
+    except InputError as err:
         print(f"eegwb autopsy: error: {err}", file=sys.stderr)
         return 2
     for section, f in report.findings:

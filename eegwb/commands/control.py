@@ -31,10 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegwb.atomic import OutputExistsError
-    from eegwb.commands.pretrain import input_errors
-    from eegwb.data.layout import DatasetError
-    from eegwb.diagnostics.control import run_control
+    from eegwb.errors import InputError, OutputExistsError
+    from eegwb.experiments.control import run_control
 
     try:
         if args.json is not None and args.json.exists() and not args.overwrite:  # before the work
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json is not None:
             report.save_json(args.json, overwrite=args.overwrite)
             print(f"\nreport written to {args.json}")
-    except (*input_errors(), DatasetError, OutputExistsError) as err:
+    except InputError as err:
         print(f"eegwb control: error: {err}", file=sys.stderr)
         return 2
     return 1 if report.verdict.label in FAILING_VERDICTS else 0

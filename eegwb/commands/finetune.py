@@ -16,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from eegwb.commands.pretrain import add_config_arguments, config_overrides, input_errors
+from eegwb.commands.pretrain import add_config_arguments, autopsy_hook, config_overrides
+from eegwb.errors import InputError, OutputExistsError
 
 DEFAULT_CONFIG = "configs/finetune.yaml"
 
@@ -44,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.strategies=[{', '.join(names)}]")
     try:
         if args.predictions and Path(args.predictions).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.predictions}: already exists (pass --overwrite to replace it)")
+            raise OutputExistsError(f"{args.predictions}: already exists (pass --overwrite to replace it)")
         cfg = load_config(FinetuneConfig, args.config, overrides)
-        result = finetune(cfg, bar=not args.no_bar)
-    except input_errors() as err:
+        result = finetune(cfg, bar=not args.no_bar, autopsy=autopsy_hook(cfg.train.autopsy))
+    except InputError as err:
         print(f"eegwb finetune: error: {err}", file=sys.stderr)
         return 2
     print(result.format(args.levels))

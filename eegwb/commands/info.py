@@ -14,6 +14,8 @@ import platform
 import sys
 from typing import Any
 
+from eegwb.errors import InputError
+
 PACKAGES = (
     "eegwb", "torch", "mamba-ssm", "causal-conv1d", "triton", "numpy", "polars", "pyarrow",
     "mne", "marimo", "mlflow", "captum", "scipy", "scikit-learn", "altair", "einops",
@@ -40,9 +42,12 @@ def collect(device: str | None = None) -> dict[str, Any]:
     from eegwb.kernels.fused import fused_available, kernel_ops
 
     cuda = torch.cuda.is_available()
-    dev = torch.device(device or ("cuda" if cuda else "cpu"))
+    try:
+        dev = torch.device(device or ("cuda" if cuda else "cpu"))
+    except RuntimeError as err:  # torch's own message lists the device types it knows
+        raise InputError(f"--device {device}: {err}") from err
     if dev.type == "cuda" and not cuda:
-        raise RuntimeError(f"--device {dev}: CUDA is not available on this machine")
+        raise InputError(f"--device {dev}: CUDA is not available on this machine")
     ops = kernel_ops("auto", dev)
     fused_ok, fused_why = fused_available()
     return {
@@ -69,7 +74,7 @@ def collect(device: str | None = None) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         info = collect(args.device)
-    except RuntimeError as err:  # e.g. --device cuda:3 on a machine without it
+    except InputError as err:  # e.g. --device cuda:3 on a machine without it
         print(f"eegwb info: {err}", file=sys.stderr)
         return 2
     if args.json:

@@ -93,34 +93,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegwb.atomic import OutputExistsError
+    from eegwb.config import from_dict
     from eegwb.data.ingest import IngestConfig, ingest
-    from eegwb.data.layout import DatasetError
+    from eegwb.errors import InputError
 
     try:
-        cfg = IngestConfig(
-            window_samples=args.window_samples,
-            hop_samples=args.hop_samples,
-            sfreq=args.sfreq,
-            l_freq=args.l_freq,
-            h_freq=args.h_freq,
-            notch_hz=args.notch,
-            crop_start_seconds=args.crop_start,
-            crop_end_seconds=args.crop_end,
-            participant_pattern=args.participant_pattern,
-            labels=tuple(args.labels),
-            run_labels=args.run_labels,
-            run_label_name=args.run_label_name,
-            channels=tuple(c.strip() for c in args.channels.split(",")) if args.channels else None,
-            elc_path=args.elc,
-            csv_time_unit=args.csv_time_unit,
-            csv_units=args.csv_units,
-            on_error=args.on_error,
-        )
+        cfg = from_dict(IngestConfig, {
+            "window_samples": args.window_samples,
+            "hop_samples": args.hop_samples,
+            "sfreq": args.sfreq,
+            "l_freq": args.l_freq,
+            "h_freq": args.h_freq,
+            "notch_hz": args.notch,
+            "crop_start_seconds": args.crop_start,
+            "crop_end_seconds": args.crop_end,
+            "participant_pattern": args.participant_pattern,
+            "labels": tuple(args.labels),
+            "run_labels": args.run_labels,
+            "run_label_name": args.run_label_name,
+            "channels": tuple(c.strip() for c in args.channels.split(",")) if args.channels else None,
+            "elc_path": args.elc,
+            "csv_time_unit": args.csv_time_unit,
+            "csv_units": args.csv_units,
+            "on_error": args.on_error,
+        })
         report = ingest(
             args.sources, args.out, cfg, overwrite=args.overwrite, progress=not args.no_progress
         )
-    except (DatasetError, OutputExistsError, ValueError) as err:  # MontageError is a ValueError
+    except InputError as err:
         log.error("%s", err)
         return 2
     for result in report.failed:

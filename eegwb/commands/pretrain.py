@@ -4,13 +4,15 @@
     eegwb pretrain --config configs/pretrain.yaml --resume checkpoints/..._last.pt
     torchrun --nproc_per_node=2 -m eegwb pretrain --config configs/pretrain.yaml
 
-Exit codes: 0 done, 1 stopped by a failed gate, 2 bad config or input (nothing ran).
+Exit codes: 0 done, 1 stopped by a failed gate, 2 bad config or input (an `InputError`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from eegwb.errors import InputError
 
 DEFAULT_CONFIG = "configs/pretrain.yaml"
 
@@ -40,23 +42,14 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
     return list(args.overrides) + extra
 
 
-def input_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "bad config or input": reported in one line, exit code 2."""
-    from eegwb.train.checkpoints import CheckpointError
+def autopsy_hook(enabled: bool):
+    """`eegwb.experiments.autopsy.autopsy_once` when `train.autopsy` asks for it, else None
+    (imported only then: the autopsy pulls in Captum and the report code)."""
+    if not enabled:
+        return None
+    from eegwb.experiments.autopsy import autopsy_once
 
-    errors: list[type[BaseException]] = [
-        ValueError,
-        FileExistsError,
-        FileNotFoundError,
-        CheckpointError,
-    ]
-    try:
-        from eegwb.diagnostics.leakage import LeakageError
-
-        errors.append(LeakageError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return autopsy_once
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(PretrainConfig, args.config, config_overrides(args))
         cfg.check_paths()
-        result = pretrain(cfg, resume=args.resume, bar=False if args.no_bar else None)
-    except input_errors() as err:
+        result = pretrain(cfg, resume=args.resume, bar=False if args.no_bar else None,
+                          autopsy=autopsy_hook(cfg.train.autopsy))
+    except InputError as err:
         print(f"eegwb pretrain: error: {err}", file=sys.stderr)
         return 2
     if result.run_id is not None or result.last_checkpoint is not None:  # the main process

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eegwb.commands.pretrain import add_config_arguments, config_overrides, input_errors
+from eegwb.commands.pretrain import add_config_arguments, autopsy_hook, config_overrides
+from eegwb.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
             if key in params:
                 raise ConfigError(f"--param {key}: given twice")
             params[key] = values
-        result = run_sweep(base, params, bar=False if args.no_bar else None)
-    except input_errors() as err:
+        # Always passed: a --param may set train.autopsy for some runs only.
+        result = run_sweep(base, params, bar=False if args.no_bar else None, autopsy=autopsy_hook(True))
+    except InputError as err:
         print(f"eegwb sweep: error: {err}", file=sys.stderr)
         return 2
     table = result.table()

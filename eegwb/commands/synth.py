@@ -50,29 +50,30 @@ def _split(text: str | None) -> tuple[str, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegwb.atomic import OutputExistsError
+    from eegwb.config import from_dict
     from eegwb.data.synthetic import SynthConfig, generate_cohort
+    from eegwb.errors import InputError
 
     try:
-        cfg = SynthConfig(
-            n_participants=args.participants,
-            runs_per_participant=args.runs,
-            montage=args.montage,
-            sfreq=args.sfreq,
-            window_samples=args.window_samples,
-            n_windows=args.n_windows,
-            line_noise_hz=args.line_noise_hz,
-            effect_channels=_split(args.effect_channels),
-            effect_band_hz=tuple(args.effect_band_hz),
-            effect_size=args.effect_size,
-            seed=args.seed,
-            defects=_split(args.defects) or (),
-        )
+        cfg = from_dict(SynthConfig, {
+            "n_participants": args.participants,
+            "runs_per_participant": args.runs,
+            "montage": args.montage,
+            "sfreq": args.sfreq,
+            "window_samples": args.window_samples,
+            "n_windows": args.n_windows,
+            "line_noise_hz": args.line_noise_hz,
+            "effect_channels": _split(args.effect_channels),
+            "effect_band_hz": tuple(args.effect_band_hz),
+            "effect_size": args.effect_size,
+            "seed": args.seed,
+            "defects": _split(args.defects) or (),
+        })
         started = time.perf_counter()
         manifest = generate_cohort(
             args.out, cfg, overwrite=args.overwrite, progress=not args.no_progress
         )
-    except (ValueError, OutputExistsError, NotADirectoryError) as err:
+    except InputError as err:
         print(f"eegwb synth: error: {err}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started

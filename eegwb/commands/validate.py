@@ -44,19 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eegwb.atomic import OutputExistsError, atomic_write_text
-    from eegwb.data.layout import DatasetError
-    from eegwb.diagnostics.leakage import LeakageConfig
-    from eegwb.diagnostics.validation import resolve_splits, validate
+    from eegwb.atomic import atomic_write_text
+    from eegwb.config import from_dict
+    from eegwb.errors import InputError, OutputExistsError
+    from eegwb.validation.leakage import LeakageConfig
+    from eegwb.validation.validation import resolve_splits, validate
 
     try:
         if args.json and Path(args.json).exists() and not args.overwrite:  # before minutes of audit
             raise OutputExistsError(f"{args.json}: already exists (pass --overwrite to replace it)")
-        cfg = LeakageConfig(
-            near_dup_threshold=args.near_dup_threshold,
-            near_duplicate_max=args.near_duplicate_max,
-            content=not args.ids_only,
-        )
+        cfg = from_dict(LeakageConfig, {
+            "near_dup_threshold": args.near_dup_threshold,
+            "near_duplicate_max": args.near_duplicate_max,
+            "content": not args.ids_only,
+        })
         splits, source = resolve_splits(
             args.data_dir,
             args.splits,
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             atomic_write_text(args.json, report.to_json() + "\n", overwrite=args.overwrite)
             print(f"report written to {args.json}")
-    except (DatasetError, OutputExistsError, FileNotFoundError, ValueError) as err:
+    except InputError as err:
         print(f"eegwb validate: {err}", file=sys.stderr)
         return 2
     return 1 if report.failed else 0

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from eegwb.data.layout import DatasetError
 from eegwb.data.source_ids import Source, clean_id
+from eegwb.errors import InputError
 
 _PARTICIPANT_COLUMNS = ("participant", "participant_id", "subject", "subject_id", "sub")
 _RUN_COLUMNS = ("run", "run_id", "recording")
@@ -48,7 +49,7 @@ def parse_run_labels(text: str) -> dict[str, object]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         run, sep, value = item.partition("=" if "=" in item else ":")
         if not sep or not run.strip():
-            raise ValueError(f"run labels: {item!r} is not RUN=VALUE")
+            raise InputError(f"run labels: {item!r} is not RUN=VALUE")
         out[run.strip()] = parse_value(value)
     return out
 

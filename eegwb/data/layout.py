@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eegwb.atomic import OutputExistsError, atomic_path
+from eegwb.errors import InputError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -70,7 +71,7 @@ ID_TYPES = {
 _SAFE_ID = re.compile(r"^[A-Za-z0-9]+$")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad dataset input; the message starts with the file it is about."""
 
 

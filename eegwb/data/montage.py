@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eegwb.errors import InputError, MissingInputError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -41,7 +43,7 @@ MONTAGES: dict[str, list[str]] = {
 }
 
 
-class MontageError(ValueError):
+class MontageError(InputError):
     """Channels without a known position; the message names each and its closest known names."""
 
     def __init__(self, unknown: Sequence[str], known: Sequence[str], source: str):
@@ -110,15 +112,15 @@ def _elc_positions(elc_path: Path) -> dict[str, list[float]]:
     import mne
 
     if not elc_path.is_file():
-        raise FileNotFoundError(f"{elc_path}: electrode file does not exist")
+        raise MissingInputError(f"{elc_path}: electrode file does not exist")
     try:
         # head_size=None keeps the file's own coordinates; the sphere fit normalises them.
         montage = mne.channels.read_custom_montage(elc_path, head_size=None)
     except Exception as err:  # MNE raises RuntimeError/ValueError/IndexError on bad files
-        raise ValueError(f"{elc_path}: cannot read electrode positions ({err})") from err
+        raise MontageError(f"{elc_path}: cannot read electrode positions ({err})") from err
     ch_pos = montage.get_positions()["ch_pos"]
     if not ch_pos:
-        raise ValueError(f"{elc_path}: no electrode positions in the file")
+        raise MontageError(f"{elc_path}: no electrode positions in the file")
     return _unit_positions(ch_pos)
 
 

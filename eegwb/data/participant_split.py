@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from eegwb.data.layout import DatasetError
+from eegwb.errors import InputError
 
 
 def _strata(
@@ -81,7 +82,7 @@ def split_by_participant(
         or any(f < 0 for f in fr)
         or not math.isclose(sum(fr), 1.0, abs_tol=1e-6)
     ):
-        raise ValueError(
+        raise InputError(
             f"fractions {fractions} must be >= 0, sum to 1 and match names {list(names)}"
         )
     n = len(ps)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from eegwb.atomic import OutputExistsError, atomic_write_text
-from eegwb.data.layout import RecordingMeta, build_table, write_recording
+from eegwb.data.layout import DatasetError, RecordingMeta, build_table, write_recording
 from eegwb.data.montage import MONTAGES, electrode_positions
 from eegwb.data.synthetic_config import (
     COPY_KINDS,
@@ -37,6 +37,7 @@ from eegwb.data.synthetic_signal import (
     synth_recording,
     windows_of,
 )
+from eegwb.errors import MissingInputError
 
 __all__ = [
     "COPY_KINDS",
@@ -82,7 +83,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 
 def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out}: exists and is not a directory")
+        raise OutputExistsError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise OutputExistsError(
@@ -169,8 +170,8 @@ def read_manifest(root: str | Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as err:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{path}: no manifest (not a synthetic cohort, or its generation did not finish)"
         ) from err
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: manifest is not valid JSON ({err})") from err
+        raise DatasetError(f"{path}: manifest is not valid JSON ({err})") from err

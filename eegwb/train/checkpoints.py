@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from eegwb.atomic import atomic_path
+from eegwb.errors import InputError
 
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint cannot be read or does not fit; the message names the file."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from eegwb.config import ConfigError
+from eegwb.data.layout import DatasetError, recordings_index
 from eegwb.model.config import MaskingConfig, ModelConfig
 
 # Metrics known when an epoch ends; gates may test any of them.
@@ -163,7 +164,6 @@ class PretrainConfig:
     def check_paths(self) -> None:
         """Fail before any work when the dataset or splits file is missing or does not fit
         the model (reads file metadata only)."""
-        from eegwb.data.layout import DatasetError, recordings_index
 
         root = Path(self.data.root)
         if not root.is_dir():

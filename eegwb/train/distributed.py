@@ -16,6 +16,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from eegwb.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -42,7 +44,6 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        from eegwb.config import ConfigError
 
         raise ConfigError(
             "train.device: 'cuda' was asked for but torch.cuda.is_available() is False"
@@ -88,7 +89,7 @@ def epoch_batches(
     every step has the same batch size everywhere (as DistributedSampler(drop_last=True)).
     """
     if batch_size % world_size:
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size: {batch_size} is not divisible by the {world_size} DDP processes"
         )
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)

@@ -32,8 +32,12 @@ from tqdm.auto import tqdm
 from eegwb.atomic import OutputExistsError
 from eegwb.config import to_dict
 from eegwb.data.batch import Batch
-from eegwb.diagnostics.metrics import LEVELS, aggregate, best_threshold, evaluate_levels
+from eegwb.data.dataset import EEGDataset, collate
+from eegwb.data.layout import DatasetError, recordings_index
+from eegwb.evaluation.baseline import attach_labels, run_baseline, window_features
+from eegwb.evaluation.metrics import LEVELS, aggregate, best_threshold, evaluate_levels
 from eegwb.model.classifier import EEGClassifier, build_classifier
+from eegwb.train.autopsy_hook import AutopsyHook, autopsy_checkpoint, require_hook
 from eegwb.train.distributed import resolve_device
 from eegwb.train.finetune_config import FinetuneConfig
 from eegwb.train.finetune_data import (
@@ -45,6 +49,7 @@ from eegwb.train.finetune_data import (
     sequence_labels,
 )
 from eegwb.train.finetune_report import FinetuneResult, log_run, results_table, save_finetuned
+from eegwb.train.labels import recording_labels
 
 log = logging.getLogger(__name__)
 BASELINE = "baseline"
@@ -114,7 +119,6 @@ class FoldSplit:
             return
         from torch.utils.data import DataLoader
 
-        from eegwb.data.dataset import collate
 
         n = len(self.y)
         loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
@@ -195,7 +199,6 @@ def _prediction_frame(split: FoldSplit, out: dict) -> pl.DataFrame:
 
 
 def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_samples: int) -> dict[str, FoldSplit | None]:
-    from eegwb.data.dataset import EEGDataset
 
     d = cfg.data
     out: dict[str, FoldSplit | None] = {}
@@ -208,7 +211,7 @@ def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_sam
                              max_windows=d.max_windows, cache_dir=d.cache_dir)
         channels = ds.channels
         if ds.window_samples != window_samples:
-            raise ValueError(
+            raise DatasetError(
                 f"{d.root}: windows of {ds.window_samples} samples, but the backbone was pretrained on "
                 f"{window_samples}; re-ingest with window_samples={window_samples}"
             )
@@ -217,7 +220,6 @@ def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_sam
 
 
 def _baseline(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, channels: list[str]) -> dict[str, pl.DataFrame]:
-    from eegwb.diagnostics.baseline import attach_labels, run_baseline, window_features
 
     sel = fold.selections
     test, model = run_baseline(cfg.data.root, sel["train"], sel["test"], labels, channels, cfg.baseline)
@@ -244,18 +246,18 @@ def output_paths(cfg: FinetuneConfig, stem: str, n_folds: int) -> dict[tuple[str
 
 
 def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None, *,
-             bar: bool = False) -> FinetuneResult:
+             bar: bool = False, autopsy: AutopsyHook | None = None) -> FinetuneResult:
     """Fine-tune every strategy in `cfg.train.strategies` (and the baseline) and evaluate
     them on held-out participants; see the module docstring for the order of steps.
 
     `progress` is called with {"strategy", "fold", "epoch", "train_loss", "val_loss"} after
-    each epoch (notebook progress bars); `bar` shows a tqdm bar over the trainings.
+    each epoch (notebook progress bars); `bar` shows a tqdm bar over the trainings;
+    `autopsy` is called on each fine-tuned checkpoint when `train.autopsy` is set.
     """
-    from eegwb.data.layout import recordings_index
-    from eegwb.train.labels import recording_labels
 
     t0 = time.perf_counter()
     cfg.check_paths()
+    require_hook(cfg.train.autopsy, autopsy)
     index = recordings_index(cfg.data.root)
     labels = recording_labels(cfg.data.root, cfg.labels, index)
     window_samples = int(index["window_samples"][0])
@@ -319,11 +321,8 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     result.run_id = log_run(result, cfg, backbone.stem)
     result.elapsed_s = time.perf_counter() - t0
     if cfg.train.autopsy:
-        from eegwb.diagnostics.autopsy import autopsy_once
-
         for checkpoints in saved.values():
-            out = checkpoints[0].parent / "autopsy" / checkpoints[0].stem
-            autopsy_once(checkpoints[0], out_dir=out, run_id=result.run_id, tracking_uri=cfg.tracking.uri)
+            autopsy_checkpoint(autopsy, checkpoints[0], run_id=result.run_id, tracking_uri=cfg.tracking.uri)
     return result
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from eegwb.config import ConfigError
-from eegwb.diagnostics.baseline import BaselineConfig
-from eegwb.diagnostics.metrics import LEVELS
+from eegwb.evaluation.baseline import BaselineConfig
+from eegwb.evaluation.metrics import LEVELS
 from eegwb.model.config import BACKBONES, MASK_STYLES
 from eegwb.train.config import TrackingConfig
 from eegwb.train.labels import LabelSource

@@ -6,7 +6,7 @@ Nothing here trains. It answers, before any training starts:
   derived from the model: `mamba2_eeg_d128_l6_m50_mae.pt` in `checkpoint_dir`);
 - which participants train, validate and test (a splits file, a stratified participant
   split, or participant-grouped k-fold), built only from labelled recordings;
-- whether the splits leak (the leakage gate of `eegwb.diagnostics.leakage`), and whether
+- whether the splits leak (the leakage gate of `eegwb.validation.leakage`), and whether
   any test participant was already seen by the backbone in pretraining (same dataset).
 """
 
@@ -33,6 +33,8 @@ from eegwb.model.config import ModelConfig
 from eegwb.train.checkpoints import CheckpointError, checkpoint_name, load_checkpoint
 from eegwb.train.finetune_config import FinetuneConfig
 from eegwb.train.labels import participant_classes
+from eegwb.train.tracking import TAG_CHECKPOINT, find_runs, resolve_tracking_uri
+from eegwb.validation.leakage import LeakageError, leakage_gate
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -69,7 +71,6 @@ def checkpoint_source(cfg: FinetuneConfig) -> tuple[Path, str]:
     if p.mlflow_run:
         from mlflow import MlflowClient
 
-        from eegwb.train.tracking import TAG_CHECKPOINT, resolve_tracking_uri
 
         uri = resolve_tracking_uri(cfg.tracking.uri)
         try:
@@ -135,7 +136,6 @@ def _seen_in_pretraining(cfg: FinetuneConfig, path: Path, ckpt: dict) -> tuple[s
 
     An unfindable root cannot be compared, so overlap is unknown, not absent: "refuse"
     stops; "avoid" and "allow" go on with a warning (and a line in the leakage summary)."""
-    from eegwb.diagnostics.leakage import LeakageError
 
     assignment = ckpt.get("assignment") or {}
     seen: set[str] = set()
@@ -241,7 +241,6 @@ def check_folds(cfg: FinetuneConfig, folds: list[Fold], backbone: Backbone, prog
 
     Raises LeakageError unless `data.allow_leakage`; returns {"leaky", "summary",
     "pretraining_overlap": [participants tested that pretraining saw]}."""
-    from eegwb.diagnostics.leakage import LeakageError, leakage_gate
 
     root = Path(cfg.data.root)
     leaky, summaries = False, []
@@ -289,7 +288,6 @@ def pretrained_choices(checkpoint_dir: str | Path, uri: str | None = None,
         if not (path.stem.endswith("_last") or "_finetuned" in path.stem or path.name.startswith(".")):
             out[f"file: {path.name}"] = str(path)
     try:
-        from eegwb.train.tracking import find_runs
 
         runs = find_runs(uri, experiment)
     except Exception as err:  # noqa: BLE001 - no store yet, server down: files still work

@@ -16,7 +16,14 @@ from typing import Any
 
 import polars as pl
 
-from eegwb.diagnostics.metrics import LevelMetrics, roc_chart
+from eegwb.atomic import atomic_path
+from eegwb.config import dump_yaml, from_dict, to_dict
+from eegwb.evaluation.metrics import LevelMetrics, roc_chart
+from eegwb.model.classifier import EEGClassifier
+from eegwb.model.config import ModelConfig
+from eegwb.model.eeg_model import EEGModel
+from eegwb.train.checkpoints import CheckpointError, load_checkpoint
+from eegwb.train.tracking import Tracker
 
 TABLE_SCHEMA = {
     "strategy": pl.String, "level": pl.String, "auroc": pl.Float64, "auroc_low": pl.Float64,
@@ -98,7 +105,6 @@ def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> P
     "config" (FinetuneConfig), "model_config", "strategy", "threshold", ...}."""
     import torch
 
-    from eegwb.atomic import atomic_path
 
     with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save({"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}, tmp)
@@ -107,11 +113,6 @@ def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> P
 
 def load_finetuned(path: str | Path, map_location: str = "cpu"):
     """(EEGClassifier, checkpoint dict) from a fine-tuned checkpoint (weights only)."""
-    from eegwb.config import from_dict
-    from eegwb.model.classifier import EEGClassifier
-    from eegwb.model.config import ModelConfig
-    from eegwb.model.eeg_model import EEGModel
-    from eegwb.train.checkpoints import CheckpointError, load_checkpoint
 
     ckpt = load_checkpoint(path, map_location=map_location)
     if ckpt.get("kind") != "finetuned":
@@ -135,8 +136,6 @@ def metric_dict(table: pl.DataFrame) -> dict[str, float]:
 
 def log_run(result: FinetuneResult, cfg, stem: str) -> str | None:
     """One MLflow run with everything needed to trust (or doubt) the numbers; never raises."""
-    from eegwb.config import dump_yaml, to_dict
-    from eegwb.train.tracking import Tracker
 
     t = cfg.tracking
     tags = {TAG_PRETRAINED: result.pretrained, TAG_LEAKY: str(result.leaky).lower(),

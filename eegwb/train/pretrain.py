@@ -29,6 +29,7 @@ from torch import nn
 from eegwb.config import ConfigError, config_diff, to_dict
 from eegwb.model.param_groups import weight_decay_groups
 from eegwb.train import distributed as ddp
+from eegwb.train.autopsy_hook import AutopsyHook, autopsy_checkpoint, require_hook
 from eegwb.train.checkpoints import (
     CheckpointError,
     checkpoint_name,
@@ -224,17 +225,22 @@ def pretrain(
     *,
     resume: str | Path | None = None,
     bar: bool | None = None,
+    autopsy: AutopsyHook | None = None,
 ) -> RunResult:
     """Run one pretraining (DDP when started by torchrun). See the module docstring.
 
     `progress` is called with {"kind": "step"|"epoch"|"val", ...metrics} on the main
     process (the notebook's progress bar and live chart). `bar`: tqdm bar; None means
     "when stderr is a terminal and $CI is unset" (else one log line per epoch).
+    `autopsy`: called on the best checkpoint at the end when `train.autopsy` is set
+    (see autopsy_hook.py).
     """
-    from eegwb.train.pretrain_loop import run_loop
+    from eegwb.train.pretrain_loop import run_loop  # the loop imports this module's steps
+
 
     t0 = time.perf_counter()
     cfg.check_paths()
+    require_hook(cfg.train.autopsy, autopsy)
     info = ddp.init_distributed(cfg.train.device)
     try:
         ckpt = _load_resume(resume, cfg) if resume is not None else None
@@ -267,19 +273,11 @@ def pretrain(
         ddp.cleanup(info)
     result.elapsed_s = time.perf_counter() - t0
     if cfg.train.autopsy and info.is_main:
-        _autopsy(result, cfg)
+        # The best checkpoint (the last if none). `autopsy_once` keeps a marker, so a finished
+        # run that also stopped early, or a resumed run ending on the same file, is one autopsy.
+        checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
+        autopsy_checkpoint(autopsy, checkpoint, run_id=result.run_id, tracking_uri=result.tracking_uri)
     return result
-
-
-def _autopsy(result: RunResult, cfg: PretrainConfig) -> None:
-    """The autopsy of the best checkpoint (the last if none), once per checkpoint version:
-    `autopsy_once` keeps a marker, so a finished run that also stopped early, or a resumed
-    run that ends on the same file, is not autopsied twice."""
-    from eegwb.diagnostics.autopsy import autopsy_once
-
-    checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
-    out = checkpoint.parent / "autopsy" / checkpoint.stem
-    autopsy_once(checkpoint, out_dir=out, run_id=result.run_id, tracking_uri=result.tracking_uri)
 
 
 def _refuse_foreign_checkpoints(

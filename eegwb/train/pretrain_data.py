@@ -13,17 +13,18 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 import torch
 import xxhash
 
+from eegwb.config import ConfigError
+from eegwb.data.dataset import EEGDataset
+from eegwb.data.layout import DatasetError, recordings_index
+from eegwb.data.splits import SplitData, load_splits, participant_selection, split_by_participant
 from eegwb.train import distributed as ddp
 from eegwb.train.config import PretrainConfig
-
-if TYPE_CHECKING:
-    from eegwb.data.dataset import EEGDataset
+from eegwb.validation.leakage import leakage_gate
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,13 @@ def split_selections(
     cfg: PretrainConfig,
 ) -> tuple[dict[str, Path], dict[str, pl.DataFrame], dict[str, list[str]]]:
     """Roots, selections and participants of the train and val splits."""
-    from eegwb.data.layout import recordings_index
-    from eegwb.data.splits import load_splits, participant_selection, split_by_participant
 
     d = cfg.data
     if d.splits is not None:
         spec = load_splits(d.splits)
         missing = [s for s in ("train", "val") if s not in spec.splits]
         if missing:
-            raise ValueError(
+            raise DatasetError(
                 f"{d.splits}: data.splits needs 'train' and 'val' splits, missing {missing}"
             )
         roots = {s: spec.root(s) for s in ("train", "val")}
@@ -73,7 +72,6 @@ def run_leakage_gate(
     roots: dict[str, Path], sels: dict[str, pl.DataFrame], allow: bool
 ) -> tuple[bool, str]:
     """The leakage audit between train and val (raises LeakageError unless `allow`)."""
-    from eegwb.diagnostics.leakage import SplitData, leakage_gate
 
     result = leakage_gate({s: SplitData(roots[s], sels[s]) for s in sels}, allow_leakage=allow)
     leaky, summary = bool(result.leaky), result.summary()
@@ -86,7 +84,6 @@ def run_leakage_gate(
 
 def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
     """Splits, leakage gate (main process; its verdict is shared), datasets, fingerprints."""
-    from eegwb.data.dataset import EEGDataset
 
     roots, sels, people = split_selections(cfg)
     verdict: tuple[bool, str] | str
@@ -118,11 +115,11 @@ def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
         torch.distributed.barrier()
     for s, ds in (("train", train), ("val", val)):
         if len(ds) == 0:
-            raise ValueError(
+            raise DatasetError(
                 f"{roots[s]}: the {s} split holds no sequences (participants {people[s]})"
             )
         if ds.window_samples != cfg.model.window_samples:
-            raise ValueError(
+            raise ConfigError(
                 f"model.window_samples: {cfg.model.window_samples}, but {roots[s]} has windows of "
                 f"{ds.window_samples} samples"
             )

@@ -20,7 +20,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from eegwb.config import dump_yaml, to_dict
+from eegwb.config import ConfigError, dump_yaml, to_dict
+from eegwb.data.dataset import collate
+from eegwb.model.eeg_model import EEGModel
+from eegwb.model.objective import MaskedReconstruction
 from eegwb.train import distributed as ddp
 from eegwb.train.checkpoints import rng_state, same_run, save_checkpoint, set_rng_state
 from eegwb.train.collapse import collapse_warnings
@@ -35,13 +38,18 @@ from eegwb.train.pretrain import (
     train_step,
 )
 from eegwb.train.pretrain_data import RunData
+from eegwb.train.tracking import (
+    TAG_CHECKPOINT,
+    TAG_CHECKPOINT_LAST,
+    TAG_DATASET_FINGERPRINT,
+    TAG_KERNEL,
+    Tracker,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def build_objective(cfg: PretrainConfig, device: torch.device):
-    from eegwb.model.eeg_model import EEGModel
-    from eegwb.model.objective import MaskedReconstruction
 
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank and rerun
     model = EEGModel(cfg.model)
@@ -114,14 +122,6 @@ def run_loop(
     bar: bool,
     resume_path: str | Path | None,
 ) -> RunResult:
-    from eegwb.data.dataset import collate
-    from eegwb.train.tracking import (
-        TAG_CHECKPOINT,
-        TAG_CHECKPOINT_LAST,
-        TAG_DATASET_FINGERPRINT,
-        TAG_KERNEL,
-        Tracker,
-    )
 
     tc, device = cfg.train, info.device
     model, objective = build_objective(cfg, device)
@@ -129,7 +129,7 @@ def run_loop(
     optimizer = make_optimizer(objective, tc)
     per_epoch = len(data.train) // tc.batch_size
     if per_epoch == 0:
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size: {tc.batch_size} is larger than the {len(data.train)} training "
             f"sequences of {data.roots['train']}"
         )

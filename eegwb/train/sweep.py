@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegwb.config import ConfigError, apply_overrides, from_dict, parse_value, resolve_key, to_dict
+from eegwb.train.autopsy_hook import AutopsyHook, require_hook
 from eegwb.train.checkpoints import checkpoint_name
 from eegwb.train.config import PretrainConfig
+from eegwb.train.pretrain import pretrain
 
 if TYPE_CHECKING:
     import polars as pl
@@ -154,21 +156,21 @@ def run_sweep(
     progress: Callable[[dict], None] | None = None,
     bar: bool | None = None,
     stop_on_error: bool = False,
+    autopsy: AutopsyHook | None = None,
 ) -> SweepResult:
     """Run every combination in turn; a failed run is recorded (and the sweep goes on,
-    unless `stop_on_error`)."""
-    from eegwb.train.pretrain import pretrain
-
+    unless `stop_on_error`). `autopsy` goes to each `pretrain` (see autopsy_hook.py)."""
     sweep_id = time.strftime("%Y%m%d-%H%M%S")
     runs = sweep_configs(base, params, sweep_id)
     for run in runs:
         run.config.check_paths()
+        require_hook(run.config.train.autopsy, autopsy)
     out = SweepResult(sweep_id=sweep_id, experiment=base.tracking.experiment, runs=runs)
     for i, run in enumerate(runs):
         logger.info("sweep %s: run %d/%d %s", sweep_id, i + 1, len(runs), _label(run.overrides))
         hook = None if progress is None else (lambda ev, i=i: progress({**ev, "sweep_run": i}))
         try:
-            run.result = pretrain(run.config, hook, bar=bar)
+            run.result = pretrain(run.config, hook, bar=bar, autopsy=autopsy)
         except Exception as err:
             run.error = f"{type(err).__name__}: {err}"
             logger.error("sweep run %s failed: %s", _label(run.overrides), run.error)

@@ -474,7 +474,7 @@ def test_eegmat_tapered_tails_are_near_duplicates_until_cropped(tmp_path):
     Windows of 1000 samples (2 s) tile every recording (182 s, 62 s) to its last sample;
     1024-sample windows stop 0.6-1.8 s short of the end and miss the taper."""
     from eegwb.data.splits import SplitData, participant_selection, split_by_participant
-    from eegwb.diagnostics.leakage import audit_leakage
+    from eegwb.validation.leakage import audit_leakage
 
     sources = sorted(EEGMAT.glob("Subject0[0-3]_*.edf"))  # 4 subjects, both runs
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from notebook_runs import MARIMO, ROOT
 from notebook_runs import run as _run
 
-from eegwb.diagnostics.control import ControlCohortConfig, write_control_cohort
-from eegwb.diagnostics.verdict import VERDICTS
+from eegwb.experiments.control import ControlCohortConfig, write_control_cohort
+from eegwb.experiments.verdict import VERDICTS
 
 NOTEBOOK = ROOT / "notebooks" / "04_control_experiments.py"
 

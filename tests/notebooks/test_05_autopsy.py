@@ -12,7 +12,7 @@ from notebook_runs import MARIMO, ROOT
 from notebook_runs import run as _run
 
 NOTEBOOK = ROOT / "notebooks" / "05_autopsy.py"
-_spec = importlib.util.spec_from_file_location("autopsy_helpers", ROOT / "tests" / "diagnostics" / "autopsy_helpers.py")
+_spec = importlib.util.spec_from_file_location("autopsy_helpers", ROOT / "tests" / "experiments" / "autopsy_helpers.py")
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 

@@ -15,7 +15,7 @@ from pretrain_helpers import mlflow_store
 from eegwb.atomic import OutputExistsError
 from eegwb.config import ConfigError, load_config
 from eegwb.data.synthetic import SynthConfig, generate_cohort
-from eegwb.diagnostics.leakage import LeakageError
+from eegwb.experiments.autopsy import autopsy_once
 from eegwb.train.checkpoints import CheckpointError
 from eegwb.train.config import PretrainConfig
 from eegwb.train.finetune import finetune, output_paths
@@ -23,6 +23,7 @@ from eegwb.train.finetune_config import FinetuneConfig
 from eegwb.train.finetune_data import checkpoint_source
 from eegwb.train.finetune_report import load_finetuned
 from eegwb.train.pretrain import pretrain
+from eegwb.validation.leakage import LeakageError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "configs" / "finetune_tiny.yaml"
@@ -105,7 +106,7 @@ def test_planted_effect_is_found_by_the_fine_tuned_model_and_the_baseline(plante
 
 def test_null_effect_confidence_interval_contains_chance_then_autopsy(null, pretrained, tmp_path):
     cfg = tiny(null, tmp_path, pretrained, "train.strategies=[full]", "train.autopsy=true")
-    result = finetune(cfg)
+    result = finetune(cfg, autopsy=autopsy_once)
     for strategy in ("full", "baseline"):
         row = result.table.filter((pl.col("strategy") == strategy) & (pl.col("level") == "recording")).row(0, named=True)
         assert row["auroc_low"] <= 0.5 <= row["auroc_high"], result.format()

@@ -15,6 +15,7 @@ import torch
 from pretrain_helpers import mlflow_store, synth_cohort, tiny_config
 
 from eegwb.config import to_dict
+from eegwb.experiments.autopsy import autopsy_once
 from eegwb.train.checkpoints import checkpoint_name, load_checkpoint
 from eegwb.train.collapse import CollapseStats, collapse_warnings
 from eegwb.train.config import TrainConfig
@@ -175,13 +176,11 @@ def test_early_stopping_then_autopsy_once(synth: Path, tmp_path: Path) -> None:
         "train.min_delta=100.0",
         "train.autopsy=true",
     )
-    result = pretrain(cfg, bar=False)
+    result = pretrain(cfg, bar=False, autopsy=autopsy_once)
     assert result.stopped == "early_stopping"
     assert [h["epoch"] for h in result.history if h["kind"] == "epoch"] == [1, 2]
     assert load_checkpoint(result.best_checkpoint)["epoch"] == 1  # best = the first epoch
     # The run stopped early and finished: one autopsy of the best checkpoint, not two.
-    from eegwb.diagnostics.autopsy import autopsy_once
-
     out = result.best_checkpoint.parent / "autopsy" / result.best_checkpoint.stem
     report = (out / "report.md").read_text()
     for heading in ("## Predictions vs targets", "## Gradient flow", "## Attributions", "## Ablations"):
@@ -238,7 +237,7 @@ def test_mlflow_outage_training_completes(
 
 
 def test_leakage_gate_refuses_then_tags(synth: Path, tmp_path: Path, mlflow_uri: str) -> None:
-    from eegwb.diagnostics.leakage import LeakageError
+    from eegwb.validation.leakage import LeakageError
 
     splits = tmp_path / "leaky.json"
     splits.write_text(

@@ -1,0 +1,19 @@
+"""Is the data sound, and do the splits leak: data-quality checks, the five-level leakage
+audit and the gate training runs behind, split comparison, spectra and their charts.
+
+Below `train` (pretraining and fine-tuning run the leakage gate); names load lazily.
+"""
+
+from eegwb.lazy import lazy_exports
+
+EXPORTS = {
+    "Check": "checks",
+    "ValidationReport": "validation", "resolve_splits": "validation", "validate": "validation",
+    "AuditResult": "leakage", "LeakageConfig": "leakage", "LeakageError": "leakage", "audit_leakage": "leakage", "leakage_gate": "leakage",
+    "QualityConfig": "data_quality", "QualityReport": "data_quality", "run_quality": "data_quality",
+    "ContentConfig": "near_duplicates",
+    "BANDS_HZ": "spectra", "welch_psd": "spectra",
+    "topomap_figure": "quality_charts",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
