@@ -1,227 +1,82 @@
-"""Masked-reconstruction pretraining as plain functions: `lr_at`, `train_step`, `evaluate`,
-and `pretrain(cfg)`, the loop that ties them to data, checkpoints and MLflow.
+"""Masked-reconstruction pretraining, top to bottom: `pretrain(cfg)` sets a run up, then
+per epoch trains, validates and writes checkpoints.
 
 What a run does, in order: check the config's paths (before any work), split by
 participant (or read a splits file), run the leakage gate, open the datasets, build the
-model, then per epoch: train (AdamW, warmup + cosine LR, grad clipping, bf16 autocast on
-CUDA), validate with fixed masks, run the original's collapse checks, evaluate gates,
-early-stop, and write `best` and `last` checkpoints atomically. A `last` checkpoint holds
-the exact position (epoch, batch within it, every RNG), so `resume=` continues as if the
-run had never stopped. Under torchrun the same function runs DDP (see distributed.py).
+model (`setup`); then per epoch (`train_epoch`): train (AdamW, warmup + cosine LR, grad
+clipping, bf16 autocast on CUDA); at its end (`end_epoch`): validate with fixed masks, run
+the original's collapse checks, evaluate gates, early-stop; then write `best` and `last`
+checkpoints atomically (`save_checkpoints`). Under torchrun the same function runs DDP
+(see distributed.py).
+
+The position in training is (epoch, step_in_epoch, every RNG). Batches of an epoch come
+from `distributed.epoch_batches(seed, epoch)`, a pure function of the epoch, so resuming
+at step_in_epoch k just skips the first k batches, and N/2 steps + resume + N/2 steps give
+the same parameters as N steps straight. The single steps (`lr_at`, `train_step`,
+`evaluate`) are in pretrain_steps.py; the run's state and checkpoints in pretrain_state.py.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
+from torch.utils.data import DataLoader
 
-from eegwb.config import ConfigError, config_diff, to_dict
-from eegwb.model.param_groups import weight_decay_groups
+from eegwb.config import dump_yaml, to_dict
+from eegwb.data.dataset import collate
 from eegwb.train import distributed as ddp
 from eegwb.train.autopsy_hook import AutopsyHook, autopsy_checkpoint, require_hook
-from eegwb.train.checkpoints import (
-    CheckpointError,
-    checkpoint_name,
-    load_checkpoint,
-    same_run,
-)
-from eegwb.train.collapse import CollapseStats
+from eegwb.train.checkpoints import CheckpointError, checkpoint_name, same_run, save_checkpoint
+from eegwb.train.collapse import collapse_warnings
 from eegwb.train.config import PretrainConfig, TrainConfig
 from eegwb.train.pretrain_data import prepare_data
+from eegwb.train.pretrain_state import (
+    EMPTY_SUMS,
+    Run,
+    RunResult,
+    checkpoint_state,
+    gather_rng,
+    load_resume,
+    new_run,
+    refuse_foreign_checkpoints,
+)
+from eegwb.train.pretrain_steps import (
+    EVAL_SEED_OFFSET,
+    check_gates,
+    evaluate,
+    loss_chart,
+    lr_at,
+    make_optimizer,
+    train_step,
+)
+from eegwb.train.tracking import (
+    TAG_CHECKPOINT,
+    TAG_CHECKPOINT_LAST,
+    TAG_DATASET_FINGERPRINT,
+    TAG_KERNEL,
+    Tracker,
+)
 
-if TYPE_CHECKING:
-    import altair as alt
-    import polars as pl
+# Names notebooks and tests use from here; they live in the step and state modules.
+__all__ = ["RunResult", "evaluate", "loss_chart", "lr_at", "make_optimizer", "pretrain", "train_step"]
 
 logger = logging.getLogger(__name__)
-
-# Keys a resume may change: they never alter what the next step computes.
-RESUME_MAY_CHANGE = (
-    "train.max_steps",
-    "train.overwrite",
-    "train.log_every_steps",
-    "train.checkpoint_dir",
-    "train.device",
-    "train.patience",
-    "train.min_delta",
-    "train.val_every_steps",
-    "data.num_workers",
-    "data.cache_dir",
-    "data.allow_leakage",
-    "tracking.",
-)
-EVAL_SEED_OFFSET = 1_000_003  # validation masks: fixed per run, unrelated to training masks
-
-
-@dataclass
-class RunResult:
-    """What `pretrain` returns; `history` has one row per epoch (plus mid-epoch validations)."""
-
-    best_checkpoint: Path | None
-    last_checkpoint: Path | None
-    history: list[dict] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)  # {"step", "train_loss", "lr", "grad_norm"}
-    best_val_loss: float = float("inf")
-    stopped: str = "completed"  # completed | early_stopping | gate | max_steps
-    gates: list[dict] = field(default_factory=list)
-    run_id: str | None = None
-    tracking_uri: str | None = None
-    tracking_failures: list[str] = field(default_factory=list)
-    kernel_path: str = ""
-    fingerprint: dict = field(default_factory=dict)
-    leaky: bool = False
-    elapsed_s: float = 0.0
-    config: dict = field(default_factory=dict)
-
-    def history_frame(self) -> pl.DataFrame:
-        import polars as pl
-
-        return pl.DataFrame(self.history, infer_schema_length=None)
-
-    def summary(self) -> dict[str, Any]:
-        last = self.history[-1] if self.history else {}
-        return {
-            "best_val_loss": self.best_val_loss,
-            "final_train_loss": last.get("train_loss", float("nan")),
-            "epochs": last.get("epoch", 0),
-            "steps": last.get("step", 0),
-            "stopped": self.stopped,
-            "kernel_path": self.kernel_path,
-            "run_id": self.run_id or "",
-            "best_checkpoint": str(self.best_checkpoint or ""),
-            "elapsed_s": round(self.elapsed_s, 2),
-        }
-
-
-# ----------------------------------------------------------------------------- the plain functions
-
-
-def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
-    """Learning rate for 0-based `step`: linear warmup, then cosine down to lr * min_lr_ratio."""
-    warmup = math.ceil(cfg.warmup_fraction * total_steps)
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-    return cfg.lr * (
-        cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    )
-
-
-def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (precision auto/bf16), fp32 elsewhere unless bf16 is asked for."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
-def train_step(
-    objective: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch,
-    *,
-    lr: float,
-    grad_clip: float,
-    generator: torch.Generator | None,
-    precision: str = "auto",
-) -> dict[str, float]:
-    """One optimizer step on `batch` (already on the device): {"train_loss", "grad_norm", "lr"}."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    objective.train()
-    device = batch.x.device
-    with autocast_for(device, precision):
-        out = objective(batch, generator=generator)
-    optimizer.zero_grad(set_to_none=True)
-    out.loss.backward()
-    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
-    optimizer.step()
-    _unwrap(objective).after_step()
-    return {"train_loss": float(out.loss.detach()), "grad_norm": float(norm), "lr": lr}
-
-
-@torch.no_grad()
-def evaluate(
-    objective: nn.Module, batches: Iterable, *, seed: int, precision: str = "auto"
-) -> dict[str, float]:
-    """Validation loss (MSE over all masked positions of the split) and the collapse stats.
-
-    Masks come from a generator seeded with `seed`, so successive evaluations of one run
-    score the same masked positions and their losses are comparable.
-    """
-    objective = _unwrap(objective)
-    was_training = objective.training
-    objective.eval()
-    stats = CollapseStats()
-    total, count = 0.0, 0
-    generator = None
-    for batch in batches:
-        if generator is None:
-            generator = torch.Generator(device=batch.x.device).manual_seed(seed)
-        with autocast_for(batch.x.device, precision):
-            out = objective(batch, generator=generator)
-        n = int(out.mask.sum())
-        if n:
-            total += float(out.loss) * n
-            count += n
-            stats.update(out.pred.float(), out.target.float(), out.mask)
-    objective.train(was_training)
-    return {"val_loss": total / count if count else float("nan"), **stats.result()}
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases, norms and parameters marked `_no_weight_decay`
-    (Mamba-2's A_log, D, dt_bias, as upstream)."""
-    groups = weight_decay_groups(model, cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
-
-
-def loss_chart(history: list[dict], title: str = "loss per epoch") -> alt.Chart:
-    """Altair line chart of train and validation loss per epoch."""
-    import altair as alt
-    import polars as pl
-
-    rows = [
-        {"epoch": h["epoch"], "split": split, "loss": h[key]}
-        for h in history
-        if h.get("kind", "epoch") == "epoch"
-        for split, key in (("train", "train_loss"), ("val", "val_loss"))
-        if h.get(key) is not None and math.isfinite(h[key])
-    ]
-    data = pl.DataFrame(rows, schema={"epoch": pl.Int64, "split": pl.String, "loss": pl.Float64})
-    return (
-        alt.Chart(data, title=title)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("epoch:Q", title="epoch"),
-            y=alt.Y("loss:Q", title="MSE (masked)"),
-            color="split:N",
-            tooltip=["epoch", "split", alt.Tooltip("loss:Q", format=".4f")],
-        )
-    )
-
-
-# ----------------------------------------------------------------------------- the loop
+Progress = Callable[[dict], None]
+EPOCH_LOG_KEYS = ("train_loss", "val_loss", "grad_norm", "lr", "pred_var", "pred_mean",
+                  "target_var", "target_mean", "var_ratio")
 
 
 def pretrain(
     cfg: PretrainConfig,
-    progress: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
     *,
     resume: str | Path | None = None,
     bar: bool | None = None,
@@ -235,40 +90,14 @@ def pretrain(
     `autopsy`: called on the best checkpoint at the end when `train.autopsy` is set
     (see autopsy_hook.py).
     """
-    from eegwb.train.pretrain_loop import run_loop  # the loop imports this module's steps
-
-
     t0 = time.perf_counter()
     cfg.check_paths()
     require_hook(cfg.train.autopsy, autopsy)
     info = ddp.init_distributed(cfg.train.device)
     try:
-        ckpt = _load_resume(resume, cfg) if resume is not None else None
-        paths = {
-            k: Path(cfg.train.checkpoint_dir) / checkpoint_name(cfg, k) for k in ("best", "last")
-        }
-        if not cfg.train.overwrite:
-            _refuse_foreign_checkpoints(paths, ckpt, resume)
-        data = prepare_data(cfg, info)
-        if (
-            ckpt is not None
-            and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]
-        ):
-            raise CheckpointError(
-                f"{resume}: was trained on dataset fingerprint {ckpt.get('fingerprint')}, "
-                f"this config resolves to {data.fingerprint}; resume needs the same data and split"
-            )
+        run = setup(cfg, info, resume)
         show_bar = bar if bar is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
-        result = run_loop(
-            cfg,
-            data,
-            info,
-            paths,
-            ckpt=ckpt,
-            progress=progress,
-            bar=show_bar and info.is_main,
-            resume_path=resume,
-        )
+        result = train(run, progress, bar=show_bar and info.is_main)
     finally:
         ddp.cleanup(info)
     result.elapsed_s = time.perf_counter() - t0
@@ -280,38 +109,193 @@ def pretrain(
     return result
 
 
-def _refuse_foreign_checkpoints(
-    paths: dict[str, Path], ckpt: dict | None, resume: str | Path | None
-) -> None:
-    """A run writes over no other run's checkpoints: a fresh run over none at all, a resumed
-    one only over its own (`train.checkpoint_dir` may change on resume)."""
-    existing = [p for p in paths.values() if p.exists()]
-    if ckpt is None and existing:
-        raise ConfigError(
-            f"train.overwrite: {existing[0]} already exists (set train.overwrite=true "
-            "/ --overwrite to replace it, or --resume it)"
+def setup(cfg: PretrainConfig, info: ddp.DistInfo, resume: str | Path | None) -> Run:
+    """Checks that a resume fits and overwrites nothing foreign, the data (split, leakage
+    gate), then the model, optimizer and position (restored when resuming)."""
+    ckpt = load_resume(resume, cfg) if resume is not None else None
+    paths = {k: Path(cfg.train.checkpoint_dir) / checkpoint_name(cfg, k) for k in ("best", "last")}
+    if not cfg.train.overwrite:
+        refuse_foreign_checkpoints(paths, ckpt, resume)
+    data = prepare_data(cfg, info)
+    if ckpt is not None and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]:
+        raise CheckpointError(
+            f"{resume}: was trained on dataset fingerprint {ckpt.get('fingerprint')}, "
+            f"this config resolves to {data.fingerprint}; resume needs the same data and split"
         )
-    foreign = [str(p) for p in existing if ckpt is not None and not same_run(p, ckpt, resume)]
-    if foreign:
-        raise ConfigError(
-            f"train.overwrite: {foreign} belong to another run than {resume}; resuming would "
-            "replace them (set train.overwrite=true / --overwrite, or another train.checkpoint_dir)"
-        )
+    return new_run(cfg, data, info, paths, ckpt, resume)
 
 
-def _load_resume(path: str | Path, cfg: PretrainConfig) -> dict:
-    ckpt = load_checkpoint(path)
-    diff = {
-        k: v
-        for k, v in config_diff(ckpt["config"], to_dict(cfg)).items()
-        if not k.startswith(RESUME_MAY_CHANGE)
+def train(run: Run, progress: Progress | None, *, bar: bool) -> RunResult:
+    """Epochs until done, stopped (gate, early stopping, max_steps), logging to MLflow."""
+    cfg, r, tc = run.cfg, run.result, run.cfg.train
+    with Tracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name or run.stem,
+                 tags=run_tags(run), enabled=cfg.tracking.enabled and run.info.is_main) as tracker:
+        tracker.log_params(to_dict(cfg))
+        tracker.log_text(dump_yaml(cfg), "config.yaml")
+        r.run_id, r.tracking_uri = tracker.run_id, tracker.tracking_uri
+        pbar = None
+        if bar:
+            from tqdm.auto import tqdm
+
+            pbar = tqdm(total=run.total_steps, initial=run.step, desc=run.stem, unit="step",
+                        dynamic_ncols=True)
+        while run.epoch < tc.epochs and not run.stop:
+            t_epoch = time.perf_counter()
+            hit_max = train_epoch(run, tracker, progress, pbar)
+            improved = False
+            if run.step_in_epoch >= run.per_epoch:
+                improved = end_epoch(run, tracker, progress, time.perf_counter() - t_epoch, pbar is None)
+            if hit_max and not run.stop:
+                run.stop, r.stopped = True, "max_steps"
+            save_checkpoints(run, improved)
+        if pbar is not None:
+            pbar.close()
+        if run.info.is_main:
+            log_summary(run, tracker)
+        r.tracking_failures = list(tracker.failures)
+    best = run.paths["best"]
+    ckpt = run.resumed_from
+    if r.best_checkpoint is None and ckpt is not None and best.exists() and same_run(best, ckpt, run.resume_path):
+        r.best_checkpoint = best  # written before the resume
+    return r
+
+
+def run_tags(run: Run) -> dict[str, str]:
+    cfg, data = run.cfg, run.data
+    tags = {
+        TAG_KERNEL: run.result.kernel_path,
+        TAG_DATASET_FINGERPRINT: data.fingerprint["dataset"],
+        "eegwb.device": str(run.info.device),
+        "eegwb.world_size": str(run.info.world_size),
+        "eegwb.backbone": cfg.model.backbone,
+        **cfg.tracking.tags,
     }
-    if diff:
-        shown = "; ".join(
-            f"{k}: checkpoint {a!r} vs config {b!r}"
-            for k, a, b in ((k, *v) for k, v in list(diff.items())[:5])
-        )
-        raise CheckpointError(f"{path}: cannot resume with a different config ({shown})")
-    if "step_in_epoch" not in ckpt:
-        raise CheckpointError(f"{path}: holds no training position (not a pretraining checkpoint)")
-    return ckpt
+    if data.leaky:
+        tags["leaky"] = "true"
+    if run.resume_path is not None:
+        tags["eegwb.resumed_from"] = str(run.resume_path)
+    return tags
+
+
+def train_epoch(run: Run, tracker: Tracker, progress: Progress | None, pbar) -> bool:
+    """The rest of the current epoch's batches (all of them unless resuming mid-epoch), with
+    mid-epoch validation every `val_every_steps`; True when `max_steps` was reached."""
+    cfg, tc, info, r = run.cfg, run.cfg.train, run.info, run.result
+    batches = ddp.epoch_batches(len(run.data.train), tc.batch_size, seed=tc.seed, epoch=run.epoch,
+                                rank=info.rank, world_size=info.world_size)
+    # A private generator: creating a loader must not draw from the global RNG.
+    loader = DataLoader(run.data.train, batch_sampler=batches[run.step_in_epoch:], collate_fn=collate,
+                        num_workers=cfg.data.num_workers,
+                        generator=torch.Generator().manual_seed(tc.seed + run.epoch))
+    for batch in loader:
+        if at_max_steps(run.step, tc):  # a resume of a run that stopped there
+            return True
+        m = train_step(run.train_obj, run.optimizer, batch.to(info.device),
+                       lr=lr_at(run.step, run.total_steps, tc), grad_clip=tc.grad_clip,
+                       generator=run.mask_gen, precision=tc.precision)
+        m = ddp.all_reduce_mean(m, info)
+        run.step, run.step_in_epoch = run.step + 1, run.step_in_epoch + 1
+        if not math.isfinite(m["train_loss"]):
+            raise FloatingPointError(
+                f"train loss is {m['train_loss']} at step {run.step} (epoch {run.epoch + 1}); "
+                f"last good checkpoint: {r.last_checkpoint or 'none yet'}"
+            )
+        run.sums["train_loss"] += m["train_loss"]
+        run.sums["grad_norm"] += m["grad_norm"]
+        run.sums["steps"] += 1
+        r.steps.append({"step": run.step, **m})
+        if run.step % tc.log_every_steps == 0:
+            tracker.log_metrics(m, step=run.step)
+        if pbar is not None:
+            pbar.update(1)
+            pbar.set_postfix(loss=f"{m['train_loss']:.4f}", epoch=run.epoch + 1)
+        if progress is not None and info.is_main:
+            progress({"kind": "step", "epoch": run.epoch + 1, "step": run.step,
+                      "total_steps": run.total_steps, **m})
+        if tc.val_every_steps and run.step % tc.val_every_steps == 0:
+            v = validate(run)
+            r.history.append({"kind": "val", "epoch": run.epoch + 1, "step": run.step, **v})
+            tracker.log_metrics({"val_loss_step": v["val_loss"]}, step=run.step)
+            if progress is not None and info.is_main:
+                progress({"kind": "val", "epoch": run.epoch + 1, "step": run.step, **v})
+        if at_max_steps(run.step, tc):
+            return True
+    return False
+
+
+def at_max_steps(step: int, tc: TrainConfig) -> bool:
+    return tc.max_steps is not None and step >= tc.max_steps
+
+
+def validate(run: Run) -> dict[str, float]:
+    """Validation loss and collapse stats, computed on the main process, sent to all."""
+    out = None
+    if run.info.is_main:
+        batches = (b.to(run.info.device) for b in run.val_loader)
+        out = evaluate(run.objective, batches, seed=run.cfg.train.seed + EVAL_SEED_OFFSET,
+                       precision=run.cfg.train.precision)
+    return ddp.broadcast_object(out, run.info)
+
+
+def end_epoch(run: Run, tracker: Tracker, progress: Progress | None, epoch_s: float, log_line: bool) -> bool:
+    """Validate, check collapse and gates, count towards early stopping, move to the next
+    epoch; True when the validation loss improved (a new `best`)."""
+    tc, r, step = run.cfg.train, run.result, run.step
+    v = validate(run)
+    n = max(1, run.sums["steps"])
+    row = {"kind": "epoch", "epoch": run.epoch + 1, "step": step, "train_loss": run.sums["train_loss"] / n,
+           "grad_norm": run.sums["grad_norm"] / n, "lr": lr_at(max(0, step - 1), run.total_steps, tc),
+           **v, "epoch_s": epoch_s}
+    r.history.append(row)
+    row["warnings"] = collapse_warnings(v)
+    for w in row["warnings"]:
+        logger.warning("epoch %d: %s", run.epoch + 1, w)
+    tracker.log_metrics({k: row[k] for k in EPOCH_LOG_KEYS if math.isfinite(row.get(k, math.nan))}, step=step)
+    results, failures, gate_stop = check_gates(run.cfg, run.epoch + 1, row)
+    r.gates += results
+    tracker.log_metrics({f"gate_{g['metric']}_e{g['epoch']}_passed": float(g["passed"]) for g in results},
+                        step=step)
+    for msg in failures:
+        logger.warning(msg)
+    if failures:
+        tracker.set_tags({"eegwb.gate_failed": "; ".join(failures)})
+    if gate_stop:
+        run.stop, r.stopped = True, "gate"
+    improved = v["val_loss"] < r.best_val_loss - tc.min_delta
+    if improved:
+        r.best_val_loss, run.bad_epochs = v["val_loss"], 0
+    else:
+        run.bad_epochs += 1
+        if tc.patience and run.bad_epochs >= tc.patience and not run.stop:
+            run.stop, r.stopped = True, "early_stopping"
+    run.epoch, run.step_in_epoch, run.sums = run.epoch + 1, 0, dict(EMPTY_SUMS)
+    if log_line and run.info.is_main:
+        logger.info("%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
+                    run.stem, run.epoch, tc.epochs, step, row["train_loss"], row["val_loss"],
+                    row["var_ratio"], row["epoch_s"], " *" if improved else "")
+    if progress is not None and run.info.is_main:
+        progress({**row, "total_steps": run.total_steps})
+    return improved
+
+
+def save_checkpoints(run: Run, improved: bool) -> None:
+    """`last` after every epoch (and at a stop), `best` when validation improved; every rank
+    contributes its RNG states, the main process writes."""
+    ranks_rng = gather_rng(run)
+    if run.info.is_main:
+        r = run.result
+        if improved:
+            r.best_checkpoint = save_checkpoint(run.paths["best"], checkpoint_state(run, "best", ranks_rng))
+        r.last_checkpoint = save_checkpoint(run.paths["last"], checkpoint_state(run, "last", ranks_rng))
+
+
+def log_summary(run: Run, tracker: Tracker) -> None:
+    """Checkpoint tags, the run summary and the loss chart, into the MLflow run."""
+    r = run.result
+    tracker.set_tags({TAG_CHECKPOINT: str(r.best_checkpoint or ""),
+                      TAG_CHECKPOINT_LAST: str(r.last_checkpoint or ""), "eegwb.stopped": r.stopped})
+    summary = {"best": str(r.best_checkpoint or ""), "last": str(r.last_checkpoint or ""),
+               "gates": r.gates, "history": r.history}
+    tracker.log_text(json.dumps(summary, indent=1, default=str), "run_summary.json")
+    if tracker.enabled and any(h.get("kind") == "epoch" for h in r.history):
+        tracker.log_chart(loss_chart(r.history, title=run.stem), "loss_chart.html")
