@@ -253,16 +253,24 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def apply_overrides(
-    cls: type, data: Mapping[str, Any] | None, overrides: Sequence[str] | Mapping[str, Any]
-) -> dict[str, Any]:
-    """Plain config data with `KEY=VALUE` overrides (strings) or a {key: value} mapping applied.
+Overrides = Sequence["str | tuple[str, Any]"] | Mapping[str, Any]
+
+
+def override_items(overrides: Overrides) -> list[tuple[str, Any]]:
+    """(key, value) pairs from `KEY=VALUE` strings (`--set`, values read as YAML), (key, value)
+    pairs (CLI flags, notebook widgets: values as they are) or a {key: value} mapping."""
+    if isinstance(overrides, Mapping):
+        return list(overrides.items())
+    return [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
+
+
+def apply_overrides(cls: type, data: Mapping[str, Any] | None, overrides: Overrides) -> dict[str, Any]:
+    """Plain config data with overrides applied, in order (see `override_items`).
 
     Keys are resolved against `cls` first, so a typo fails here, naming the override.
     """
     out = to_dict(dict(data or {}))
-    items = overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
-    for key, value in items:
+    for key, value in override_items(overrides):
         try:
             full = resolve_key(cls, key)
         except ConfigError as err:
@@ -292,7 +300,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def load_config(
     cls: type[T],
     path: str | Path | None = None,
-    overrides: Sequence[str] | Mapping[str, Any] = (),
+    overrides: Overrides = (),
 ) -> T:
     """Load `cls` from a YAML file (or defaults when `path` is None) with overrides applied.
 
@@ -309,5 +317,7 @@ def load_config(
     try:
         return from_dict(cls, merged)
     except ConfigError as err:
-        shown = overrides if isinstance(overrides, Mapping) else list(overrides)
+        shown = overrides if isinstance(overrides, Mapping) else [
+            o if isinstance(o, str) else f"{o[0]}={o[1]!r}" for o in overrides
+        ]
         raise ConfigError(f"{path or 'defaults'} with overrides {shown}: {err}") from err

@@ -8,8 +8,14 @@ reads "edit", not "script". So "run without a click" is decided from the CLI arg
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from eegwb.commands.ingest import add_config_options as add_ingest_options
+from eegwb.commands.ingest import config_overrides as ingest_overrides
+from eegwb.commands.pretrain import shortcut_overrides
 
 EXIT_BAD_INPUT = 2  # as the `eegwb` commands exit on unreadable data, configs or checkpoints
 
@@ -75,8 +81,34 @@ def stop_or_exit(condition: bool, shown: Any, message: str) -> None:
     mo.stop(condition, shown)
 
 
-def load_config_or_stop(cls: type, path: str) -> tuple[Any, Any]:
-    """(config, a line saying it loaded); a bad config file stops the cell (`stop_or_exit`).
+def _known_args(add_options: Callable[[argparse.ArgumentParser], None]) -> argparse.Namespace:
+    """The run's arguments that `add_options` defines, read from `sys.argv` as the command
+    reads them (others are left to `arg()`). marimo sets `sys.argv` to the notebook's
+    arguments, also under `marimo export html nb.py -- --args`; `mo.cli_args()` would split
+    `--set a.b=1` at the `=` into a key "set a.b"."""
+    parser = argparse.ArgumentParser(prog="notebook", allow_abbrev=False)
+    add_options(parser)
+    return parser.parse_known_args(sys.argv[1:] if cli_args() else [])[0]
+
+
+def config_overrides() -> list[str]:
+    """A headless run's config overrides, read as `eegwb pretrain` reads them: `--set
+    KEY=VALUE` (repeatable, e.g. `--set model.d_model=64`), then `--overwrite` and
+    `--no-track` (`shortcut_overrides`). [] in an open notebook."""
+    sets = _known_args(lambda p: p.add_argument("--set", dest="overrides", action="append", default=[]))
+    return sets.overrides + shortcut_overrides(overwrite=flag("overwrite"), no_track=flag("no-track"))
+
+
+def ingest_config_args() -> tuple[str | None, list]:
+    """(`--config`, overrides) of a headless notebook 01 run, read by `eegwb ingest`'s own
+    options (commands/ingest.py): `--config`, `--set` and the IngestConfig flags."""
+    known = _known_args(add_ingest_options)
+    return known.config, ingest_overrides(known)
+
+
+def load_config_or_stop(cls: type, path: str | None, overrides: Sequence = ()) -> tuple[Any, Any]:
+    """(config, a line saying it loaded): the YAML file at `path` with `overrides` (usually
+    `config_overrides()`) applied; a bad file or override stops the cell (`stop_or_exit`).
 
     In the browser the red callout names the bad key instead of a traceback; headless, the
     run exits non-zero with the same reason.
@@ -87,9 +119,11 @@ def load_config_or_stop(cls: type, path: str) -> tuple[Any, Any]:
 
     cfg, error = None, None
     try:
-        cfg = load_config(cls, path)
+        cfg = load_config(cls, path, overrides)
     except ConfigError as err:
         error = err
     stop_or_exit(cfg is None, mo.callout(mo.md(f"**Config not loaded.** {error}"), kind="danger"),
                  f"config not loaded: {error}")
-    return cfg, mo.md(f"Loaded `{path}`; the widgets below start from it.")
+    shown = ", ".join(f"`{o}`" if isinstance(o, str) else f"`{o[0]}={o[1]}`" for o in overrides)
+    source = f"`{path}`" if path else "the defaults"
+    return cfg, mo.md(f"Loaded {source}{' with ' + shown if shown else ''}; the widgets below start from it.")

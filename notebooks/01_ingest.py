@@ -18,12 +18,13 @@ def _(mo):
 
     - Interactive: `marimo edit notebooks/01_ingest.py`
     - Headless: `python notebooks/01_ingest.py --source ../shared/data/eegmat --out data/eegmat
-      --window-samples 512` (`--source synthetic` runs the generator, with `--window-samples`,
-      `--sfreq` (default 256), `--montage`, `--n-participants`; for recordings `--hop-samples`,
-      `--sfreq`, `--l-freq`, `--h-freq`, `--notch`, `--crop-start`, `--crop-end` (seconds
-      dropped from each recording's ends after filtering; eegmat's last ~3 s are tapered to
-      zero, use `--crop-end 3`), `--labels CSV`, `--run-labels 1:0,2:1`, `--run-label-name`,
-      `--participant-pattern`, `--on-error skip`, `--overwrite true`)
+      --config configs/ingest_eegmat.yaml`: the ingest options are read exactly as `eegwb
+      ingest` reads them (`--config`, `--set KEY=VALUE`, and its flags: `--window-samples`,
+      `--hop-samples`, `--sfreq`, `--l-freq`, `--h-freq`, `--notch`, `--crop-start`,
+      `--crop-end` (eegmat's last ~3 s are tapered to zero: 3), `--labels CSV`,
+      `--run-labels 1=0,2=1`, `--run-label-name`, `--participant-pattern`, `--on-error skip`);
+      also `--overwrite true`. `--source synthetic` runs the generator with
+      `--window-samples`, `--sfreq` (default 256), `--montage`, `--n-participants`.
     - Report: `marimo export html notebooks/01_ingest.py -o reports/01_ingest.html --
       --source ../shared/data/eegmat --out data/eegmat --window-samples 512`
 
@@ -40,25 +41,28 @@ def _():
     import altair as alt
     import marimo as mo
 
-    from eegwb.atomic import OutputExistsError
+    from eegwb.config import load_config
     from eegwb.data.ingest import IngestConfig, ingest, preview_frame, preview_sources
-    from eegwb.data.layout import DatasetError, recordings_index
+    from eegwb.data.layout import recordings_index
     from eegwb.data.montage import MONTAGES, MontageError, electrode_positions, plot_layout
     from eegwb.data.sources import parse_run_labels
-    from eegwb.notebook import arg, autorun, stop_or_exit
+    from eegwb.errors import InputError
+    from eegwb.notebook import arg, autorun, ingest_config_args, load_config_or_stop, stop_or_exit
 
     return (
-        DatasetError,
         IngestConfig,
+        InputError,
         MONTAGES,
         MontageError,
-        OutputExistsError,
         Path,
         alt,
         arg,
         autorun,
         electrode_positions,
         ingest,
+        ingest_config_args,
+        load_config,
+        load_config_or_stop,
         mo,
         parse_run_labels,
         plot_layout,
@@ -70,7 +74,18 @@ def _():
 
 
 @app.cell
-def _(arg, mo):
+def _(IngestConfig, ingest_config_args, load_config_or_stop, mo):
+    # The ingest options as `eegwb ingest` reads them: --config, --set, then its flags.
+    config_path, cli_overrides = ingest_config_args()
+    config_text = mo.ui.text(value=config_path or "", label="Ingest config (YAML, empty: defaults)",
+                             full_width=True)
+    base, _shown = load_config_or_stop(IngestConfig, config_path, cli_overrides)
+    mo.vstack([config_text, _shown])
+    return base, cli_overrides, config_text
+
+
+@app.cell
+def _(arg, base, mo):
     _synthetic = str(arg("source", "")) == "synthetic"
     source_kind = mo.ui.radio(
         ["recordings (files, folder, BIDS root)", "synthetic generator"],
@@ -86,7 +101,7 @@ def _(arg, mo):
         value=str(arg("out", "data/eegmat")), label="Output dataset folder", full_width=True
     )
     pattern_text = mo.ui.text(
-        value=str(arg("participant-pattern", "")),
+        value=base.participant_pattern or "",
         label="Participant pattern (regex, optional)",
         full_width=True,
     )
@@ -119,7 +134,7 @@ def _(Path, source_kind, source_text):
 
 @app.cell
 def _(
-    DatasetError, mo, pattern_text, preview_frame, preview_sources, source_paths, stop_or_exit,
+    InputError, mo, pattern_text, preview_frame, preview_sources, source_paths, stop_or_exit,
     synthetic,
 ):
     try:
@@ -128,7 +143,7 @@ def _(
             if source_paths
             else []
         )
-    except (DatasetError, ValueError) as _err:  # a missing path, a bad pattern: say which
+    except InputError as _err:  # a missing path, a bad pattern: say which
         stop_or_exit(True, mo.callout(mo.md(f"**Cannot read the sources.** {_err}"), kind="danger"),
                      str(_err))
     if synthetic:
@@ -163,41 +178,31 @@ def _(
 
 
 @app.cell
-def _(arg, mo):
+def _(arg, base, mo):
+    # The widgets start from the ingest config (file, --set and flags applied).
     window_samples = mo.ui.number(
-        start=16, stop=65536, value=int(arg("window-samples", 2048)), label="Window (samples)"
+        start=16, stop=65536, value=base.window_samples, label="Window (samples)"
     )
     hop_samples = mo.ui.number(
-        start=0, stop=65536, value=int(arg("hop-samples", 0)), label="Hop (samples, 0 = window)"
+        start=0, stop=65536, value=base.hop_samples or 0, label="Hop (samples, 0 = window)"
     )
-    sfreq = mo.ui.number(
-        start=0, stop=10000, value=float(arg("sfreq", 0)), label="Resample to Hz (0 = keep)"
-    )
-    l_freq = mo.ui.number(
-        start=0, stop=1000, value=float(arg("l-freq", 0)), label="High-pass Hz (0 = off)"
-    )
-    h_freq = mo.ui.number(
-        start=0, stop=5000, value=float(arg("h-freq", 0)), label="Low-pass Hz (0 = off)"
-    )
-    notch = mo.ui.number(
-        start=0, stop=1000, value=float(arg("notch", 0)), label="Notch Hz (0 = off)"
-    )
-    crop_start = mo.ui.number(
-        start=0, stop=3600, value=float(arg("crop-start", 0)), label="Crop start (s)"
-    )
-    crop_end = mo.ui.number(
-        start=0, stop=3600, value=float(arg("crop-end", 0)), label="Crop end (s)"
-    )
+    sfreq = mo.ui.number(start=0, stop=10000, value=base.sfreq or 0, label="Resample to Hz (0 = keep)")
+    l_freq = mo.ui.number(start=0, stop=1000, value=base.l_freq or 0, label="High-pass Hz (0 = off)")
+    h_freq = mo.ui.number(start=0, stop=5000, value=base.h_freq or 0, label="Low-pass Hz (0 = off)")
+    notch = mo.ui.number(start=0, stop=1000, value=base.notch_hz or 0, label="Notch Hz (0 = off)")
+    crop_start = mo.ui.number(start=0, stop=3600, value=base.crop_start_seconds, label="Crop start (s)")
+    crop_end = mo.ui.number(start=0, stop=3600, value=base.crop_end_seconds, label="Crop end (s)")
     labels_csv = mo.ui.text(
-        value=str(arg("labels", "")),
+        value=",".join(base.labels),
         label="Labels CSV (participant[, run], labels)",
         full_width=True,
     )
-    run_labels = mo.ui.text(value=str(arg("run-labels", "")), label="Run labels (e.g. 1:0,2:1)")
-    run_label_name = mo.ui.text(value=str(arg("run-label-name", "task")), label="Run label name")
-    on_error = mo.ui.dropdown(
-        ["raise", "skip"], value=str(arg("on-error", "raise")), label="On a bad file"
+    run_labels = mo.ui.text(
+        value=",".join(f"{k}={v}" for k, v in (base.run_labels or {}).items()),
+        label="Run labels (e.g. 1=0,2=1)",
     )
+    run_label_name = mo.ui.text(value=base.run_label_name, label="Run label name")
+    on_error = mo.ui.dropdown(["raise", "skip"], value=base.on_error, label="On a bad file")
     # `--overwrite` with no value arrives as '' from mo.cli_args(): present means yes.
     _flag = arg("overwrite")
     overwrite = mo.ui.checkbox(
@@ -262,12 +267,17 @@ def _(for_recordings, for_synthetic, synthetic):
 @app.cell
 def _(
     IngestConfig,
+    InputError,
+    cli_overrides,
+    config_text,
     crop_end,
     crop_start,
     h_freq,
     hop_samples,
     l_freq,
     labels_csv,
+    load_config,
+    mo,
     notch,
     on_error,
     parse_run_labels,
@@ -275,31 +285,38 @@ def _(
     run_label_name,
     run_labels,
     sfreq,
+    stop_or_exit,
     window_samples,
 ):
-    config = IngestConfig(
-        window_samples=int(window_samples.value),
-        hop_samples=int(hop_samples.value) or None,
-        sfreq=sfreq.value or None,
-        l_freq=l_freq.value or None,
-        h_freq=h_freq.value or None,
-        notch_hz=notch.value or None,
-        crop_start_seconds=crop_start.value or 0.0,
-        crop_end_seconds=crop_end.value or 0.0,
-        participant_pattern=pattern_text.value or None,
-        labels=tuple(p.strip() for p in labels_csv.value.split(",") if p.strip()),
-        run_labels=parse_run_labels(run_labels.value) if run_labels.value.strip() else None,
-        run_label_name=run_label_name.value,
-        on_error=on_error.value,
-    )
+    # Built as `eegwb ingest` builds it: the file, its overrides, then the widgets' values.
+    config, _error = None, ""
+    try:
+        _widgets = [
+            ("window_samples", int(window_samples.value)),
+            ("hop_samples", int(hop_samples.value) or None),
+            ("sfreq", sfreq.value or None),
+            ("l_freq", l_freq.value or None),
+            ("h_freq", h_freq.value or None),
+            ("notch_hz", notch.value or None),
+            ("crop_start_seconds", crop_start.value or 0.0),
+            ("crop_end_seconds", crop_end.value or 0.0),
+            ("participant_pattern", pattern_text.value or None),
+            ("labels", [p.strip() for p in labels_csv.value.split(",") if p.strip()]),
+            ("run_labels", parse_run_labels(run_labels.value) if run_labels.value.strip() else None),
+            ("run_label_name", run_label_name.value),
+            ("on_error", on_error.value),
+        ]
+        config = load_config(IngestConfig, config_text.value or None, [*cli_overrides, *_widgets])
+    except InputError as _err:
+        _error = f"invalid ingest option: {_err}"
+    stop_or_exit(config is None, mo.callout(mo.md(f"**Invalid ingest option.** {_error}"), kind="danger"),
+                 _error)
     return (config,)
 
 
 @app.cell
 def _(
-    DatasetError,
-    MontageError,
-    OutputExistsError,
+    InputError,
     Path,
     autorun,
     config,
@@ -344,7 +361,7 @@ def _(
                     ),
                 )
             print(report.summary())
-    except (DatasetError, MontageError, OutputExistsError) as _err:
+    except InputError as _err:
         stop_or_exit(True, mo.callout(mo.md(f"**Ingest stopped.** {_err}"), kind="danger"), str(_err))
     return out_dir, report
 

@@ -17,11 +17,9 @@ def _(mo):
     run and which kernel path ran. Changing a widget never starts a training by itself.
 
     - Interactive: `marimo edit notebooks/03_pretrain.py` (or `marimo run` as an app)
-    - Headless: `python notebooks/03_pretrain.py --config configs/tiny.yaml`
-      (also `--data DIR --mask-ratio 0.8 --style bert --target signal --backbone mamba2
-      --bidirectional false --d-model 64 --layers 2 --disable-temporal true
-      --disable-spatial true --epochs 5 --lr 0.001 --seed 1 --checkpoint-dir DIR
-      --overwrite true --tracking-uri URI --experiment NAME --no-track true`)
+    - Headless: `python notebooks/03_pretrain.py --config configs/tiny.yaml`, with any
+      config value set as `eegwb pretrain` sets it (`--set masking.mask_ratio=0.8
+      --set model.d_model=64 --set data.root=DIR ...`, `--overwrite`, `--no-track`)
     - Report: `marimo export html notebooks/03_pretrain.py -o reports/03_pretrain.html --
       --config configs/tiny.yaml`
     - Same run from the shell: `eegwb pretrain --config configs/tiny.yaml`
@@ -38,13 +36,13 @@ def _():
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
     from eegwb.experiments.autopsy import autopsy_once
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
-    from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
+    from eegwb.notebook import arg, autorun, config_overrides, load_config_or_stop, stop_or_exit
     from eegwb.train.checkpoints import checkpoint_name
     from eegwb.train.config import PretrainConfig
     from eegwb.train.pretrain import loss_chart, pretrain
 
     return (
-        flag,
+        config_overrides,
         load_config_or_stop,
         stop_or_exit,
         BACKBONES,
@@ -77,35 +75,32 @@ def _(arg, mo):
 
 
 @app.cell
-def _(PretrainConfig, config_path, load_config_or_stop):
-    base, _shown = load_config_or_stop(PretrainConfig, config_path.value)
+def _(PretrainConfig, config_overrides, config_path, load_config_or_stop):
+    base, _shown = load_config_or_stop(PretrainConfig, config_path.value, config_overrides())
     _shown
     return (base,)
 
 
 @app.cell
-def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
-    data_root = mo.ui.text(value=str(arg("data", base.data.root)), label="Dataset", full_width=True)
-    mask_ratio = mo.ui.slider(0.0, 1.0, step=0.05, value=float(arg("mask-ratio", base.masking.mask_ratio)),
+def _(BACKBONES, base, MASK_STYLES, mo, TARGETS):
+    # The widgets start from the config (with the run's --set overrides applied).
+    data_root = mo.ui.text(value=str(base.data.root), label="Dataset", full_width=True)
+    mask_ratio = mo.ui.slider(0.0, 1.0, step=0.05, value=float(base.masking.mask_ratio),
                               label="Mask ratio", show_value=True)
-    style = mo.ui.dropdown(list(MASK_STYLES), value=str(arg("style", base.masking.style)), label="Masking")
-    target = mo.ui.dropdown(list(TARGETS), value=str(arg("target", base.model.target)), label="Target")
-    backbone = mo.ui.dropdown(list(BACKBONES), value=str(arg("backbone", base.model.backbone)),
-                              label="Backbone")
-    bidirectional = mo.ui.checkbox(value=flag("bidirectional", base.model.bidirectional),
-                                   label="Bidirectional")
-    d_model = mo.ui.number(start=8, stop=1024, step=8, value=int(arg("d-model", base.model.d_model)),
-                           label="d_model")
-    layers = mo.ui.number(start=1, stop=48, value=int(arg("layers", base.model.n_layers)), label="Layers")
-    no_temporal = mo.ui.checkbox(value=flag("disable-temporal", base.model.disable_temporal_encoding),
+    style = mo.ui.dropdown(list(MASK_STYLES), value=base.masking.style, label="Masking")
+    target = mo.ui.dropdown(list(TARGETS), value=base.model.target, label="Target")
+    backbone = mo.ui.dropdown(list(BACKBONES), value=base.model.backbone, label="Backbone")
+    bidirectional = mo.ui.checkbox(value=base.model.bidirectional, label="Bidirectional")
+    d_model = mo.ui.number(start=8, stop=1024, step=8, value=base.model.d_model, label="d_model")
+    layers = mo.ui.number(start=1, stop=48, value=base.model.n_layers, label="Layers")
+    no_temporal = mo.ui.checkbox(value=base.model.disable_temporal_encoding,
                                  label="Disable temporal encoding")
-    no_spatial = mo.ui.checkbox(value=flag("disable-spatial", base.model.disable_spatial_encoding),
+    no_spatial = mo.ui.checkbox(value=base.model.disable_spatial_encoding,
                                 label="Disable spatial encoding")
-    epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
-    lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=float(arg("lr", base.train.lr)),
-                      label="Learning rate")
-    seed = mo.ui.number(start=0, stop=2**31 - 1, value=int(arg("seed", base.train.seed)), label="Seed")
-    overwrite = mo.ui.checkbox(value=flag("overwrite") or base.train.overwrite,
+    epochs = mo.ui.number(start=1, stop=1000, value=base.train.epochs, label="Epochs")
+    lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=base.train.lr, label="Learning rate")
+    seed = mo.ui.number(start=0, stop=2**31 - 1, value=base.train.seed, label="Seed")
+    overwrite = mo.ui.checkbox(value=base.train.overwrite,
                                label="Replace existing checkpoints of this name")
     run_button = mo.ui.run_button(label="Train", kind="success")
     mo.vstack([
@@ -124,8 +119,8 @@ def _(arg, BACKBONES, base, flag, MASK_STYLES, mo, TARGETS):
 
 @app.cell
 def _(
-    apply_overrides, arg, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
-    data_root, epochs, flag, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
+    apply_overrides, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
+    data_root, epochs, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
     overwrite, PretrainConfig, seed, stop_or_exit, style, target, to_dict,
 ):
     _changes = {
@@ -137,12 +132,6 @@ def _(
         "model.disable_spatial_encoding": no_spatial.value, "train.epochs": int(epochs.value),
         "train.lr": float(lr.value), "train.seed": int(seed.value), "train.overwrite": overwrite.value,
     }
-    for _key, _name in (("train.checkpoint_dir", "checkpoint-dir"), ("tracking.uri", "tracking-uri"),
-                        ("tracking.experiment", "experiment")):
-        if arg(_name) is not None:
-            _changes[_key] = str(arg(_name))
-    if flag("no-track"):
-        _changes["tracking.enabled"] = False
     _error = ""
     try:
         cfg = from_dict(PretrainConfig, apply_overrides(PretrainConfig, to_dict(base), _changes))

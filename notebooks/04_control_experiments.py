@@ -27,7 +27,8 @@ def _(mo):
     - Interactive: `marimo edit notebooks/04_control_experiments.py`
     - Headless: `python notebooks/04_control_experiments.py --train a,b,c,d`
       (writes the control cohort to `data/control` if it is missing; also `--data DIR
-      --epochs N --checkpoint-dir DIR --no-track true`), or `--checkpoint PATH [--data DIR]
+      --epochs N --checkpoint-dir DIR`, and what `eegwb pretrain` takes: `--set KEY=VALUE`,
+      `--no-track`, `--overwrite`), or `--checkpoint PATH [--data DIR]
       [--split val]`, or `--tracking-uri URI --experiment NAME [--run-id ID]`; `--json OUT`
       saves the reports (an existing file only with `--overwrite true`)
     - Report: `marimo export html notebooks/04_control_experiments.py -o
@@ -53,7 +54,7 @@ def _():
         train_controls,
         write_control_cohort,
     )
-    from eegwb.notebook import arg, autorun, flag, stop_or_exit
+    from eegwb.notebook import arg, autorun, config_overrides, flag, stop_or_exit
     from eegwb.train.checkpoints import CheckpointError
     from eegwb.train.tracking import default_tracking_uri, find_runs
 
@@ -64,6 +65,7 @@ def _():
         Path,
         arg,
         autorun,
+        config_overrides,
         default_tracking_uri,
         find_runs,
         flag,
@@ -141,15 +143,14 @@ def _(Path, arg, checkpoint, mode, runs_table):
         return {}
 
     picked = _checkpoints()
-    no_track = str(arg("no-track", "false")).lower() not in ("false", "0", "no")
-    return no_track, picked
+    return (picked,)
 
 
 @app.cell
 def _(
-    CONTROLS, CheckpointError, DatasetError, Path, arg, autorun, controls, data_dir, epochs,
-    experiment, flag, list_recordings, mo, mode, no_track, picked, run_button, run_control, split,
-    stop_or_exit, train_controls, uri, write_control_cohort,
+    CONTROLS, CheckpointError, DatasetError, Path, arg, autorun, config_overrides, controls,
+    data_dir, epochs, experiment, flag, list_recordings, mo, mode, picked, run_button, run_control,
+    split, stop_or_exit, train_controls, uri, write_control_cohort,
 ):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Run controls**."))
     _json = arg("json")
@@ -169,7 +170,8 @@ def _(
         except DatasetError:  # the control cohort is cheap: write it where it was asked for
             write_control_cohort(_root)
         _overrides = [f"train.epochs={int(epochs.value)}", f"tracking.experiment={experiment.value}"]
-        _overrides += ["tracking.enabled=false"] if no_track else [f"tracking.uri={uri.value}"]
+        _overrides += [] if flag("no-track") else [f"tracking.uri={uri.value}"]
+        _overrides += config_overrides()  # --set, --no-track, --overwrite: as `eegwb pretrain` reads them
         _ckpt_dir = str(arg("checkpoint-dir", "checkpoints/control"))
         for _name in mo.status.progress_bar(list(controls.value), title="Training the controls"):
             _result = train_controls([_name], data_root=_root, checkpoint_dir=_ckpt_dir,

@@ -21,11 +21,11 @@ def _(mo):
 
     - Interactive: `marimo edit notebooks/06_finetune.py` (or `marimo run` as an app)
     - Headless: `python notebooks/06_finetune.py --config configs/finetune_tiny.yaml
-      --checkpoint PATH` (also `--data DIR --channels TP9,AF7 --label NAME --label-file CSV
-      --positive VALUE --strategies frozen,full --kfold 5 --epochs 10 --checkpoint-dir DIR
-      --tracking-uri URI --experiment NAME --no-track true --overwrite true`)
+      --set pretrained.checkpoint=PATH`, with any config value set as `eegwb finetune` sets
+      it (`--set data.root=DIR --set "train.strategies=[frozen, full]" --set data.kfold=5
+      ...`, `--overwrite`, `--no-track`)
     - Report: `marimo export html notebooks/06_finetune.py -o reports/06_finetune.html --
-      --config configs/finetune_tiny.yaml --checkpoint PATH`
+      --config configs/finetune_tiny.yaml --set pretrained.checkpoint=PATH`
     - Same run from the shell: `eegwb finetune --config configs/finetune.yaml`
     """)
     return
@@ -37,13 +37,13 @@ def _():
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
     from eegwb.experiments.autopsy import autopsy_once
-    from eegwb.notebook import arg, autorun, flag, load_config_or_stop, stop_or_exit
+    from eegwb.notebook import arg, autorun, config_overrides, load_config_or_stop, stop_or_exit
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
     from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
 
     return (
-        flag,
+        config_overrides,
         load_config_or_stop,
         stop_or_exit,
         ConfigError,
@@ -73,37 +73,30 @@ def _(arg, mo):
 
 
 @app.cell
-def _(FinetuneConfig, config_path, load_config_or_stop):
-    base, _shown = load_config_or_stop(FinetuneConfig, config_path.value)
+def _(FinetuneConfig, config_overrides, config_path, load_config_or_stop):
+    base, _shown = load_config_or_stop(FinetuneConfig, config_path.value, config_overrides())
     _shown
     return (base,)
 
 
 @app.cell
-def _(arg, base, checkpoint_source, flag, mo, pretrained_choices, STRATEGIES):
+def _(base, checkpoint_source, mo, pretrained_choices, STRATEGIES):
+    # The widgets start from the config (with the run's --set overrides applied).
     _by_config = f"from config: {checkpoint_source(base)[0]}" if not base.pretrained.mlflow_run else (
         f"from config: MLflow run {base.pretrained.mlflow_run}")
-    _listed = pretrained_choices(base.pretrained.checkpoint_dir, arg("tracking-uri", base.tracking.uri))
-    _choices = {_by_config: "", **_listed}
-    if arg("checkpoint"):
-        _choices = {f"file: {arg('checkpoint')}": str(arg("checkpoint")), **_choices}
+    _choices = {_by_config: "", **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri)}
     backbone = mo.ui.dropdown(_choices, value=next(iter(_choices)), label="Pretrained backbone", full_width=True)
-    data_root = mo.ui.text(value=str(arg("data", base.data.root)), label="Dataset", full_width=True)
-    channels = mo.ui.text(value=str(arg("channels", ",".join(base.data.channels or []))),
-                          label="Channels (empty: all)")
-    label = mo.ui.text(value=str(arg("label", base.labels.name)), label="Label")
-    label_file = mo.ui.text(value=str(arg("label-file", base.labels.path or "")),
-                            label="Label file (empty: file metadata)")
-    positive = mo.ui.text(value=str(arg("positive", "" if base.labels.positive is None else base.labels.positive)),
+    data_root = mo.ui.text(value=str(base.data.root), label="Dataset", full_width=True)
+    channels = mo.ui.text(value=",".join(base.data.channels or []), label="Channels (empty: all)")
+    label = mo.ui.text(value=base.labels.name, label="Label")
+    label_file = mo.ui.text(value=str(base.labels.path or ""), label="Label file (empty: file metadata)")
+    positive = mo.ui.text(value="" if base.labels.positive is None else str(base.labels.positive),
                           label="Positive value")
-    _strategies = str(arg("strategies", ",".join(base.train.strategies))).split(",")
-    strategies = mo.ui.multiselect(list(STRATEGIES), value=[s.strip() for s in _strategies if s.strip()],
-                                   label="Strategies")
+    strategies = mo.ui.multiselect(list(STRATEGIES), value=list(base.train.strategies), label="Strategies")
     with_baseline = mo.ui.checkbox(value=base.baseline.enabled, label="Band-power baseline")
-    kfold = mo.ui.number(start=0, stop=50, value=int(arg("kfold", base.data.kfold)), label="k-fold (0: one split)")
-    epochs = mo.ui.number(start=1, stop=1000, value=int(arg("epochs", base.train.epochs)), label="Epochs")
-    overwrite = mo.ui.checkbox(value=flag("overwrite") or base.train.overwrite,
-                               label="Replace existing fine-tuned checkpoints")
+    kfold = mo.ui.number(start=0, stop=50, value=base.data.kfold, label="k-fold (0: one split)")
+    epochs = mo.ui.number(start=1, stop=1000, value=base.train.epochs, label="Epochs")
+    overwrite = mo.ui.checkbox(value=base.train.overwrite, label="Replace existing fine-tuned checkpoints")
     level = mo.ui.dropdown(["prediction", "recording", "participant"], value=base.eval.level,
                            label="Level for the ROC chart")
     run_button = mo.ui.run_button(label="Fine-tune", kind="success")
@@ -121,8 +114,8 @@ def _(arg, base, checkpoint_source, flag, mo, pretrained_choices, STRATEGIES):
 
 @app.cell
 def _(
-    apply_overrides, arg, backbone, base, channels, ConfigError, data_root, epochs,
-    FinetuneConfig, flag, from_dict, kfold, label, label_file, mo, overwrite, positive,
+    apply_overrides, backbone, base, channels, ConfigError, data_root, epochs,
+    FinetuneConfig, from_dict, kfold, label, label_file, mo, overwrite, positive,
     stop_or_exit, strategies, to_dict, with_baseline,
 ):
     _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
@@ -134,17 +127,11 @@ def _(
     }
     if backbone.value:
         _changes |= {"pretrained.checkpoint": backbone.value, "pretrained.mlflow_run": None}
-    for _key, _name in (("train.checkpoint_dir", "checkpoint-dir"), ("tracking.uri", "tracking-uri"),
-                        ("tracking.experiment", "experiment")):
-        if arg(_name) is not None:
-            _changes[_key] = str(arg(_name))
-    if flag("no-track"):
-        _changes["tracking.enabled"] = False
     _error = ""
     try:
         cfg = from_dict(FinetuneConfig, apply_overrides(FinetuneConfig, to_dict(base), _changes))
         cfg.check_paths()
-    except (ConfigError, ValueError) as _err:
+    except ConfigError as _err:
         cfg, _error = None, f"invalid setting: {_err}"
         _shown = mo.callout(mo.md(f"**Invalid setting.** {_err}"), kind="danger")
     else:

@@ -45,8 +45,8 @@ else
         --seed 1 --no-progress
 fi
 marimo export html notebooks/06_finetune.py -o reports/06_finetune.html -f -- \
-    --config configs/finetune_tiny.yaml --checkpoint "$CKPT" --data data/muse \
-    --checkpoint-dir checkpoints/tiny --overwrite true
+    --config configs/finetune_tiny.yaml --set "pretrained.checkpoint=$CKPT" --set data.root=data/muse \
+    --set train.checkpoint_dir=checkpoints/tiny --overwrite true
 
 echo
 echo "Reports written to reports/:"

@@ -1,7 +1,12 @@
 """`eegwb ingest SOURCES... --out data/NAME`: real EEG into the dataset layout (data/ingest.py).
 
-Exit codes: 0 all sources written or skipped as unchanged, 1 some sources failed
-(`--on-error skip`), 2 the ingest stopped on an error (printed with the file it is about).
+    eegwb ingest ../shared/data/eegmat --out data/eegmat --config configs/ingest_eegmat.yaml
+    eegwb ingest recordings/ --out data/x --set sfreq=256 --set crop_end_seconds=3
+
+The options are an `IngestConfig` (data/ingest_config.py): a YAML file (`--config`), then
+`--set KEY=VALUE` overrides, then the flags below (each one sets its config key), checked
+as every config is. Exit codes: 0 all sources written or skipped as unchanged, 1 some
+sources failed (`--on-error skip`), 2 bad input (printed with the file it is about).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import argparse
 import logging
 
 log = logging.getLogger(__name__)
+KEEP = argparse.SUPPRESS  # a flag not given leaves the config's value
 
 
 def _run_labels(text: str) -> dict[str, object]:
@@ -21,6 +27,10 @@ def _run_labels(text: str) -> dict[str, object]:
         raise argparse.ArgumentTypeError(str(err)) from err
 
 
+def _names(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",")]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "sources", nargs="+", help="EEG files, folders (recursive) or BIDS roots; CSV exports"
@@ -28,95 +38,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="dataset directory to write (e.g. data/eegmat)"
     )
-    parser.add_argument(
-        "--window-samples", type=int, default=2048, help="samples per window (default 2048)"
-    )
-    parser.add_argument(
-        "--hop-samples",
-        type=int,
-        default=None,
-        help="samples between window starts (default: window)",
-    )
-    parser.add_argument("--sfreq", type=float, default=None, help="resample to this rate in Hz")
-    parser.add_argument("--l-freq", type=float, default=None, help="band-pass high-pass edge in Hz")
-    parser.add_argument("--h-freq", type=float, default=None, help="band-pass low-pass edge in Hz")
-    parser.add_argument(
-        "--notch", type=float, default=None, help="line frequency in Hz (harmonics notched too)"
-    )
-    parser.add_argument(
-        "--crop-start",
-        type=float,
-        default=0.0,
-        help="seconds dropped from each recording's start, after filtering (default 0)",
-    )
-    parser.add_argument(
-        "--crop-end",
-        type=float,
-        default=0.0,
-        help="seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)",
-    )
-    parser.add_argument(
-        "--participant-pattern",
-        default=None,
-        help="regex on the file name with groups (?P<participant>...) and (?P<run>...)",
-    )
-    parser.add_argument(
-        "--labels",
-        action="append",
-        default=[],
-        help="CSV/TSV of labels: participant[, run] + label columns (repeatable)",
-    )
-    parser.add_argument(
-        "--run-labels", type=_run_labels, default=None, help="per-run label, e.g. 1=0,2=1"
-    )
-    parser.add_argument(
-        "--run-label-name", default="task", help="name of the --run-labels label (default task)"
-    )
-    parser.add_argument(
-        "--channels", default=None, help="comma-separated channels every source must have"
-    )
-    parser.add_argument(
-        "--elc", default=None, help="ASA .elc electrode positions instead of MNE's template"
-    )
-    parser.add_argument("--csv-time-unit", choices=("auto", "s", "ms"), default="auto")
-    parser.add_argument("--csv-units", choices=("uV", "mV", "V"), default="uV")
-    parser.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        default="raise",
-        help="stop at the first bad source, or report it and go on",
-    )
+    add_config_options(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace an existing, different dataset"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """--config, --set and the IngestConfig flags: what `eegwb ingest` and notebook 01 read."""
+    parser.add_argument("--config", default=None, help="YAML IngestConfig (default: its defaults)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set crop_end_seconds=3 (repeatable)",
+    )
+    # Each flag below sets the IngestConfig key named by its dest, after --config and --set.
+    flags = parser.add_argument_group("config keys as flags")
+    flags.add_argument(
+        "--window-samples", dest="window_samples", type=int, default=KEEP,
+        help="samples per window (default 2048)",
+    )
+    flags.add_argument(
+        "--hop-samples", dest="hop_samples", type=int, default=KEEP,
+        help="samples between window starts (default: window)",
+    )
+    flags.add_argument("--sfreq", type=float, default=KEEP, help="resample to this rate in Hz")
+    flags.add_argument(
+        "--l-freq", dest="l_freq", type=float, default=KEEP, help="band-pass high-pass edge in Hz"
+    )
+    flags.add_argument(
+        "--h-freq", dest="h_freq", type=float, default=KEEP, help="band-pass low-pass edge in Hz"
+    )
+    flags.add_argument(
+        "--notch", dest="notch_hz", type=float, default=KEEP,
+        help="line frequency in Hz (harmonics notched too)",
+    )
+    flags.add_argument(
+        "--crop-start", dest="crop_start_seconds", type=float, default=KEEP,
+        help="seconds dropped from each recording's start, after filtering (default 0)",
+    )
+    flags.add_argument(
+        "--crop-end", dest="crop_end_seconds", type=float, default=KEEP,
+        help="seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)",
+    )
+    flags.add_argument(
+        "--participant-pattern", dest="participant_pattern", default=KEEP,
+        help="regex on the file name with groups (?P<participant>...) and (?P<run>...)",
+    )
+    flags.add_argument(
+        "--labels", action="append", default=KEEP,
+        help="CSV/TSV of labels: participant[, run] + label columns (repeatable)",
+    )
+    flags.add_argument(
+        "--run-labels", dest="run_labels", type=_run_labels, default=KEEP,
+        help="per-run label, e.g. 1=0,2=1",
+    )
+    flags.add_argument(
+        "--run-label-name", dest="run_label_name", default=KEEP,
+        help="name of the --run-labels label (default task)",
+    )
+    flags.add_argument(
+        "--channels", type=_names, default=KEEP,
+        help="comma-separated channels every source must have",
+    )
+    flags.add_argument(
+        "--elc", dest="elc_path", default=KEEP,
+        help="ASA .elc electrode positions instead of MNE's template",
+    )
+    flags.add_argument("--csv-time-unit", dest="csv_time_unit", choices=("auto", "s", "ms"), default=KEEP)
+    flags.add_argument("--csv-units", dest="csv_units", choices=("uV", "mV", "V"), default=KEEP)
+    flags.add_argument(
+        "--on-error", dest="on_error", choices=("raise", "skip"), default=KEEP,
+        help="stop at the first bad source (default), or report it and go on",
+    )
+
+
+def config_overrides(args: argparse.Namespace) -> list[str | tuple[str, object]]:
+    """The `--set` overrides, then (key, value) for each IngestConfig flag given."""
+    import dataclasses
+
+    from eegwb.data.ingest_config import IngestConfig
+
+    keys = [f.name for f in dataclasses.fields(IngestConfig)]
+    return [*args.overrides, *((key, getattr(args, key)) for key in keys if hasattr(args, key))]
+
+
 def run(args: argparse.Namespace) -> int:
-    from eegwb.config import from_dict
+    from eegwb.config import load_config
     from eegwb.data.ingest import IngestConfig, ingest
     from eegwb.errors import InputError
 
     try:
-        cfg = from_dict(IngestConfig, {
-            "window_samples": args.window_samples,
-            "hop_samples": args.hop_samples,
-            "sfreq": args.sfreq,
-            "l_freq": args.l_freq,
-            "h_freq": args.h_freq,
-            "notch_hz": args.notch,
-            "crop_start_seconds": args.crop_start,
-            "crop_end_seconds": args.crop_end,
-            "participant_pattern": args.participant_pattern,
-            "labels": tuple(args.labels),
-            "run_labels": args.run_labels,
-            "run_label_name": args.run_label_name,
-            "channels": tuple(c.strip() for c in args.channels.split(",")) if args.channels else None,
-            "elc_path": args.elc,
-            "csv_time_unit": args.csv_time_unit,
-            "csv_units": args.csv_units,
-            "on_error": args.on_error,
-        })
+        cfg = load_config(IngestConfig, args.config, config_overrides(args))
         report = ingest(
             args.sources, args.out, cfg, overwrite=args.overwrite, progress=not args.no_progress
         )

@@ -36,10 +36,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT
     )
 
 
+def shortcut_overrides(*, overwrite: bool, no_track: bool) -> list[str]:
+    """What `--overwrite` and `--no-track` stand for: the same for the commands and the
+    notebooks (eegwb/notebook.py's `config_overrides`)."""
+    extra = ["train.overwrite=true"] if overwrite else []
+    return extra + (["tracking.enabled=false"] if no_track else [])
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
-    extra = ["train.overwrite=true"] if args.overwrite else []
-    extra += ["tracking.enabled=false"] if args.no_track else []
-    return list(args.overrides) + extra
+    """`--set` overrides, then the shortcuts."""
+    return list(args.overrides) + shortcut_overrides(overwrite=args.overwrite, no_track=args.no_track)
 
 
 def autopsy_hook(enabled: bool):

@@ -493,3 +493,30 @@ def test_eegmat_tapered_tails_are_near_duplicates_until_cropped(tmp_path):
         assert {example["train_row"], example["test_row"]} <= last_rows, example
     check, _ = near_duplicates(tmp_path / "cropped", crop_end_seconds=3)
     assert check.status == "pass" and check.count == 0, check.line()
+
+
+def test_cli_config_then_set_then_flags(tmp_path):
+    """`eegwb ingest --config F`: the YAML, then `--set`, then the flags, each over the last."""
+    src = tmp_path / "csv"
+    src.mkdir()
+    _muse_csv(src / "participant7_rest.csv", gap=False)  # 12 s at 256 Hz
+    config = tmp_path / "ingest.yaml"
+    config.write_text("window_samples: 1024\ncrop_start_seconds: 1\ncrop_end_seconds: 1\n")
+    out = tmp_path / "out"
+    args = ["ingest", str(src), "--out", str(out), "--config", str(config), "--no-progress"]
+    assert cli_main([*args, "--set", "window_samples=512", "--set", "crop_end_seconds=3", "--crop-end", "2"]) == 0
+    options = json.loads((out / "dataset.json").read_text())["options"]
+    assert (options["window_samples"], options["crop_start_seconds"], options["crop_end_seconds"]) == (512, 1.0, 2.0)
+    # A bad key in the file is refused before any work, naming the file and the key.
+    config.write_text("window_sampels: 1024\n")
+    assert cli_main([*args, "--overwrite"]) == 2
+
+
+@needs_eegmat
+def test_eegmat_ingest_config_is_the_readme_command(tmp_path, monkeypatch):
+    from eegwb.config import load_config
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # its label path is from the repo root
+    cfg = load_config(IngestConfig, "configs/ingest_eegmat.yaml")
+    assert (cfg.sfreq, cfg.window_samples, cfg.crop_end_seconds) == (256.0, 2048, 3.0)
+    assert cfg.run_labels == {"1": 0, "2": 1} and cfg.labels[0].endswith("subject-info.csv")

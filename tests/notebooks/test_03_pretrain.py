@@ -51,21 +51,22 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
     config = tmp_path / "nb.yaml"
     config.write_text(dump_yaml(cfg))
 
-    # Headless: trains without a click; widget arguments override the config.
+    # Headless: trains without a click; --set and --no-track override the config as they
+    # do for `eegwb pretrain`.
     done = _run(
         [
             sys.executable,
             str(NOTEBOOK),
             "--config",
             str(config),
-            "--mask-ratio",
-            "0.75",
+            "--set",
+            "masking.mask_ratio=0.75",
             "--no-track",
             "true",
         ]
     )
     assert "pretraining: best_val_loss=" in done.stdout and "stopped=completed" in done.stdout
-    best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m75_mae.pt"  # the widget's mask ratio was used
+    best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m75_mae.pt"  # the --set mask ratio was used
     state = torch.load(best, weights_only=True)
     assert (
         state["config"]["masking"]["mask_ratio"] == 0.75
@@ -86,10 +87,10 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
             "--",
             "--config",
             str(config),
-            "--tracking-uri",
-            uri,
-            "--experiment",
-            "nb-test",
+            "--set",
+            f"tracking.uri={uri}",
+            "--set",
+            "tracking.experiment=nb-test",
         ]
     )
     text = html.read_text()

@@ -46,19 +46,19 @@ def test_marimo_check_passes() -> None:
 
 def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
     root, ckpt = inputs
-    args = ["--config", "configs/finetune_tiny.yaml", "--data", str(root), "--checkpoint", str(ckpt),
-            "--epochs", "2", "--checkpoint-dir", str(tmp_path / "ckpt")]
-    done = _run([sys.executable, str(NOTEBOOK), *args, "--strategies", "scratch", "--no-track", "true"])
+    args = ["--config", "configs/finetune_tiny.yaml", "--set", f"data.root={root}", "--set",
+            f"pretrained.checkpoint={ckpt}", "--set", "train.epochs=2", "--set", f"train.checkpoint_dir={tmp_path / 'ckpt'}"]
+    done = _run([sys.executable, str(NOTEBOOK), *args, "--set", "train.strategies=[scratch]", "--no-track", "true"])
     table = done.stdout
     for strategy in ("scratch", "baseline"):
         assert re.search(rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", table, re.MULTILINE), table
-    assert "full" not in table and "frozen" not in table  # --strategies chose, not the config
+    assert "full" not in table and "frozen" not in table  # --set train.strategies chose, not the config
     assert (tmp_path / "ckpt" / "backbone_finetuned_scratch.pt").is_file()
 
     html = tmp_path / "06_finetune.html"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", *args,
-          "--strategies", "frozen", "--tracking-uri", uri, "--experiment", "nb06"])
+          "--set", "train.strategies=[frozen]", "--set", f"tracking.uri={uri}", "--set", "tracking.experiment=nb06"])
     text = html.read_text()
     assert "Results on held-out participants (recording level)" in text
     assert "application/vnd.vegalite" in text and "ROC on held-out participants" in text

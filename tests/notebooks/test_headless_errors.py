@@ -19,7 +19,7 @@ CASES = {
                            "{tmp}/nodata: dataset directory does not exist"),
     "03 missing config": ("03_pretrain.py", ["--config", "{tmp}/nope.yaml"],
                           "{tmp}/nope.yaml: config file does not exist"),
-    "03 missing dataset": ("03_pretrain.py", ["--config", "configs/tiny.yaml", "--data", "{tmp}/nodata"],
+    "03 missing dataset": ("03_pretrain.py", ["--config", "configs/tiny.yaml", "--set", "data.root={tmp}/nodata"],
                            "data.root: dataset directory '{tmp}/nodata' does not exist"),
     "04 no control": ("04_control_experiments.py", ["--train", "zz", "--data", "{tmp}/control"],
                       "unknown control(s) ['zz']"),
@@ -31,8 +31,8 @@ CASES = {
                               "{tmp}/none.pt: checkpoint does not exist"),
     "06 missing config": ("06_finetune.py", ["--config", "{tmp}/nope.yaml"],
                           "{tmp}/nope.yaml: config file does not exist"),
-    "06 missing checkpoint": ("06_finetune.py", ["--config", "configs/finetune_tiny.yaml", "--checkpoint",
-                                                 "{tmp}/none.pt", "--data", "{data}"],
+    "06 missing checkpoint": ("06_finetune.py", ["--config", "configs/finetune_tiny.yaml", "--set",
+                                                 "pretrained.checkpoint={tmp}/none.pt", "--set", "data.root={data}"],
                               "pretrained.checkpoint: '{tmp}/none.pt' does not exist"),
 }  # fmt: skip
 
