@@ -56,65 +56,36 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set crop_end_seconds=3 (repeatable)",
     )
-    # Each flag below sets the IngestConfig key named by its dest, after --config and --set.
-    flags = parser.add_argument_group("config keys as flags")
-    flags.add_argument(
-        "--window-samples", dest="window_samples", type=int, default=KEEP,
-        help="samples per window (default 2048)",
-    )
-    flags.add_argument(
-        "--hop-samples", dest="hop_samples", type=int, default=KEEP,
-        help="samples between window starts (default: window)",
-    )
-    flags.add_argument("--sfreq", type=float, default=KEEP, help="resample to this rate in Hz")
-    flags.add_argument(
-        "--l-freq", dest="l_freq", type=float, default=KEEP, help="band-pass high-pass edge in Hz"
-    )
-    flags.add_argument(
-        "--h-freq", dest="h_freq", type=float, default=KEEP, help="band-pass low-pass edge in Hz"
-    )
-    flags.add_argument(
-        "--notch", dest="notch_hz", type=float, default=KEEP,
-        help="line frequency in Hz (harmonics notched too)",
-    )
-    flags.add_argument(
-        "--crop-start", dest="crop_start_seconds", type=float, default=KEEP,
-        help="seconds dropped from each recording's start, after filtering (default 0)",
-    )
-    flags.add_argument(
-        "--crop-end", dest="crop_end_seconds", type=float, default=KEEP,
-        help="seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)",
-    )
-    flags.add_argument(
-        "--participant-pattern", dest="participant_pattern", default=KEEP,
-        help="regex on the file name with groups (?P<participant>...) and (?P<run>...)",
-    )
-    flags.add_argument(
-        "--labels", action="append", default=KEEP,
-        help="CSV/TSV of labels: participant[, run] + label columns (repeatable)",
-    )
-    flags.add_argument(
-        "--run-labels", dest="run_labels", type=_run_labels, default=KEEP,
-        help="per-run label, e.g. 1=0,2=1",
-    )
-    flags.add_argument(
-        "--run-label-name", dest="run_label_name", default=KEEP,
-        help="name of the --run-labels label (default task)",
-    )
-    flags.add_argument(
-        "--channels", type=_names, default=KEEP,
-        help="comma-separated channels every source must have",
-    )
-    flags.add_argument(
-        "--elc", dest="elc_path", default=KEEP,
-        help="ASA .elc electrode positions instead of MNE's template",
-    )
-    flags.add_argument("--csv-time-unit", dest="csv_time_unit", choices=("auto", "s", "ms"), default=KEEP)
-    flags.add_argument("--csv-units", dest="csv_units", choices=("uV", "mV", "V"), default=KEEP)
-    flags.add_argument(
-        "--on-error", dest="on_error", choices=("raise", "skip"), default=KEEP,
-        help="stop at the first bad source (default), or report it and go on",
-    )
+    group = parser.add_argument_group("config keys as flags (each sets its key, after --config and --set)")
+    for flag, key, options in FLAGS:
+        group.add_argument(flag, dest=key, default=KEEP, **options)
+
+
+# (flag, IngestConfig key, argparse options)
+FLAGS: tuple[tuple[str, str, dict], ...] = (
+    ("--window-samples", "window_samples", {"type": int, "help": "samples per window (default 2048)"}),
+    ("--hop-samples", "hop_samples", {"type": int, "help": "samples between window starts (default: window)"}),
+    ("--sfreq", "sfreq", {"type": float, "help": "resample to this rate in Hz"}),
+    ("--l-freq", "l_freq", {"type": float, "help": "band-pass high-pass edge in Hz"}),
+    ("--h-freq", "h_freq", {"type": float, "help": "band-pass low-pass edge in Hz"}),
+    ("--notch", "notch_hz", {"type": float, "help": "line frequency in Hz (harmonics notched too)"}),
+    ("--crop-start", "crop_start_seconds",
+     {"type": float, "help": "seconds dropped from each recording's start, after filtering (default 0)"}),
+    ("--crop-end", "crop_end_seconds",
+     {"type": float, "help": "seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)"}),
+    ("--participant-pattern", "participant_pattern",
+     {"help": "regex on the file name with groups (?P<participant>...) and (?P<run>...)"}),
+    ("--labels", "labels",
+     {"action": "append", "help": "CSV/TSV of labels: participant[, run] + label columns (repeatable)"}),
+    ("--run-labels", "run_labels", {"type": _run_labels, "help": "per-run label, e.g. 1=0,2=1"}),
+    ("--run-label-name", "run_label_name", {"help": "name of the --run-labels label (default task)"}),
+    ("--channels", "channels", {"type": _names, "help": "comma-separated channels every source must have"}),
+    ("--elc", "elc_path", {"help": "ASA .elc electrode positions instead of MNE's template"}),
+    ("--csv-time-unit", "csv_time_unit", {"choices": ("auto", "s", "ms")}),
+    ("--csv-units", "csv_units", {"choices": ("uV", "mV", "V")}),
+    ("--on-error", "on_error",
+     {"choices": ("raise", "skip"), "help": "stop at the first bad source (default), or report it and go on"}),
+)
 
 
 def config_overrides(args: argparse.Namespace) -> list[str | tuple[str, object]]:
