@@ -40,7 +40,8 @@ def _():
 
     import marimo as mo
 
-    from eegwb.data.layout import DatasetError
+    from eegwb.errors import InputError
+    from eegwb.notebook import arg, autorun, stop_or_exit
     from eegwb.validation.leakage import LeakageConfig
     from eegwb.validation.quality_charts import (
         STATUS_COLORS,
@@ -53,10 +54,9 @@ def _():
         topomap_figure,
     )
     from eegwb.validation.validation import resolve_splits, validate
-    from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (
-        DatasetError,
+        InputError,
         LeakageConfig,
         Path,
         STATUS_COLORS,
@@ -109,7 +109,7 @@ def _(arg, mo):
 
 
 @app.cell
-def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, stop_or_exit, test_fraction):
+def _(InputError, data_text, mo, resolve_splits, seed, splits_text, stop_or_exit, test_fraction):
     _held = float(test_fraction.value)
     try:
         splits, source = resolve_splits(
@@ -118,7 +118,7 @@ def _(DatasetError, data_text, mo, resolve_splits, seed, splits_text, stop_or_ex
             seed=int(seed.value),
             fractions=(1 - _held, _held / 2, _held / 2),
         )
-    except (DatasetError, FileNotFoundError) as _err:
+    except InputError as _err:
         splits, source = None, str(_err)
     stop_or_exit(
         splits is None,

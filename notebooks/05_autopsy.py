@@ -39,6 +39,7 @@ def _():
     import marimo as mo
     import polars as pl
 
+    from eegwb.errors import InputError
     from eegwb.experiments.ablations import AblationConfig
     from eegwb.experiments.attributions import AttributionConfig
     from eegwb.experiments.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
@@ -50,6 +51,7 @@ def _():
         Autopsy,
         AutopsyConfig,
         CHEAP_SECTIONS,
+        InputError,
         Path,
         arg,
         autorun,
@@ -81,8 +83,8 @@ def _(Path, arg, mo):
 
 @app.cell
 def _(
-    AblationConfig, AttributionConfig, Autopsy, AutopsyConfig, baselines, checkpoint_text, data_text, ig_steps,
-    max_sequences, mo, split, stop_or_exit,
+    AblationConfig, AttributionConfig, Autopsy, AutopsyConfig, InputError, baselines, checkpoint_text, data_text,
+    ig_steps, max_sequences, mo, split, stop_or_exit,
 ):
     stop_or_exit(not checkpoint_text.value, mo.callout(mo.md("Enter a checkpoint path."), kind="warn"),
                  "no checkpoint: give --checkpoint PATH")
@@ -95,7 +97,7 @@ def _(
         with mo.status.spinner(title="Loading the checkpoint and the probe set"):
             autopsy = Autopsy(checkpoint_text.value, data_text.value or None, _cfg)
         _error = None
-    except (ValueError, FileNotFoundError) as _err:
+    except InputError as _err:
         autopsy, _error = None, str(_err)
     _shown = mo.callout(mo.md(f"**Cannot open the autopsy.** {_error}"), kind="danger")
     stop_or_exit(autopsy is None, _shown, f"cannot open the autopsy: {_error}")
