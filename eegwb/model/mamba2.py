@@ -40,6 +40,9 @@ class RMSNormGated(nn.Module):
         self.register_parameter("bias", None)  # upstream has none either
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """The reference function as a module call, so forward hooks fire: the autopsy's
+        hookable path (experiments/activations.py) calls it. `EEGMamba2.forward` calls its
+        kernel bundle's `rmsnorm_gated` (fused or reference) on `weight` directly."""
         return rmsnorm_gated_ref(x, self.weight, z, eps=self.eps, group_size=self.group_size,
                                  norm_before_gate=self.norm_before_gate)
 

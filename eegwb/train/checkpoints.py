@@ -3,21 +3,30 @@
 A checkpoint is a plain dict of tensors and builtins, so `torch.load(weights_only=True)`
 reads it (no code runs on load):
 
+    format       CHECKPOINT_FORMAT (added by `save_checkpoint`)
+    kind         "best" | "last"
     model        state_dict of the EEGModel (the backbone and heads, not the objective)
     objective    state_dict of the objective (EMA teacher etc.), may be empty
     optimizer    AdamW state_dict
-    scheduler    {"name", "step", "total_steps", "warmup_steps"}
+    scheduler    {"name": "warmup_cosine", "step", "total_steps", "warmup_fraction"}
     step, epoch, step_in_epoch   position: `epoch` is 0-based and `step_in_epoch` batches of
                  it are done, so a resume continues at exactly the next batch
     epoch_sums   {"train_loss", "grad_norm", "steps"} summed over those batches (absent before
                  it was recorded: the epoch's means then cover only the steps after a resume)
     config       the PretrainConfig as plain data (eegwb.config.to_dict)
-    rng          torch / numpy / python RNG states and the mask generator, as tensors
-    fingerprint  {"dataset": ..., "splits": ...}
+    run_uid      one id per run, kept across resumes (absent before it was recorded)
+    rng          {"ranks": [one `rng_state` per DDP process]}: torch / CUDA / numpy / python
+                 RNG states and the mask generator, as tensors and ints
+    fingerprint  {"train": ..., "val": ..., "dataset": digest of both}
     assignment   {"train": [participants], "val": [...]}
     data_roots   {"train": absolute dataset root, "val": ...} (absent before it was recorded)
-    run_uid      one id per run, kept across resumes (absent before it was recorded)
-    gates, history, best_val_loss, bad_epochs, stopped, kind ("best" | "last"), eegwb_version
+    gates, history, steps   gate results, one row per epoch (and mid-epoch validation), one
+                 row per optimizer step
+    best_val_loss, bad_epochs, stopped   early-stopping state and why the run stopped
+    describe     the model's `describe()` (backbone, direction, kernel path), scalars only
+
+`train/pretrain_state.py`'s `checkpoint_state` writes them. Fine-tuned checkpoints
+(`finetune_report.save_finetuned`) hold other keys: see docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import socket
 from pathlib import Path
 
@@ -30,6 +31,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return mlflow_store(tmp_path_factory)
+
+
+def _documented_checkpoint_keys() -> set[str]:
+    """The keys in checkpoints.py's docstring table: lines indented by exactly four spaces,
+    the names before the first run of two spaces."""
+    from eegwb.train import checkpoints
+
+    keys: set[str] = set()
+    for line in checkpoints.__doc__.splitlines():
+        if line.startswith("    ") and not line.startswith("     "):
+            keys |= {k.strip() for k in re.split(r"\s{2,}", line.strip())[0].split(",")}
+    return keys
 
 
 def test_lr_schedule_warmup_then_cosine() -> None:
@@ -107,6 +120,9 @@ def test_synthetic_loss_falls_checkpoints_and_mlflow(
     assert last["config"] == to_dict(cfg) and last["epoch"] == 3 and last["step_in_epoch"] == 0
     assert last["fingerprint"]["dataset"] == result.fingerprint["dataset"]
     assert {"optimizer", "scheduler", "rng", "history", "gates"} <= set(last)
+    # ... and exactly the keys eegwb/train/checkpoints.py's docstring lists: it is the contract.
+    assert set(last) == _documented_checkpoint_keys()
+    assert set(last["scheduler"]) == {"name", "step", "total_steps", "warmup_fraction"}
     best = load_checkpoint(result.best_checkpoint)
     assert best["best_val_loss"] == pytest.approx(min(h["val_loss"] for h in epochs))
     assert sorted(best["assignment"]["train"]) and not set(best["assignment"]["train"]) & set(
