@@ -138,7 +138,8 @@ def main() -> None:
             r = full_audit(workdir)
             print(
                 f"default cohort: generate {r['generate_s']:.1f} s, validate (quality + leakage) "
-                f"{r['validate_s']:.1f} s wall / {r['validate_cpu_s']:.1f} s CPU over {r['vectors']} "
+                f"{r['validate_s']:.1f} s wall / {r['validate_cpu_s']:.1f} s CPU over "
+                f"{r['vectors']} "
                 f"window-channel vectors, status {r['status']}"
             )
         print(
@@ -148,7 +149,8 @@ def main() -> None:
         for n in args.sizes:
             r = content_search(n, workdir)
             print(
-                f"{r['windows']:>8} {r['index_s']:>8.1f} {r['search_s']:>9.1f} {r['search_cpu_s']:>13.1f} "
+                f"{r['windows']:>8} {r['index_s']:>8.1f} {r['search_s']:>9.1f} "
+                f"{r['search_cpu_s']:>13.1f} "
                 f"{r['total_s']:>8.1f} "
                 f"{r['peak_tracemalloc_mb']:>8.0f} {r['max_rss_mb']:>10.0f}"
             )

@@ -1,4 +1,5 @@
-"""Benchmark fine-tuning and its evaluation (not a test; numbers go in README's Performance section).
+"""Benchmark fine-tuning and its evaluation (not a test; numbers go in README's Performance
+section).
 
 1. Participant bootstrap: 2000 resamples of AUROC + balanced accuracy (`bootstrap_ci`,
    vectorised over resamples) at 20 / 50 / 200 participants x 100 units each, beside a
@@ -45,8 +46,10 @@ def bench_bootstrap() -> None:
             idx = np.concatenate([members[g] for g in rng.integers(0, n_people, n_people)])
             auroc(y[idx], s[idx])
         loop = (time.perf_counter() - t0) * 10  # scaled to 2000 resamples
-        print(f"  {n_people:>4} participants x {units} units: vectorised {vec:6.2f} s, "
-              f"plain loop {loop:6.2f} s (x{loop / vec:.1f})")
+        print(
+            f"  {n_people:>4} participants x {units} units: vectorised {vec:6.2f} s, "
+            f"plain loop {loop:6.2f} s (x{loop / vec:.1f})"
+        )
 
 
 def bench_band_powers() -> None:
@@ -69,25 +72,53 @@ def bench_finetune(epochs: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="eegwb-bench-ft-") as tmp:
         tmp = Path(tmp)
-        generate_cohort(tmp / "muse", SynthConfig(n_participants=24, runs_per_participant=1, montage="muse",
-                                                  window_samples=128, n_windows=16, effect_size=8.0,
-                                                  effect_channels=("TP9", "AF7", "AF8", "TP10")), progress=False)
-        mc = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
-        ckpt = save_checkpoint(tmp / "backbone.pt", {"model": EEGModel(mc).state_dict(),
-                                                     "config": {"model": to_dict(mc)}})
-        print(f"finetune, configs/finetune_tiny.yaml, {epochs} epochs, torch threads {torch.get_num_threads()}")
+        generate_cohort(
+            tmp / "muse",
+            SynthConfig(
+                n_participants=24,
+                runs_per_participant=1,
+                montage="muse",
+                window_samples=128,
+                n_windows=16,
+                effect_size=8.0,
+                effect_channels=("TP9", "AF7", "AF8", "TP10"),
+            ),
+            progress=False,
+        )
+        mc = ModelConfig(
+            window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8
+        )
+        ckpt = save_checkpoint(
+            tmp / "backbone.pt",
+            {"model": EEGModel(mc).state_dict(), "config": {"model": to_dict(mc)}},
+        )
+        print(
+            f"finetune, configs/finetune_tiny.yaml, {epochs} epochs, torch threads "
+            f"{torch.get_num_threads()}"
+        )
         for strategy in ("frozen", "full", "scratch"):
-            cfg = load_config(FinetuneConfig, REPO / "configs" / "finetune_tiny.yaml", [
-                f"data.root={tmp / 'muse'}", f"pretrained.checkpoint={ckpt}", f"train.strategies=[{strategy}]",
-                f"train.epochs={epochs}", f"train.checkpoint_dir={tmp / 'out'}", "train.overwrite=true",
-                "tracking.enabled=false", f"baseline.enabled={'true' if strategy == 'frozen' else 'false'}",
-            ])  # fmt: skip
+            cfg = load_config(
+                FinetuneConfig,
+                REPO / "configs" / "finetune_tiny.yaml",
+                [
+                    f"data.root={tmp / 'muse'}",
+                    f"pretrained.checkpoint={ckpt}",
+                    f"train.strategies=[{strategy}]",
+                    f"train.epochs={epochs}",
+                    f"train.checkpoint_dir={tmp / 'out'}",
+                    "train.overwrite=true",
+                    "tracking.enabled=false",
+                    f"baseline.enabled={'true' if strategy == 'frozen' else 'false'}",
+                ],
+            )
             t0 = time.perf_counter()
             result = finetune(cfg)
             dt = time.perf_counter() - t0
             auc = result.headline().filter(result.headline()["strategy"] == strategy)["auroc"][0]
-            print(f"  {strategy:<8} {dt:6.1f} s end to end (gate, data, training, metrics), "
-                  f"recording AUROC {auc:.3f}")
+            print(
+                f"  {strategy:<8} {dt:6.1f} s end to end (gate, data, training, metrics), "
+                f"recording AUROC {auc:.3f}"
+            )
 
 
 def main() -> None:

@@ -139,13 +139,18 @@ def main() -> None:
     steps = (eegwb_step, loader_step, per_sample_step, naive_step, memcpy_step)
     rounds = interleaved(dict(zip(names.values(), steps)), args.seconds, args.slice)
     print()
-    print(f"dataset: {args.data} ({len(ds)} sequences of {ds.index['n_windows'].max()} windows "
-          f"x {t} samples, {len(ds._entries)} files)")  # fmt: skip
     print(
-        f"open: {open_s:.2f} s (decodes into the cache only the first time); warm open {warm_open_s:.3f} s"
+        f"dataset: {args.data} ({len(ds)} sequences of {ds.index['n_windows'].max()} windows "
+        f"x {t} samples, {len(ds._entries)} files)"
     )
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
-          f"(1 min); {datetime.date.today()}; batch {b}, one process, torch threads 1")  # fmt: skip
+    print(
+        f"open: {open_s:.2f} s (decodes into the cache only the first time); warm open "
+        f"{warm_open_s:.3f} s"
+    )
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+        f"(1 min); {datetime.date.today()}; batch {b}, one process, torch threads 1"
+    )
     report(rounds, names, mb_per_window=t * 4 / 1e6, slice_s=args.slice)
 
 
@@ -169,17 +174,21 @@ def report(
     n_rounds = len(rounds[naive])
     print(f"\n{n_rounds} interleaved rounds of {slice_s} s per loader; median (best round)\n")
     print(
-        f"| {'loader':40s} | {'windows/s':>19s} | {'MB/s':>6s} | {'vs naive':>8s} | {'vs memcpy':>11s} |"
+        f"| {'loader':40s} | {'windows/s':>19s} | {'MB/s':>6s} | {'vs naive':>8s} | "
+        f"{'vs memcpy':>11s} |"
     )
     print(f"|{'-' * 42}|{'-' * 20}:|{'-' * 7}:|{'-' * 9}:|{'-' * 12}:|")
     for name in rounds:
         rate = f"{med[name]:,.0f} ({best[name]:,.0f})"
         vs_mem = f"{med[name] / med[memcpy]:.0%} ({best[name] / best[memcpy]:.0%})"
-        print(f"| {name:40s} | {rate:>19s} | {med[name] * mb_per_window:6,.0f} | "
-              f"{med[name] / med[naive]:7.1f}x | {vs_mem:>11s} |")  # fmt: skip
+        print(
+            f"| {name:40s} | {rate:>19s} | {med[name] * mb_per_window:6,.0f} | "
+            f"{med[name] / med[naive]:7.1f}x | {vs_mem:>11s} |"
+        )
     eegwb = names["eegwb"]
     print(
-        f"\ntargets (medians): >= 10x naive: {'met' if med[eegwb] >= 10 * med[naive] else 'NOT met'}; "
+        "\ntargets (medians): >= 10x naive: "
+        f"{'met' if med[eegwb] >= 10 * med[naive] else 'NOT met'}; "
         f">= 50% of memcpy: {'met' if med[eegwb] >= 0.5 * med[memcpy] else 'NOT met'} "
         f"(best rounds: {'met' if best[eegwb] >= 0.5 * best[memcpy] else 'NOT met'})"
     )

@@ -101,8 +101,9 @@ NO_SCAN = "mamba2 (no scan: y = D x, ceiling)"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def timed(steps: dict[str, Callable[[], None]], cuda: bool, repeats: int, warmup: int,
-          clock: str = "wall") -> dict[str, tuple[float, float]]:
+def timed(
+    steps: dict[str, Callable[[], None]], cuda: bool, repeats: int, warmup: int, clock: str = "wall"
+) -> dict[str, tuple[float, float]]:
     """{name: (median, min) seconds of one call}, rounds interleaved across `steps`.
 
     Interleaving puts every variant under the same background load, so the ratios are
@@ -128,11 +129,13 @@ def timed(steps: dict[str, Callable[[], None]], cuda: bool, repeats: int, warmup
 def model_step(model: EEGModel, x, coords, pad_mask, bf16: bool = False):
     """One forward + backward (MSE on every position), as a closure; bf16: under autocast,
     as pretraining runs on CUDA."""
+
     def step():
         model.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x, coords, pad_mask)
         out.float().square().mean().backward()
+
     return step
 
 
@@ -147,6 +150,7 @@ def scan_step(scan, cfg: ModelConfig, b: int, l: int, device):
 
     def step():
         scan(x, dt, A, B, C, cfg.chunk_size, D=D).square().sum().backward()
+
     return step
 
 
@@ -161,8 +165,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
-                    help="wall time, or process CPU time (steadier on a shared machine)")
+    ap.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help="wall time, or process CPU time (steadier on a shared machine)",
+    )
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (as training on CUDA)")
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
@@ -171,8 +179,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    base = ModelConfig(window_samples=args.window_samples, d_model=args.d_model,
-                       n_layers=args.n_layers, kernel_backend="ref")
+    base = ModelConfig(
+        window_samples=args.window_samples,
+        d_model=args.d_model,
+        n_layers=args.n_layers,
+        kernel_backend="ref",
+    )
     b, l = args.batch, args.length
     x = torch.randn(b, l, base.window_samples, device=device)
     coords = F.normalize(torch.randn(b, 3, device=device), dim=1)
@@ -191,31 +203,53 @@ def main() -> None:
 
     cuda = device.type == "cuda"
     results = {}
-    print(f"fwd+bwd, batch {b} x {l} windows of {base.window_samples} samples, "
-          f"d_model {base.d_model}, {base.n_layers} layers, {torch.get_num_threads()} threads, "
-          f"{args.clock} clock{', bf16 autocast' if args.bf16 else ''}")
-    steps = {name: model_step(model.to(device).train(), x, coords, pad_mask, args.bf16)
-             for name, model in variants.items()}
+    print(
+        f"fwd+bwd, batch {b} x {l} windows of {base.window_samples} samples, "
+        f"d_model {base.d_model}, {base.n_layers} layers, {torch.get_num_threads()} threads, "
+        f"{args.clock} clock{', bf16 autocast' if args.bf16 else ''}"
+    )
+    steps = {
+        name: model_step(model.to(device).train(), x, coords, pad_mask, args.bf16)
+        for name, model in variants.items()
+    }
     for name, (med, best) in timed(steps, cuda, args.repeats, args.warmup, args.clock).items():
-        results[name] = {"median_s": med, "min_s": best, "tokens_per_s": b * l / med,
-                         "tokens_per_s_best": b * l / best}
-        print(f"{name:36s} {med * 1e3:9.1f} ms/step (min {best * 1e3:7.1f}) "
-              f"{b * l / med:9.1f} tokens/s (best {b * l / best:9.1f})", flush=True)
+        results[name] = {
+            "median_s": med,
+            "min_s": best,
+            "tokens_per_s": b * l / med,
+            "tokens_per_s_best": b * l / best,
+        }
+        print(
+            f"{name:36s} {med * 1e3:9.1f} ms/step (min {best * 1e3:7.1f}) "
+            f"{b * l / med:9.1f} tokens/s (best {b * l / best:9.1f})",
+            flush=True,
+        )
     ours, textbook_key = "mamba2 (eegwb reference SSD)", "mamba2 (textbook SSD, Listing 1)"
     ratio = results[ours]["tokens_per_s"] / results[textbook_key]["tokens_per_s"]
     best_ratio = results[ours]["tokens_per_s_best"] / results[textbook_key]["tokens_per_s_best"]
     print(f"model: eegwb reference / textbook = {ratio:.2f}x (median), {best_ratio:.2f}x (best)")
     ceiling_ratio = results[NO_SCAN]["tokens_per_s"] / results[textbook_key]["tokens_per_s"]
-    print(f"ceiling: no scan / textbook = {ceiling_ratio:.2f}x (median): no scan, however fast, "
-          f"can beat the textbook by more inside this block")
-    scans = timed({"reference": scan_step(mamba_chunk_scan_ref, base, b, l, device),
-                   "textbook": scan_step(textbook_scan, base, b, l, device)},
-                  cuda, 3 * args.repeats, args.warmup, args.clock)
+    print(
+        f"ceiling: no scan / textbook = {ceiling_ratio:.2f}x (median): no scan, however fast, "
+        f"can beat the textbook by more inside this block"
+    )
+    scans = timed(
+        {
+            "reference": scan_step(mamba_chunk_scan_ref, base, b, l, device),
+            "textbook": scan_step(textbook_scan, base, b, l, device),
+        },
+        cuda,
+        3 * args.repeats,
+        args.warmup,
+        args.clock,
+    )
     for name, (med, best) in scans.items():
         print(f"scan alone, {name:9s} {med * 1e3:8.1f} ms (min {best * 1e3:7.1f})")
     scan_ratio = scans["textbook"][0] / scans["reference"][0]
-    print(f"scan alone: eegwb reference / textbook = {scan_ratio:.2f}x (median), "
-          f"{scans['textbook'][1] / scans['reference'][1]:.2f}x (best)")
+    print(
+        f"scan alone: eegwb reference / textbook = {scan_ratio:.2f}x (median), "
+        f"{scans['textbook'][1] / scans['reference'][1]:.2f}x (best)"
+    )
 
     if args.json:
         meta = {
@@ -227,12 +261,22 @@ def main() -> None:
             "bf16": args.bf16,
             "command": " ".join(sys.argv),
             "torch": torch.__version__,
-            "config": {"batch": b, "length": l, "window_samples": base.window_samples,
-                       "d_model": base.d_model, "n_layers": base.n_layers},
+            "config": {
+                "batch": b,
+                "length": l,
+                "window_samples": base.window_samples,
+                "d_model": base.d_model,
+                "n_layers": base.n_layers,
+            },
         }
-        report = {"meta": meta, "results": results, "model_reference_over_textbook": ratio,
-                  "model_no_scan_over_textbook": ceiling_ratio,
-                  "scan_seconds": scans, "scan_reference_over_textbook": scan_ratio}
+        report = {
+            "meta": meta,
+            "results": results,
+            "model_reference_over_textbook": ratio,
+            "model_no_scan_over_textbook": ceiling_ratio,
+            "scan_seconds": scans,
+            "scan_reference_over_textbook": scan_ratio,
+        }
         atomic_write_text(args.json, json.dumps(report, indent=2))
 
 

@@ -32,7 +32,7 @@ class ConfigError(InputError):
     """A config key or value is wrong; the message names the key (and the file, if any)."""
 
 
-# ----------------------------------------------------------------------------- plain data <-> dataclasses
+# ---------------------------------------------------------------------- plain data <-> dataclasses
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -44,7 +44,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check `value` against the annotation `tp` and convert it (e.g. int -> float, list -> tuple)."""
+    """Check `value` against the annotation `tp` and convert it (int -> float, list -> tuple)."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -264,7 +264,9 @@ def override_items(overrides: Overrides) -> list[tuple[str, Any]]:
     return [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
 
 
-def apply_overrides(cls: type, data: Mapping[str, Any] | None, overrides: Overrides) -> dict[str, Any]:
+def apply_overrides(
+    cls: type, data: Mapping[str, Any] | None, overrides: Overrides
+) -> dict[str, Any]:
     """Plain config data with overrides applied, in order (see `override_items`).
 
     Keys are resolved against `cls` first, so a typo fails here, naming the override.
@@ -317,7 +319,9 @@ def load_config(
     try:
         return from_dict(cls, merged)
     except ConfigError as err:
-        shown = overrides if isinstance(overrides, Mapping) else [
-            o if isinstance(o, str) else f"{o[0]}={o[1]!r}" for o in overrides
-        ]
+        shown = (
+            overrides
+            if isinstance(overrides, Mapping)
+            else [o if isinstance(o, str) else f"{o[0]}={o[1]!r}" for o in overrides]
+        )
         raise ConfigError(f"{path or 'defaults'} with overrides {shown}: {err}") from err

@@ -95,8 +95,12 @@ def config_overrides() -> list[str]:
     """A headless run's config overrides, read as `eegwb pretrain` reads them: `--set
     KEY=VALUE` (repeatable, e.g. `--set model.d_model=64`), then `--overwrite` and
     `--no-track` (`shortcut_overrides`). [] in an open notebook."""
-    sets = _known_args(lambda p: p.add_argument("--set", dest="overrides", action="append", default=[]))
-    return sets.overrides + shortcut_overrides(overwrite=flag("overwrite"), no_track=flag("no-track"))
+    sets = _known_args(
+        lambda p: p.add_argument("--set", dest="overrides", action="append", default=[])
+    )
+    return sets.overrides + shortcut_overrides(
+        overwrite=flag("overwrite"), no_track=flag("no-track")
+    )
 
 
 def ingest_config_args() -> tuple[str | None, list]:
@@ -122,8 +126,13 @@ def load_config_or_stop(cls: type, path: str | None, overrides: Sequence = ()) -
         cfg = load_config(cls, path, overrides)
     except ConfigError as err:
         error = err
-    stop_or_exit(cfg is None, mo.callout(mo.md(f"**Config not loaded.** {error}"), kind="danger"),
-                 f"config not loaded: {error}")
+    stop_or_exit(
+        cfg is None,
+        mo.callout(mo.md(f"**Config not loaded.** {error}"), kind="danger"),
+        f"config not loaded: {error}",
+    )
     shown = ", ".join(f"`{o}`" if isinstance(o, str) else f"`{o[0]}={o[1]}`" for o in overrides)
     source = f"`{path}`" if path else "the defaults"
-    return cfg, mo.md(f"Loaded {source}{' with ' + shown if shown else ''}; the widgets below start from it.")
+    return cfg, mo.md(
+        f"Loaded {source}{' with ' + shown if shown else ''}; the widgets below start from it."
+    )

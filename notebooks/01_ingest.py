@@ -77,8 +77,9 @@ def _():
 def _(IngestConfig, ingest_config_args, load_config_or_stop, mo):
     # The ingest options as `eegwb ingest` reads them: --config, --set, then its flags.
     config_path, cli_overrides = ingest_config_args()
-    config_text = mo.ui.text(value=config_path or "", label="Ingest config (YAML, empty: defaults)",
-                             full_width=True)
+    config_text = mo.ui.text(
+        value=config_path or "", label="Ingest config (YAML, empty: defaults)", full_width=True
+    )
     base, _shown = load_config_or_stop(IngestConfig, config_path, cli_overrides)
     mo.vstack([config_text, _shown])
     return base, cli_overrides, config_text
@@ -134,7 +135,13 @@ def _(Path, source_kind, source_text):
 
 @app.cell
 def _(
-    InputError, mo, pattern_text, preview_frame, preview_sources, source_paths, stop_or_exit,
+    InputError,
+    mo,
+    pattern_text,
+    preview_frame,
+    preview_sources,
+    source_paths,
+    stop_or_exit,
     synthetic,
 ):
     try:
@@ -144,8 +151,11 @@ def _(
             else []
         )
     except InputError as _err:  # a missing path, a bad pattern: say which
-        stop_or_exit(True, mo.callout(mo.md(f"**Cannot read the sources.** {_err}"), kind="danger"),
-                     str(_err))
+        stop_or_exit(
+            True,
+            mo.callout(mo.md(f"**Cannot read the sources.** {_err}"), kind="danger"),
+            str(_err),
+        )
     if synthetic:
         _shown = mo.md("The synthetic generator writes a cohort with planted, known effects.")
     elif not infos:
@@ -186,11 +196,17 @@ def _(arg, base, mo):
     hop_samples = mo.ui.number(
         start=0, stop=65536, value=base.hop_samples or 0, label="Hop (samples, 0 = window)"
     )
-    sfreq = mo.ui.number(start=0, stop=10000, value=base.sfreq or 0, label="Resample to Hz (0 = keep)")
-    l_freq = mo.ui.number(start=0, stop=1000, value=base.l_freq or 0, label="High-pass Hz (0 = off)")
+    sfreq = mo.ui.number(
+        start=0, stop=10000, value=base.sfreq or 0, label="Resample to Hz (0 = keep)"
+    )
+    l_freq = mo.ui.number(
+        start=0, stop=1000, value=base.l_freq or 0, label="High-pass Hz (0 = off)"
+    )
     h_freq = mo.ui.number(start=0, stop=5000, value=base.h_freq or 0, label="Low-pass Hz (0 = off)")
     notch = mo.ui.number(start=0, stop=1000, value=base.notch_hz or 0, label="Notch Hz (0 = off)")
-    crop_start = mo.ui.number(start=0, stop=3600, value=base.crop_start_seconds, label="Crop start (s)")
+    crop_start = mo.ui.number(
+        start=0, stop=3600, value=base.crop_start_seconds, label="Crop start (s)"
+    )
     crop_end = mo.ui.number(start=0, stop=3600, value=base.crop_end_seconds, label="Crop end (s)")
     labels_csv = mo.ui.text(
         value=",".join(base.labels),
@@ -302,15 +318,21 @@ def _(
             ("crop_end_seconds", crop_end.value or 0.0),
             ("participant_pattern", pattern_text.value or None),
             ("labels", [p.strip() for p in labels_csv.value.split(",") if p.strip()]),
-            ("run_labels", parse_run_labels(run_labels.value) if run_labels.value.strip() else None),
+            (
+                "run_labels",
+                parse_run_labels(run_labels.value) if run_labels.value.strip() else None,
+            ),
             ("run_label_name", run_label_name.value),
             ("on_error", on_error.value),
         ]
         config = load_config(IngestConfig, config_text.value or None, [*cli_overrides, *_widgets])
     except InputError as _err:
         _error = f"invalid ingest option: {_err}"
-    stop_or_exit(config is None, mo.callout(mo.md(f"**Invalid ingest option.** {_error}"), kind="danger"),
-                 _error)
+    stop_or_exit(
+        config is None,
+        mo.callout(mo.md(f"**Invalid ingest option.** {_error}"), kind="danger"),
+        _error,
+    )
     return (config,)
 
 
@@ -362,7 +384,9 @@ def _(
                 )
             print(report.summary())
     except InputError as _err:
-        stop_or_exit(True, mo.callout(mo.md(f"**Ingest stopped.** {_err}"), kind="danger"), str(_err))
+        stop_or_exit(
+            True, mo.callout(mo.md(f"**Ingest stopped.** {_err}"), kind="danger"), str(_err)
+        )
     return out_dir, report
 
 

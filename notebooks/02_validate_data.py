@@ -24,8 +24,10 @@ def _(mo):
     - Interactive: `marimo edit notebooks/02_validate_data.py`
     - Headless (like `eegwb validate`: exit 1 when a check fails, 2 when the data or splits
       cannot be read):
-      `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json] [--near-dup-threshold 0.995]`
-    - Report: `marimo export html notebooks/02_validate_data.py -o reports/02_validate_data.html -- --data data/synthetic`
+      `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json]
+      [--near-dup-threshold 0.995]`
+    - Report: `marimo export html notebooks/02_validate_data.py -o
+      reports/02_validate_data.html -- --data data/synthetic`
       (the HTML is written; the command also exits 1 when a check fails)
 
     Real EEG, when shown: PhysioNet "EEG During Mental Arithmetic Tasks" (Zyma et al., 2019,

@@ -85,52 +85,103 @@ def _(PretrainConfig, config_overrides, config_path, load_config_or_stop):
 def _(BACKBONES, base, MASK_STYLES, mo, TARGETS):
     # The widgets start from the config (with the run's --set overrides applied).
     data_root = mo.ui.text(value=str(base.data.root), label="Dataset", full_width=True)
-    mask_ratio = mo.ui.slider(0.0, 1.0, step=0.05, value=float(base.masking.mask_ratio),
-                              label="Mask ratio", show_value=True)
+    mask_ratio = mo.ui.slider(
+        0.0,
+        1.0,
+        step=0.05,
+        value=float(base.masking.mask_ratio),
+        label="Mask ratio",
+        show_value=True,
+    )
     style = mo.ui.dropdown(list(MASK_STYLES), value=base.masking.style, label="Masking")
     target = mo.ui.dropdown(list(TARGETS), value=base.model.target, label="Target")
     backbone = mo.ui.dropdown(list(BACKBONES), value=base.model.backbone, label="Backbone")
     bidirectional = mo.ui.checkbox(value=base.model.bidirectional, label="Bidirectional")
     d_model = mo.ui.number(start=8, stop=1024, step=8, value=base.model.d_model, label="d_model")
     layers = mo.ui.number(start=1, stop=48, value=base.model.n_layers, label="Layers")
-    no_temporal = mo.ui.checkbox(value=base.model.disable_temporal_encoding,
-                                 label="Disable temporal encoding")
-    no_spatial = mo.ui.checkbox(value=base.model.disable_spatial_encoding,
-                                label="Disable spatial encoding")
+    no_temporal = mo.ui.checkbox(
+        value=base.model.disable_temporal_encoding, label="Disable temporal encoding"
+    )
+    no_spatial = mo.ui.checkbox(
+        value=base.model.disable_spatial_encoding, label="Disable spatial encoding"
+    )
     epochs = mo.ui.number(start=1, stop=1000, value=base.train.epochs, label="Epochs")
     lr = mo.ui.number(start=1e-6, stop=1.0, step=1e-6, value=base.train.lr, label="Learning rate")
     seed = mo.ui.number(start=0, stop=2**31 - 1, value=base.train.seed, label="Seed")
-    overwrite = mo.ui.checkbox(value=base.train.overwrite,
-                               label="Replace existing checkpoints of this name")
+    overwrite = mo.ui.checkbox(
+        value=base.train.overwrite, label="Replace existing checkpoints of this name"
+    )
     run_button = mo.ui.run_button(label="Train", kind="success")
-    mo.vstack([
-        data_root,
-        mo.hstack([mask_ratio, style, target]),
-        mo.hstack([backbone, bidirectional, d_model, layers]),
-        mo.hstack([no_temporal, no_spatial]),
-        mo.hstack([epochs, lr, seed]),
-        mo.hstack([overwrite, run_button]),
-    ])
+    mo.vstack(
+        [
+            data_root,
+            mo.hstack([mask_ratio, style, target]),
+            mo.hstack([backbone, bidirectional, d_model, layers]),
+            mo.hstack([no_temporal, no_spatial]),
+            mo.hstack([epochs, lr, seed]),
+            mo.hstack([overwrite, run_button]),
+        ]
+    )
     return (
-        backbone, bidirectional, d_model, data_root, epochs, layers, lr, mask_ratio, no_spatial,
-        no_temporal, overwrite, run_button, seed, style, target,
+        backbone,
+        bidirectional,
+        d_model,
+        data_root,
+        epochs,
+        layers,
+        lr,
+        mask_ratio,
+        no_spatial,
+        no_temporal,
+        overwrite,
+        run_button,
+        seed,
+        style,
+        target,
     )
 
 
 @app.cell
 def _(
-    apply_overrides, backbone, base, bidirectional, checkpoint_name, ConfigError, d_model,
-    data_root, epochs, from_dict, layers, lr, mask_ratio, mo, no_spatial, no_temporal,
-    overwrite, PretrainConfig, seed, stop_or_exit, style, target, to_dict,
+    apply_overrides,
+    backbone,
+    base,
+    bidirectional,
+    checkpoint_name,
+    ConfigError,
+    d_model,
+    data_root,
+    epochs,
+    from_dict,
+    layers,
+    lr,
+    mask_ratio,
+    mo,
+    no_spatial,
+    no_temporal,
+    overwrite,
+    PretrainConfig,
+    seed,
+    stop_or_exit,
+    style,
+    target,
+    to_dict,
 ):
     _changes = {
-        "data.root": data_root.value, "masking.mask_ratio": round(float(mask_ratio.value), 4),
-    "masking.style": style.value, "model.target": target.value, "model.backbone":
-    backbone.value,
-        "model.bidirectional": bidirectional.value, "model.d_model": int(d_model.value),
-        "model.n_layers": int(layers.value), "model.disable_temporal_encoding": no_temporal.value,
-        "model.disable_spatial_encoding": no_spatial.value, "train.epochs": int(epochs.value),
-        "train.lr": float(lr.value), "train.seed": int(seed.value), "train.overwrite": overwrite.value,
+        "data.root": data_root.value,
+        "masking.mask_ratio": round(float(mask_ratio.value), 4),
+        "masking.style": style.value,
+        "model.target": target.value,
+        "model.backbone": backbone.value,
+        "model.bidirectional": bidirectional.value,
+        "model.d_model": int(d_model.value),
+        "model.n_layers": int(layers.value),
+        "model.disable_temporal_encoding": no_temporal.value,
+        "model.disable_spatial_encoding": no_spatial.value,
+        "train.epochs": int(epochs.value),
+        "train.lr": float(lr.value),
+        "train.seed": int(seed.value),
+        "train.overwrite": overwrite.value,
     }
     _error = ""
     try:
@@ -160,21 +211,32 @@ def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_butt
 
         def _on_progress(event: dict) -> None:
             if not _bar:  # the step count is known once the data are split
-                _bar.append(_stack.enter_context(mo.status.progress_bar(
-                    total=event["total_steps"], title="Pretraining", remove_on_exit=True)))
+                _bar.append(
+                    _stack.enter_context(
+                        mo.status.progress_bar(
+                            total=event["total_steps"], title="Pretraining", remove_on_exit=True
+                        )
+                    )
+                )
             if event["kind"] == "step":
                 _bar[0].update(subtitle=f"epoch {event['epoch']}, loss {event['train_loss']:.4f}")
             elif event["kind"] == "epoch":
                 _history.append(event)
-                mo.output.replace(loss_chart(_history, title=f"epoch {event['epoch']}/{cfg.train.epochs}"))
+                mo.output.replace(
+                    loss_chart(_history, title=f"epoch {event['epoch']}/{cfg.train.epochs}")
+                )
 
         try:
             result = pretrain(cfg, _on_progress, bar=False, autopsy=autopsy_once)
         except Exception as _err:
             if autorun():
                 raise  # headless: fail loudly (non-zero exit)
-            mo.stop(True, mo.callout(mo.md(f"**Training stopped.** {type(_err).__name__}: {_err}"),
-                                     kind="danger"))
+            mo.stop(
+                True,
+                mo.callout(
+                    mo.md(f"**Training stopped.** {type(_err).__name__}: {_err}"), kind="danger"
+                ),
+            )
     print("pretraining:", ", ".join(f"{k}={v}" for k, v in result.summary().items()))
     loss_chart(result.history, title=f"loss per epoch · {cfg.model.backbone} d{cfg.model.d_model}")
     return (result,)
@@ -183,27 +245,42 @@ def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_butt
 @app.cell
 def _(mo, result):
     _summary = result.summary()
+    _leaky = " · **leaky splits**" if result.leaky else ""
     _epochs = result.history_frame()
     _epochs = _epochs.filter(_epochs["kind"] == "epoch").drop("kind", "warnings", strict=False)
     _warnings = [w for h in result.history for w in h.get("warnings", [])]
-    _gates = [f"- epoch {g['epoch']}: {g['metric']} = {g['value']:.4g} "
-              f"{'passed' if g['passed'] else 'FAILED'} ({g['action']})" for g in result.gates]
-    _mlflow = (f"run `{result.run_id}` at `{result.tracking_uri}`" if result.run_id
-               else "not logged" + (f" ({len(result.tracking_failures)} failed calls)"
-                                    if result.tracking_failures else " (tracking off)"))
-    mo.vstack([
-        mo.md(f"""
-### Result: {_summary['stopped']} after {_summary['epochs']} epochs ({_summary['steps']} steps)
+    _gates = [
+        f"- epoch {g['epoch']}: {g['metric']} = {g['value']:.4g} "
+        f"{'passed' if g['passed'] else 'FAILED'} ({g['action']})"
+        for g in result.gates
+    ]
+    _mlflow = (
+        f"run `{result.run_id}` at `{result.tracking_uri}`"
+        if result.run_id
+        else "not logged"
+        + (
+            f" ({len(result.tracking_failures)} failed calls)"
+            if result.tracking_failures
+            else " (tracking off)"
+        )
+    )
+    mo.vstack(
+        [
+            mo.md(f"""
+### Result: {_summary["stopped"]} after {_summary["epochs"]} epochs ({_summary["steps"]} steps)
 
 - best validation loss **{result.best_val_loss:.4f}**; kernel path **{result.kernel_path}**
 - checkpoints: `{result.best_checkpoint}` (best), `{result.last_checkpoint}` (last)
 - MLflow: {_mlflow}
-- dataset fingerprint `{result.fingerprint.get('dataset', '')}`{' · **leaky splits**' if result.leaky else ''}
+- dataset fingerprint `{result.fingerprint.get("dataset", "")}`{_leaky}
 """),
-        mo.md("**Gates**\n\n" + "\n".join(_gates)) if _gates else None,
-        mo.callout(mo.md("\n".join(f"- {w}" for w in _warnings)), kind="warn") if _warnings else None,
-        mo.ui.table(_epochs, selection=None, page_size=max(1, _epochs.height)),
-    ])
+            mo.md("**Gates**\n\n" + "\n".join(_gates)) if _gates else None,
+            mo.callout(mo.md("\n".join(f"- {w}" for w in _warnings)), kind="warn")
+            if _warnings
+            else None,
+            mo.ui.table(_epochs, selection=None, page_size=max(1, _epochs.height)),
+        ]
+    )
     return
 
 

@@ -84,8 +84,15 @@ def _():
 @app.cell
 def _(arg, mo):
     _modes = ["train the control configs", "a checkpoint", "an MLflow run"]
-    _default = (_modes[0] if arg("train") else _modes[1] if arg("checkpoint")
-                else _modes[2] if arg("tracking-uri") or arg("run-id") else _modes[0])  # fmt: skip
+    _default = (
+        _modes[0]
+        if arg("train")
+        else _modes[1]
+        if arg("checkpoint")
+        else _modes[2]
+        if arg("tracking-uri") or arg("run-id")
+        else _modes[0]
+    )
     mode = mo.ui.radio(_modes, value=_default, label="Model")
     mode
     return (mode,)
@@ -94,15 +101,24 @@ def _(arg, mo):
 @app.cell
 def _(CONTROLS, arg, default_tracking_uri, mo, mode):
     _train = str(arg("train", "a,b,c,d"))
-    controls = mo.ui.multiselect(list(CONTROLS), value=[c for c in _train.split(",") if c in CONTROLS],
-                                 label="Controls")  # fmt: skip
-    data_dir = mo.ui.text(value=str(arg("data", "data/control" if mode.value.startswith("train") else "")),
-                          label="Dataset (empty: the checkpoint's own)", full_width=True)  # fmt: skip
-    epochs = mo.ui.number(start=1, stop=500, value=int(arg("epochs", 30)), label="Epochs per control")
+    controls = mo.ui.multiselect(
+        list(CONTROLS), value=[c for c in _train.split(",") if c in CONTROLS], label="Controls"
+    )
+    data_dir = mo.ui.text(
+        value=str(arg("data", "data/control" if mode.value.startswith("train") else "")),
+        label="Dataset (empty: the checkpoint's own)",
+        full_width=True,
+    )
+    epochs = mo.ui.number(
+        start=1, stop=500, value=int(arg("epochs", 30)), label="Epochs per control"
+    )
     checkpoint = mo.ui.text(value=str(arg("checkpoint", "")), label="Checkpoint", full_width=True)
     split = mo.ui.dropdown(["val", "train", "all"], value=str(arg("split", "val")), label="Split")
-    uri = mo.ui.text(value=str(arg("tracking-uri", default_tracking_uri())), label="Tracking URI",
-                     full_width=True)  # fmt: skip
+    uri = mo.ui.text(
+        value=str(arg("tracking-uri", default_tracking_uri())),
+        label="Tracking URI",
+        full_width=True,
+    )
     experiment = mo.ui.text(value=str(arg("experiment", "control")), label="Experiment")
     run_button = mo.ui.run_button(label="Run controls", kind="success")
     _parts = {
@@ -125,8 +141,13 @@ def _(arg, experiment, find_runs, mo, mode, stop_or_exit, uri):
         _missing = f"No run with a checkpoint in experiment `{experiment.value}` at `{uri.value}`."
         stop_or_exit(_runs.height == 0, mo.callout(mo.md(_missing), kind="warn"), _missing)
         _cols = [c for c in _runs.columns if not c.startswith("params.")]
-        runs_table = mo.ui.table(_runs.select(_cols), selection="single", initial_selection=[0],
-                                 page_size=10, label="Pick a run (newest first)")  # fmt: skip
+        runs_table = mo.ui.table(
+            _runs.select(_cols),
+            selection="single",
+            initial_selection=[0],
+            page_size=10,
+            label="Pick a run (newest first)",
+        )
     runs_table
     return (runs_table,)
 
@@ -148,47 +169,87 @@ def _(Path, arg, checkpoint, mode, runs_table):
 
 @app.cell
 def _(
-    CONTROLS, CheckpointError, DatasetError, Path, arg, autorun, config_overrides, controls,
-    data_dir, epochs, experiment, flag, list_recordings, mo, mode, picked, run_button, run_control,
-    split, stop_or_exit, train_controls, uri, write_control_cohort,
+    CONTROLS,
+    CheckpointError,
+    DatasetError,
+    Path,
+    arg,
+    autorun,
+    config_overrides,
+    controls,
+    data_dir,
+    epochs,
+    experiment,
+    flag,
+    list_recordings,
+    mo,
+    mode,
+    picked,
+    run_button,
+    run_control,
+    split,
+    stop_or_exit,
+    train_controls,
+    uri,
+    write_control_cohort,
 ):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Run controls**."))
     _json = arg("json")
     _refused = f"{_json}: already exists (pass --overwrite true to replace it)"
-    stop_or_exit(bool(_json) and Path(_json).exists() and not flag("overwrite"),
-                 mo.callout(mo.md(_refused), kind="danger"), _refused)
+    stop_or_exit(
+        bool(_json) and Path(_json).exists() and not flag("overwrite"),
+        mo.callout(mo.md(_refused), kind="danger"),
+        _refused,
+    )
     reports = []
     if mode.value == "train the control configs":
-        _unknown = [c for c in str(arg("train", "")).split(",") if c.strip() and c.strip() not in CONTROLS]
+        _unknown = [
+            c for c in str(arg("train", "")).split(",") if c.strip() and c.strip() not in CONTROLS
+        ]
         _why = f"unknown control(s) {_unknown}: --train takes some of {','.join(CONTROLS)}"
         stop_or_exit(bool(_unknown), mo.callout(mo.md(_why), kind="danger"), _why)
-        stop_or_exit(not controls.value, mo.callout(mo.md("Pick a control first."), kind="warn"),
-                     f"no control selected: --train takes some of {','.join(CONTROLS)}")
+        stop_or_exit(
+            not controls.value,
+            mo.callout(mo.md("Pick a control first."), kind="warn"),
+            f"no control selected: --train takes some of {','.join(CONTROLS)}",
+        )
         _root = Path(data_dir.value or "data/control")
         try:
             list_recordings(_root)
         except DatasetError:  # the control cohort is cheap: write it where it was asked for
             write_control_cohort(_root)
-        _overrides = [f"train.epochs={int(epochs.value)}", f"tracking.experiment={experiment.value}"]
+        _overrides = [
+            f"train.epochs={int(epochs.value)}",
+            f"tracking.experiment={experiment.value}",
+        ]
         _overrides += [] if flag("no-track") else [f"tracking.uri={uri.value}"]
-        _overrides += config_overrides()  # --set, --no-track, --overwrite: as `eegwb pretrain` reads them
+        _overrides += (
+            config_overrides()
+        )  # --set, --no-track, --overwrite: as `eegwb pretrain` reads them
         _ckpt_dir = str(arg("checkpoint-dir", "checkpoints/control"))
         for _name in mo.status.progress_bar(list(controls.value), title="Training the controls"):
-            _result = train_controls([_name], data_root=_root, checkpoint_dir=_ckpt_dir,
-                                     overrides=_overrides)[_name]  # fmt: skip
+            _result = train_controls(
+                [_name], data_root=_root, checkpoint_dir=_ckpt_dir, overrides=_overrides
+            )[_name]
             reports.append(run_control(_result.best_checkpoint, name=_name))
     else:
-        stop_or_exit(not picked, mo.callout(mo.md("Pick a checkpoint or a run first."), kind="warn"),
-                     "no model: give --checkpoint PATH, --tracking-uri/--experiment, "
-                     "or --train a,b,c,d")
+        stop_or_exit(
+            not picked,
+            mo.callout(mo.md("Pick a checkpoint or a run first."), kind="warn"),
+            "no model: give --checkpoint PATH, --tracking-uri/--experiment, or --train a,b,c,d",
+        )
         for _name, _path in picked.items():
             with mo.status.spinner(title=f"Probing {_name}"):
                 try:
-                    reports.append(run_control(_path, data_dir.value or None, split=split.value,
-                                               name=_name))
+                    reports.append(
+                        run_control(_path, data_dir.value or None, split=split.value, name=_name)
+                    )
                 except (CheckpointError, DatasetError) as _err:  # a bad path: say which
-                    stop_or_exit(True, mo.callout(mo.md(f"**Cannot probe {_name}.** {_err}"),
-                                                  kind="danger"), str(_err))
+                    stop_or_exit(
+                        True,
+                        mo.callout(mo.md(f"**Cannot probe {_name}.** {_err}"), kind="danger"),
+                        str(_err),
+                    )
     for _r in reports:
         print(f"{_r.name}: {_r.verdict.title} (loss {_r.diagnostics.val_loss:.4f})")
     return (reports,)
@@ -204,15 +265,25 @@ def _(arg, flag, reports, save_reports_json):
 @app.cell
 def _(ladder_chart, mo, reports, summary_frame):
     mo.stop(not reports, mo.callout(mo.md("No control selected."), kind="warn"))
-    _same_targets = len({_r.inputs.target for _r in reports}) == 1 and reports[0].inputs.target == "signal"
-    _charts = ([ladder_chart(reports)] if _same_targets
-               else [ladder_chart(_r, title=f"floor ladder · {_r.name}") for _r in reports])  # fmt: skip
-    mo.vstack([
-        mo.md("## Floor ladder\nBars: the unbiased floor of each kind of information (the tick: "
-              "the exact in-sample floor). Lines: each model's validation loss on the same tokens."),
-        *_charts,
-        mo.ui.table(summary_frame(reports), selection=None),
-    ])  # fmt: skip
+    _same_targets = (
+        len({_r.inputs.target for _r in reports}) == 1 and reports[0].inputs.target == "signal"
+    )
+    _charts = (
+        [ladder_chart(reports)]
+        if _same_targets
+        else [ladder_chart(_r, title=f"floor ladder · {_r.name}") for _r in reports]
+    )
+    mo.vstack(
+        [
+            mo.md(
+                "## Floor ladder\nBars: the unbiased floor of each kind of information (the tick: "
+                "the exact in-sample floor). Lines: each model's validation loss on the same "
+                "tokens."
+            ),
+            *_charts,
+            mo.ui.table(summary_frame(reports), selection=None),
+        ]
+    )
     return
 
 
@@ -222,15 +293,19 @@ def _(mo, reports):
 
     def _panel(r):
         _verdict = r.verdict
-        return mo.vstack([
-            mo.callout(mo.md(f"**Verdict: {_verdict.title}.** {_verdict.headline}"),
-                       kind=_kinds.get(_verdict.label, "info")),
-            mo.md("\n".join(f"- {n}" for n in _verdict.notes)),
-            mo.md("**Diagnostics** (the original analysis's threshold beside each number)"),
-            mo.ui.table(r.diagnostics_frame(), selection=None, page_size=20),
-            mo.md("**Floors**"),
-            mo.ui.table(r.floor_frame(), selection=None),
-        ])  # fmt: skip
+        return mo.vstack(
+            [
+                mo.callout(
+                    mo.md(f"**Verdict: {_verdict.title}.** {_verdict.headline}"),
+                    kind=_kinds.get(_verdict.label, "info"),
+                ),
+                mo.md("\n".join(f"- {n}" for n in _verdict.notes)),
+                mo.md("**Diagnostics** (the original analysis's threshold beside each number)"),
+                mo.ui.table(r.diagnostics_frame(), selection=None, page_size=20),
+                mo.md("**Floors**"),
+                mo.ui.table(r.floor_frame(), selection=None),
+            ]
+        )
 
     mo.ui.tabs({f"{_r.name}: {_r.verdict.title}": _panel(_r) for _r in reports})
     return

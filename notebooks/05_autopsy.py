@@ -20,10 +20,12 @@ def _(mo):
     IG's. The model runs on the reference PyTorch path so every hook fires.
 
     - Interactive: `marimo edit notebooks/05_autopsy.py`
-    - Headless: `python notebooks/05_autopsy.py --checkpoint checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt
-      [--data DIR] [--split val] [--max-sequences 32] [--ig-steps 24] [--baselines zero,mean,noise]
+    - Headless: `python notebooks/05_autopsy.py --checkpoint
+      checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt [--data DIR] [--split val]
+      [--max-sequences 32] [--ig-steps 24] [--baselines zero,mean,noise]
       [--out reports/autopsy/NAME] [--overwrite true] [--track true]`
-    - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html -- --checkpoint PATH`
+    - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html --
+      --checkpoint PATH`
     - CLI: `eegwb autopsy --checkpoint PATH` writes the same report (markdown + HTML).
 
     On the synthetic cohort, a classifier of its label is checked against the manifest's
@@ -63,36 +65,77 @@ def _():
 
 @app.cell
 def _(Path, arg, mo):
-    _found = sorted(str(p) for p in Path("checkpoints").glob("**/*.pt")) if Path("checkpoints").is_dir() else []
+    _found = (
+        sorted(str(p) for p in Path("checkpoints").glob("**/*.pt"))
+        if Path("checkpoints").is_dir()
+        else []
+    )
     _given = str(arg("checkpoint", "") or "")
-    checkpoint_text = mo.ui.text(value=_given or (_found[0] if _found else ""), label="Checkpoint", full_width=True)
-    data_text = mo.ui.text(value=str(arg("data", "") or ""), label="Dataset (empty = the checkpoint's)",
-                           full_width=True)
-    split = mo.ui.dropdown(["default", "val", "train", "test", "all"], value=str(arg("split", "default")),
-                           label="Split (default: val / fine-tuning test)")
-    max_sequences = mo.ui.number(start=4, stop=4096, value=int(arg("max-sequences", 32)), label="Probe sequences")
+    checkpoint_text = mo.ui.text(
+        value=_given or (_found[0] if _found else ""), label="Checkpoint", full_width=True
+    )
+    data_text = mo.ui.text(
+        value=str(arg("data", "") or ""),
+        label="Dataset (empty = the checkpoint's)",
+        full_width=True,
+    )
+    split = mo.ui.dropdown(
+        ["default", "val", "train", "test", "all"],
+        value=str(arg("split", "default")),
+        label="Split (default: val / fine-tuning test)",
+    )
+    max_sequences = mo.ui.number(
+        start=4, stop=4096, value=int(arg("max-sequences", 32)), label="Probe sequences"
+    )
     ig_steps = mo.ui.number(start=4, stop=512, value=int(arg("ig-steps", 24)), label="IG steps")
-    baselines = mo.ui.multiselect(["zero", "mean", "noise"], value=str(arg("baselines", "zero,mean,noise")).split(","),
-                                  label="IG baselines")
-    mo.vstack([
-        mo.md(f"Checkpoints under `checkpoints/`: {', '.join(f'`{f}`' for f in _found[:6]) or 'none'}"),
-        checkpoint_text, data_text, mo.hstack([split, max_sequences, ig_steps, baselines]),
-    ])  # fmt: skip
+    baselines = mo.ui.multiselect(
+        ["zero", "mean", "noise"],
+        value=str(arg("baselines", "zero,mean,noise")).split(","),
+        label="IG baselines",
+    )
+    mo.vstack(
+        [
+            mo.md(
+                "Checkpoints under `checkpoints/`: "
+                f"{', '.join(f'`{f}`' for f in _found[:6]) or 'none'}"
+            ),
+            checkpoint_text,
+            data_text,
+            mo.hstack([split, max_sequences, ig_steps, baselines]),
+        ]
+    )
     return baselines, checkpoint_text, data_text, ig_steps, max_sequences, split
 
 
 @app.cell
 def _(
-    AblationConfig, AttributionConfig, Autopsy, AutopsyConfig, InputError, baselines, checkpoint_text, data_text,
-    ig_steps, max_sequences, mo, split, stop_or_exit,
+    AblationConfig,
+    AttributionConfig,
+    Autopsy,
+    AutopsyConfig,
+    InputError,
+    baselines,
+    checkpoint_text,
+    data_text,
+    ig_steps,
+    max_sequences,
+    mo,
+    split,
+    stop_or_exit,
 ):
-    stop_or_exit(not checkpoint_text.value, mo.callout(mo.md("Enter a checkpoint path."), kind="warn"),
-                 "no checkpoint: give --checkpoint PATH")
+    stop_or_exit(
+        not checkpoint_text.value,
+        mo.callout(mo.md("Enter a checkpoint path."), kind="warn"),
+        "no checkpoint: give --checkpoint PATH",
+    )
     _cfg = AutopsyConfig(
-        split=None if split.value == "default" else split.value, max_sequences=int(max_sequences.value),
-        attribution=AttributionConfig(baselines=tuple(baselines.value) or ("zero",), n_steps=int(ig_steps.value)),
+        split=None if split.value == "default" else split.value,
+        max_sequences=int(max_sequences.value),
+        attribution=AttributionConfig(
+            baselines=tuple(baselines.value) or ("zero",), n_steps=int(ig_steps.value)
+        ),
         ablation=AblationConfig(),
-    )  # fmt: skip
+    )
     try:
         with mo.status.spinner(title="Loading the checkpoint and the probe set"):
             autopsy = Autopsy(checkpoint_text.value, data_text.value or None, _cfg)
@@ -102,11 +145,20 @@ def _(
     _shown = mo.callout(mo.md(f"**Cannot open the autopsy.** {_error}"), kind="danger")
     stop_or_exit(autopsy is None, _shown, f"cannot open the autopsy: {_error}")
     _h = autopsy.header()
-    mo.vstack([
-        mo.ui.table([{"": k, "value": str(v)} for k, v in _h.items() if k not in ("config", "kernel_note")],
-                    selection=None, page_size=20),
-        mo.md(_h["kernel_note"]),
-    ])  # fmt: skip
+    mo.vstack(
+        [
+            mo.ui.table(
+                [
+                    {"": k, "value": str(v)}
+                    for k, v in _h.items()
+                    if k not in ("config", "kernel_note")
+                ],
+                selection=None,
+                page_size=20,
+            ),
+            mo.md(_h["kernel_note"]),
+        ]
+    )
     return (autopsy,)
 
 
@@ -129,9 +181,19 @@ def _(mo, pl):
                 continue
             parts.append(mo.md(f"### {section.title}"))
             parts += [mo.md(note) for note in section.notes]
-            parts += [mo.callout(mo.md(f"**{f.severity.upper()}** {f.what}<br>→ {f.recommendation}"), kind=kinds[f.severity])
-                      for f in section.findings]
-            numbers = pl.DataFrame({"number": list(section.numbers), "value": [str(v) for v in section.numbers.values()]})
+            parts += [
+                mo.callout(
+                    mo.md(f"**{f.severity.upper()}** {f.what}<br>→ {f.recommendation}"),
+                    kind=kinds[f.severity],
+                )
+                for f in section.findings
+            ]
+            numbers = pl.DataFrame(
+                {
+                    "number": list(section.numbers),
+                    "value": [str(v) for v in section.numbers.values()],
+                }
+            )
             parts.append(mo.ui.table(numbers, selection=None, page_size=12))
             parts += [chart for key, chart in charts.items() if key.startswith(name + ".")]
             if name in topomaps:
@@ -156,12 +218,19 @@ def _(mo):
 
 @app.cell
 def _(autopsy, autorun, expensive_button, mo):
-    mo.stop(not (expensive_button.value or autorun()),
-            mo.md("Integrated Gradients and ablations take minutes on a large model: press the button."))
+    mo.stop(
+        not (expensive_button.value or autorun()),
+        mo.md(
+            "Integrated Gradients and ablations take minutes on a large model: press the button."
+        ),
+    )
     _steps = len(autopsy.cfg.attribution.baselines) + 1
     with mo.status.progress_bar(total=_steps, title="Attributions and ablations") as _bar:
         _attr = autopsy.run("attributions", progress=lambda _what: _bar.update(subtitle=_what))
-        expensive = {"attributions": _attr, "ablations": autopsy.run("ablations", attributions=_attr)}
+        expensive = {
+            "attributions": _attr,
+            "ablations": autopsy.run("ablations", attributions=_attr),
+        }
         _bar.update(subtitle="done")
     return (expensive,)
 
@@ -182,13 +251,23 @@ def _(arg, mo, report):
     # `--overwrite` with no value arrives as '' from mo.cli_args(): present means yes.
     _flag = arg("overwrite")
     out_text = mo.ui.text(value=str(arg("out", "") or ""), label="Report folder", full_width=True)
-    overwrite = mo.ui.checkbox(value=_flag is not None and str(_flag).lower() not in ("false", "0", "no"),
-                               label="Replace an existing report")
-    track = mo.ui.checkbox(value=str(arg("track", "false")).lower() in ("true", "1", "yes", ""),
-                           label="Log to MLflow (under the checkpoint's run)")
+    overwrite = mo.ui.checkbox(
+        value=_flag is not None and str(_flag).lower() not in ("false", "0", "no"),
+        label="Replace an existing report",
+    )
+    track = mo.ui.checkbox(
+        value=str(arg("track", "false")).lower() in ("true", "1", "yes", ""),
+        label="Log to MLflow (under the checkpoint's run)",
+    )
     write_button = mo.ui.run_button(label="Write report (markdown + HTML)")
-    mo.vstack([mo.md("## Detected issues"), mo.md("\n".join(_lines) or "No issues detected."),
-               out_text, mo.hstack([overwrite, track, write_button])])  # fmt: skip
+    mo.vstack(
+        [
+            mo.md("## Detected issues"),
+            mo.md("\n".join(_lines) or "No issues detected."),
+            out_text,
+            mo.hstack([overwrite, track, write_button]),
+        ]
+    )
     return out_text, overwrite, track, write_button
 
 
@@ -200,7 +279,10 @@ def _(arg, autopsy, autorun, mo, out_text, overwrite, report, track, write_butto
         report.write(out_text.value, overwrite=overwrite.value)
         _done.append(f"report written to {out_text.value}")
     if track.value:
-        _done.append(f"MLflow run: {autopsy.log(report, run_id=arg('run-id'), tracking_uri=arg('tracking-uri'))}")
+        _done.append(
+            "MLflow run: "
+            f"{autopsy.log(report, run_id=arg('run-id'), tracking_uri=arg('tracking-uri'))}"
+        )
     print("\n".join(_done))
     mo.md("<br>".join(_done) or "Enter a report folder or tick MLflow.")
     return

@@ -82,48 +82,103 @@ def _(FinetuneConfig, config_overrides, config_path, load_config_or_stop):
 @app.cell
 def _(base, checkpoint_source, mo, pretrained_choices, STRATEGIES):
     # The widgets start from the config (with the run's --set overrides applied).
-    _by_config = f"from config: {checkpoint_source(base)[0]}" if not base.pretrained.mlflow_run else (
-        f"from config: MLflow run {base.pretrained.mlflow_run}")
-    _choices = {_by_config: "", **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri)}
-    backbone = mo.ui.dropdown(_choices, value=next(iter(_choices)), label="Pretrained backbone", full_width=True)
+    _by_config = (
+        f"from config: {checkpoint_source(base)[0]}"
+        if not base.pretrained.mlflow_run
+        else (f"from config: MLflow run {base.pretrained.mlflow_run}")
+    )
+    _choices = {
+        _by_config: "",
+        **pretrained_choices(base.pretrained.checkpoint_dir, base.tracking.uri),
+    }
+    backbone = mo.ui.dropdown(
+        _choices, value=next(iter(_choices)), label="Pretrained backbone", full_width=True
+    )
     data_root = mo.ui.text(value=str(base.data.root), label="Dataset", full_width=True)
     channels = mo.ui.text(value=",".join(base.data.channels or []), label="Channels (empty: all)")
     label = mo.ui.text(value=base.labels.name, label="Label")
-    label_file = mo.ui.text(value=str(base.labels.path or ""), label="Label file (empty: file metadata)")
-    positive = mo.ui.text(value="" if base.labels.positive is None else str(base.labels.positive),
-                          label="Positive value")
-    strategies = mo.ui.multiselect(list(STRATEGIES), value=list(base.train.strategies), label="Strategies")
+    label_file = mo.ui.text(
+        value=str(base.labels.path or ""), label="Label file (empty: file metadata)"
+    )
+    positive = mo.ui.text(
+        value="" if base.labels.positive is None else str(base.labels.positive),
+        label="Positive value",
+    )
+    strategies = mo.ui.multiselect(
+        list(STRATEGIES), value=list(base.train.strategies), label="Strategies"
+    )
     with_baseline = mo.ui.checkbox(value=base.baseline.enabled, label="Band-power baseline")
     kfold = mo.ui.number(start=0, stop=50, value=base.data.kfold, label="k-fold (0: one split)")
     epochs = mo.ui.number(start=1, stop=1000, value=base.train.epochs, label="Epochs")
-    overwrite = mo.ui.checkbox(value=base.train.overwrite, label="Replace existing fine-tuned checkpoints")
-    level = mo.ui.dropdown(["prediction", "recording", "participant"], value=base.eval.level,
-                           label="Level for the ROC chart")
+    overwrite = mo.ui.checkbox(
+        value=base.train.overwrite, label="Replace existing fine-tuned checkpoints"
+    )
+    level = mo.ui.dropdown(
+        ["prediction", "recording", "participant"],
+        value=base.eval.level,
+        label="Level for the ROC chart",
+    )
     run_button = mo.ui.run_button(label="Fine-tune", kind="success")
-    mo.vstack([
-        backbone, data_root,
-        mo.hstack([channels, label, label_file, positive]),
-        mo.hstack([strategies, with_baseline, kfold, epochs]),
-        mo.hstack([overwrite, run_button]),
-    ])  # fmt: skip
+    mo.vstack(
+        [
+            backbone,
+            data_root,
+            mo.hstack([channels, label, label_file, positive]),
+            mo.hstack([strategies, with_baseline, kfold, epochs]),
+            mo.hstack([overwrite, run_button]),
+        ]
+    )
     return (
-        backbone, channels, data_root, epochs, kfold, label, label_file, level, overwrite, positive,
-        run_button, strategies, with_baseline,
-    )  # fmt: skip
+        backbone,
+        channels,
+        data_root,
+        epochs,
+        kfold,
+        label,
+        label_file,
+        level,
+        overwrite,
+        positive,
+        run_button,
+        strategies,
+        with_baseline,
+    )
 
 
 @app.cell
 def _(
-    apply_overrides, backbone, base, channels, ConfigError, data_root, epochs,
-    FinetuneConfig, from_dict, kfold, label, label_file, mo, overwrite, positive,
-    stop_or_exit, strategies, to_dict, with_baseline,
+    apply_overrides,
+    backbone,
+    base,
+    channels,
+    ConfigError,
+    data_root,
+    epochs,
+    FinetuneConfig,
+    from_dict,
+    kfold,
+    label,
+    label_file,
+    mo,
+    overwrite,
+    positive,
+    stop_or_exit,
+    strategies,
+    to_dict,
+    with_baseline,
 ):
     _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
     _changes = {
-        "data.root": data_root.value, "data.channels": _chans or None, "labels.name": label.value,
-        "labels.path": label_file.value or None, "labels.positive": positive.value or None,
-        "train.strategies": list(strategies.value), "baseline.enabled": with_baseline.value,
-        "data.kfold": int(kfold.value), "train.epochs": int(epochs.value), "train.overwrite": overwrite.value,
+        "data.root": data_root.value,
+        "data.channels": _chans or None,
+        "labels.name": label.value,
+        "labels.path": label_file.value or None,
+        "labels.positive": positive.value or None,
+        "train.strategies": list(strategies.value),
+        "baseline.enabled": with_baseline.value,
+        "data.kfold": int(kfold.value),
+        "train.epochs": int(epochs.value),
+        "train.overwrite": overwrite.value,
     }
     if backbone.value:
         _changes |= {"pretrained.checkpoint": backbone.value, "pretrained.mlflow_run": None}
@@ -139,8 +194,11 @@ def _(
             f"Fine-tunes **{', '.join(cfg.train.strategies)}**"
             + (" and the baseline" if cfg.baseline.enabled else "")
             + f" on `{cfg.data.root}`, label `{cfg.labels.name}`; "
-            + (f"participant-grouped {cfg.data.kfold}-fold" if cfg.data.kfold
-               else f"participants split {list(cfg.data.split_fractions)} (train/val/test)")
+            + (
+                f"participant-grouped {cfg.data.kfold}-fold"
+                if cfg.data.kfold
+                else f"participants split {list(cfg.data.split_fractions)} (train/val/test)"
+            )
             + f"; checkpoints in `{cfg.train.checkpoint_dir}`."
         )
     stop_or_exit(cfg is None, _shown, _error)
@@ -150,20 +208,29 @@ def _(
 
 @app.cell
 def _(autopsy_once, autorun, cfg, finetune, mo, run_button):
-    mo.stop(not (run_button.value or autorun()), mo.md("Press **Fine-tune** to train and evaluate."))
+    mo.stop(
+        not (run_button.value or autorun()), mo.md("Press **Fine-tune** to train and evaluate.")
+    )
     _total = len(cfg.train.strategies) * cfg.train.epochs * max(1, cfg.data.kfold)
     with mo.status.progress_bar(total=_total, title="Fine-tuning", remove_on_exit=True) as _bar:
+
         def _on_epoch(event: dict) -> None:
-            _bar.update(subtitle=f"{event['fold']} {event['strategy']} epoch {event['epoch']}: "
-                                 f"train {event['train_loss']:.3f}, val {event['val_loss']:.3f}")
+            _bar.update(
+                subtitle=f"{event['fold']} {event['strategy']} epoch {event['epoch']}: "
+                f"train {event['train_loss']:.3f}, val {event['val_loss']:.3f}"
+            )
 
         try:
             result = finetune(cfg, _on_epoch, autopsy=autopsy_once)
         except Exception as _err:
             if autorun():
                 raise  # headless: fail loudly (non-zero exit)
-            mo.stop(True, mo.callout(mo.md(f"**Fine-tuning stopped.** {type(_err).__name__}: {_err}"),
-                                     kind="danger"))
+            mo.stop(
+                True,
+                mo.callout(
+                    mo.md(f"**Fine-tuning stopped.** {type(_err).__name__}: {_err}"), kind="danger"
+                ),
+            )
     print(result.format("all"))
     return (result,)
 
@@ -173,27 +240,37 @@ def _(mo, result):
     _head = result.headline()
     _rows = "\n".join(
         f"| {r['strategy']} | {r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}] | "
-        f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, {r['balanced_accuracy_high']:.3f}] | "
+        f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, "
+        f"{r['balanced_accuracy_high']:.3f}] | "
         f"{r['n_participants']} | {r['threshold']:.3f} |"
-        if not r["note"] else f"| {r['strategy']} | n/a: {r['note']} | | | |"
+        if not r["note"]
+        else f"| {r['strategy']} | n/a: {r['note']} | | | |"
         for r in _head.iter_rows(named=True)
     )
     _saved = ", ".join(f"`{p}`" for ps in result.checkpoints.values() for p in ps) or "none"
-    mo.vstack([
-        mo.md(f"""
+    mo.vstack(
+        [
+            mo.md(f"""
 ### Results on held-out participants ({result.level} level)
 
-| strategy | AUROC [95% CI] | balanced accuracy [95% CI] | test participants | threshold (from val) |
+| strategy | AUROC [95% CI] | balanced acc. [95% CI] | test participants | threshold (from val) |
 |---|---|---|---|---|
 {_rows}
 
 - pretrained backbone: `{result.pretrained}`; fine-tuned checkpoints: {_saved}
 - MLflow: {f"run `{result.run_id}`" if result.run_id else "not logged"}
-- {"**LEAKY** (allowed): " + (", ".join(result.pretraining_overlap) or "see the leakage summary")
-   if result.leaky else "leakage gate: passed"}
+- {
+                "**LEAKY** (allowed): "
+                + (", ".join(result.pretraining_overlap) or "see the leakage summary")
+                if result.leaky
+                else "leakage gate: passed"
+            }
 """),
-        mo.ui.table(result.table.fill_nan(None), selection=None, page_size=max(1, result.table.height)),
-    ])  # fmt: skip
+            mo.ui.table(
+                result.table.fill_nan(None), selection=None, page_size=max(1, result.table.height)
+            ),
+        ]
+    )
     return
 
 

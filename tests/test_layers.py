@@ -18,14 +18,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "eegwb"
 # package and any lower layer. `evaluation` and `validation` share a layer but are
 # independent of each other (SIBLINGS).
 LAYERS = {
-    "errors": 0, "lazy": 0, "atomic": 0, "config": 0,
+    "errors": 0,
+    "lazy": 0,
+    "atomic": 0,
+    "config": 0,
     "data": 1,
     "kernels": 2,
     "model": 3,
-    "evaluation": 4, "validation": 4,
+    "evaluation": 4,
+    "validation": 4,
     "train": 5,
     "experiments": 6,
-    "commands": 7, "notebook": 7, "cli": 7, "__main__": 7, "__init__": 7,
+    "commands": 7,
+    "notebook": 7,
+    "cli": 7,
+    "__main__": 7,
+    "__init__": 7,
 }
 SIBLINGS = {frozenset({"evaluation", "validation"})}
 
@@ -46,7 +54,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             out += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             # `from eegwb import data` imports the package eegwb.data
-            names = [f"{node.module}.{a.name}" for a in node.names] if node.module == "eegwb" else []
+            names = (
+                [f"{node.module}.{a.name}" for a in node.names] if node.module == "eegwb" else []
+            )
             out += [(node.lineno, name) for name in names] or [(node.lineno, node.module)]
     return [(line, name) for line, name in out if name.split(".")[0] == "eegwb"]
 
@@ -66,8 +76,10 @@ def layer_violations() -> list[str]:
             if there not in LAYERS:
                 found.append(f"{rel}:{line}: imports {name}, which has no layer")
             elif LAYERS[there] > LAYERS[here]:
-                found.append(f"{rel}:{line}: {here} (layer {LAYERS[here]}) imports {name} "
-                             f"(layer {LAYERS[there]}, higher)")
+                found.append(
+                    f"{rel}:{line}: {here} (layer {LAYERS[here]}) imports {name} "
+                    f"(layer {LAYERS[there]}, higher)"
+                )
             elif frozenset({here, there}) in SIBLINGS:
                 found.append(f"{rel}:{line}: {here} imports {name}; the two are independent")
     return found
@@ -85,7 +97,9 @@ def test_the_check_sees_function_local_imports(tmp_path: Path) -> None:
     assert _imports(source) == [(2, "eegwb.experiments.autopsy")]
 
 
-@pytest.mark.parametrize("package", ["data", "evaluation", "validation", "train", "experiments", "model", "kernels"])
+@pytest.mark.parametrize(
+    "package", ["data", "evaluation", "validation", "train", "experiments", "model", "kernels"]
+)
 def test_each_package_names_its_public_api(package: str) -> None:
     import importlib
 
@@ -100,7 +114,17 @@ def test_import_eegwb_data_stays_cheap() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, eegwb.data; print(sorted(m for m in sys.modules "
-            "if m.startswith('eegwb.data.') or m == 'torch'))")
+    code = (
+        "import sys, eegwb.data; print(sorted(m for m in sys.modules "
+        "if m.startswith('eegwb.data.') or m == 'torch'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["data", "evaluation", "validation", "train", "experiments"])
+def test_lazy_exports_and_all_agree(package: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"eegwb.{package}")
+    assert sorted(module.__all__) == sorted(module.EXPORTS)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-NOTEBOOK = '''
+NOTEBOOK = """
 import marimo
 
 app = marimo.App()
@@ -24,7 +24,8 @@ def _():
 
 @app.cell
 def _(arg, mo, stop_or_exit):
-    stop_or_exit(arg("bad") == "yes", mo.callout(mo.md("**Bad.**"), kind="danger"), "data/x: bad input")
+    _shown = mo.callout(mo.md("**Bad.**"), kind="danger")
+    stop_or_exit(arg("bad") == "yes", _shown, "data/x: bad input")
     print("first cell ran on")
     checked = True
     return (checked,)
@@ -38,13 +39,19 @@ def _(checked):
 
 if __name__ == "__main__":
     app.run()
-'''
+"""
 
 
 def _run(path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, str(path), *args], check=False, capture_output=True, text=True,
-                          timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_stop_or_exit_headless(tmp_path: Path) -> None:

@@ -2,4 +2,14 @@
 (the exit code; 2 for an `eegwb.errors.InputError`). `eegwb/cli.py` imports a module only
 when its subcommand runs."""
 
-__all__ = ["autopsy", "control", "finetune", "info", "ingest", "pretrain", "sweep", "synth", "validate"]
+__all__ = [
+    "autopsy",
+    "control",
+    "finetune",
+    "info",
+    "ingest",
+    "pretrain",
+    "sweep",
+    "synth",
+    "validate",
+]

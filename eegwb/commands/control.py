@@ -18,12 +18,24 @@ FAILING_VERDICTS = ("leak_suspected", "target_collapse")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a pretraining checkpoint (.pt)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="dataset directory (default: the checkpoint's own data root)")
-    parser.add_argument("--split", choices=("val", "train", "all"), default="val",
-                        help="which split of the data to probe (default: val)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, help="a pretraining checkpoint (.pt)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="dataset directory (default: the checkpoint's own data root)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("val", "train", "all"),
+        default="val",
+        help="which split of the data to probe (default: val)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the report as JSON here"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe's masks")
@@ -37,8 +49,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.json is not None and args.json.exists() and not args.overwrite:  # before the work
             raise OutputExistsError(f"{args.json}: already exists (pass --overwrite to replace it)")
-        report = run_control(args.checkpoint, args.data, split=args.split,
-                             batch_size=args.batch_size, seed=args.seed, device=args.device)
+        report = run_control(
+            args.checkpoint,
+            args.data,
+            split=args.split,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+        )
         print(report.text())
         if args.json is not None:
             report.save_json(args.json, overwrite=args.overwrite)

@@ -17,14 +17,31 @@ from typing import Any
 from eegwb.errors import InputError
 
 PACKAGES = (
-    "eegwb", "torch", "mamba-ssm", "causal-conv1d", "triton", "numpy", "polars", "pyarrow",
-    "mne", "marimo", "mlflow", "captum", "scipy", "scikit-learn", "altair", "einops",
+    "eegwb",
+    "torch",
+    "mamba-ssm",
+    "causal-conv1d",
+    "triton",
+    "numpy",
+    "polars",
+    "pyarrow",
+    "mne",
+    "marimo",
+    "mlflow",
+    "captum",
+    "scipy",
+    "scikit-learn",
+    "altair",
+    "einops",
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None,
-                        help="device to resolve the kernel path for (default: cuda if any)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="device to resolve the kernel path for (default: cuda if any)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -82,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     t = info["torch"]
     print(f"python {info['python']} on {info['platform']}")
-    print(f"torch {t['version']} (CUDA build {t['cuda_build']}), cuda available: "
-          f"{t['cuda_available']} {', '.join(t['gpus'])}".rstrip())
+    print(
+        f"torch {t['version']} (CUDA build {t['cuda_build']}), cuda available: "
+        f"{t['cuda_available']} {', '.join(t['gpus'])}".rstrip()
+    )
     print(f"device: {info['device']}, threads: {t['threads']}")
     k = info["kernel"]
     print(f"kernel_backend=auto -> {k['auto_resolves_to']}: {k['reason']}")

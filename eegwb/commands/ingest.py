@@ -56,35 +56,84 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set crop_end_seconds=3 (repeatable)",
     )
-    group = parser.add_argument_group("config keys as flags (each sets its key, after --config and --set)")
+    group = parser.add_argument_group(
+        "config keys as flags (each sets its key, after --config and --set)"
+    )
     for flag, key, options in FLAGS:
         group.add_argument(flag, dest=key, default=KEEP, **options)
 
 
 # (flag, IngestConfig key, argparse options)
 FLAGS: tuple[tuple[str, str, dict], ...] = (
-    ("--window-samples", "window_samples", {"type": int, "help": "samples per window (default 2048)"}),
-    ("--hop-samples", "hop_samples", {"type": int, "help": "samples between window starts (default: window)"}),
+    (
+        "--window-samples",
+        "window_samples",
+        {"type": int, "help": "samples per window (default 2048)"},
+    ),
+    (
+        "--hop-samples",
+        "hop_samples",
+        {"type": int, "help": "samples between window starts (default: window)"},
+    ),
     ("--sfreq", "sfreq", {"type": float, "help": "resample to this rate in Hz"}),
     ("--l-freq", "l_freq", {"type": float, "help": "band-pass high-pass edge in Hz"}),
     ("--h-freq", "h_freq", {"type": float, "help": "band-pass low-pass edge in Hz"}),
-    ("--notch", "notch_hz", {"type": float, "help": "line frequency in Hz (harmonics notched too)"}),
-    ("--crop-start", "crop_start_seconds",
-     {"type": float, "help": "seconds dropped from each recording's start, after filtering (default 0)"}),
-    ("--crop-end", "crop_end_seconds",
-     {"type": float, "help": "seconds dropped from each recording's end, after filtering (eegmat: 3, its taper)"}),
-    ("--participant-pattern", "participant_pattern",
-     {"help": "regex on the file name with groups (?P<participant>...) and (?P<run>...)"}),
-    ("--labels", "labels",
-     {"action": "append", "help": "CSV/TSV of labels: participant[, run] + label columns (repeatable)"}),
+    (
+        "--notch",
+        "notch_hz",
+        {"type": float, "help": "line frequency in Hz (harmonics notched too)"},
+    ),
+    (
+        "--crop-start",
+        "crop_start_seconds",
+        {
+            "type": float,
+            "help": "seconds dropped from each recording's start, after filtering (default 0)",
+        },
+    ),
+    (
+        "--crop-end",
+        "crop_end_seconds",
+        {
+            "type": float,
+            "help": "seconds dropped from each recording's end, after filtering (eegmat: 3)",
+        },
+    ),
+    (
+        "--participant-pattern",
+        "participant_pattern",
+        {"help": "regex on the file name with groups (?P<participant>...) and (?P<run>...)"},
+    ),
+    (
+        "--labels",
+        "labels",
+        {
+            "action": "append",
+            "help": "CSV/TSV of labels: participant[, run] + label columns (repeatable)",
+        },
+    ),
     ("--run-labels", "run_labels", {"type": _run_labels, "help": "per-run label, e.g. 1=0,2=1"}),
-    ("--run-label-name", "run_label_name", {"help": "name of the --run-labels label (default task)"}),
-    ("--channels", "channels", {"type": _names, "help": "comma-separated channels every source must have"}),
+    (
+        "--run-label-name",
+        "run_label_name",
+        {"help": "name of the --run-labels label (default task)"},
+    ),
+    (
+        "--channels",
+        "channels",
+        {"type": _names, "help": "comma-separated channels every source must have"},
+    ),
     ("--elc", "elc_path", {"help": "ASA .elc electrode positions instead of MNE's template"}),
     ("--csv-time-unit", "csv_time_unit", {"choices": ("auto", "s", "ms")}),
     ("--csv-units", "csv_units", {"choices": ("uV", "mV", "V")}),
-    ("--on-error", "on_error",
-     {"choices": ("raise", "skip"), "help": "stop at the first bad source (default), or report it and go on"}),
+    (
+        "--on-error",
+        "on_error",
+        {
+            "choices": ("raise", "skip"),
+            "help": "stop at the first bad source (default), or report it and go on",
+        },
+    ),
 )
 
 

@@ -17,8 +17,11 @@ from eegwb.errors import InputError
 DEFAULT_CONFIG = "configs/pretrain.yaml"
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT_CONFIG,
-                         example: str = "model.d_model=64") -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    default: str = DEFAULT_CONFIG,
+    example: str = "model.d_model=64",
+) -> None:
     """The config options `pretrain`, `sweep` and `finetune` share (each its own default)."""
     parser.add_argument("--config", default=default, help=f"YAML config (default {default})")
     parser.add_argument(
@@ -45,7 +48,9 @@ def shortcut_overrides(*, overwrite: bool, no_track: bool) -> list[str]:
 
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """`--set` overrides, then the shortcuts."""
-    return list(args.overrides) + shortcut_overrides(overwrite=args.overwrite, no_track=args.no_track)
+    return list(args.overrides) + shortcut_overrides(
+        overwrite=args.overwrite, no_track=args.no_track
+    )
 
 
 def autopsy_hook(enabled: bool):
@@ -73,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(PretrainConfig, args.config, config_overrides(args))
         cfg.check_paths()
-        result = pretrain(cfg, resume=args.resume, bar=False if args.no_bar else None,
-                          autopsy=autopsy_hook(cfg.train.autopsy))
+        result = pretrain(
+            cfg,
+            resume=args.resume,
+            bar=False if args.no_bar else None,
+            autopsy=autopsy_hook(cfg.train.autopsy),
+        )
     except InputError as err:
         print(f"eegwb pretrain: error: {err}", file=sys.stderr)
         return 2

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--param {key}: given twice")
             params[key] = values
         # Always passed: a --param may set train.autopsy for some runs only.
-        result = run_sweep(base, params, bar=False if args.no_bar else None, autopsy=autopsy_hook(True))
+        result = run_sweep(
+            base, params, bar=False if args.no_bar else None, autopsy=autopsy_hook(True)
+        )
     except InputError as err:
         print(f"eegwb sweep: error: {err}", file=sys.stderr)
         return 2

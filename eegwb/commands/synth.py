@@ -25,16 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--line-noise-hz", type=float, choices=(50.0, 60.0), default=d.line_noise_hz
     )
     parser.add_argument(
-        "--effect-size", type=float, default=d.effect_size,
+        "--effect-size",
+        type=float,
+        default=d.effect_size,
         help="label-1 band power x (1 + X) in the effect channels; 0 = no label effect",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--effect-band-hz", type=float, nargs=2, metavar=("LOW", "HIGH"), default=d.effect_band_hz
     )
     parser.add_argument(
-        "--effect-channels", default=None,
+        "--effect-channels",
+        default=None,
         help="comma-separated channels carrying the label effect (default: frontal sites)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--defects", default="", help=f"comma-separated defects to plant: {','.join(DEFECT_KINDS)}"
     )
@@ -55,20 +58,23 @@ def run(args: argparse.Namespace) -> int:
     from eegwb.errors import InputError
 
     try:
-        cfg = from_dict(SynthConfig, {
-            "n_participants": args.participants,
-            "runs_per_participant": args.runs,
-            "montage": args.montage,
-            "sfreq": args.sfreq,
-            "window_samples": args.window_samples,
-            "n_windows": args.n_windows,
-            "line_noise_hz": args.line_noise_hz,
-            "effect_channels": _split(args.effect_channels),
-            "effect_band_hz": tuple(args.effect_band_hz),
-            "effect_size": args.effect_size,
-            "seed": args.seed,
-            "defects": _split(args.defects) or (),
-        })
+        cfg = from_dict(
+            SynthConfig,
+            {
+                "n_participants": args.participants,
+                "runs_per_participant": args.runs,
+                "montage": args.montage,
+                "sfreq": args.sfreq,
+                "window_samples": args.window_samples,
+                "n_windows": args.n_windows,
+                "line_noise_hz": args.line_noise_hz,
+                "effect_channels": _split(args.effect_channels),
+                "effect_band_hz": tuple(args.effect_band_hz),
+                "effect_size": args.effect_size,
+                "seed": args.seed,
+                "defects": _split(args.defects) or (),
+            },
+        )
         started = time.perf_counter()
         manifest = generate_cohort(
             args.out, cfg, overwrite=args.overwrite, progress=not args.no_progress

@@ -53,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.json and Path(args.json).exists() and not args.overwrite:  # before minutes of audit
             raise OutputExistsError(f"{args.json}: already exists (pass --overwrite to replace it)")
-        cfg = from_dict(LeakageConfig, {
-            "near_dup_threshold": args.near_dup_threshold,
-            "near_duplicate_max": args.near_duplicate_max,
-            "content": not args.ids_only,
-        })
+        cfg = from_dict(
+            LeakageConfig,
+            {
+                "near_dup_threshold": args.near_dup_threshold,
+                "near_duplicate_max": args.near_duplicate_max,
+                "content": not args.ids_only,
+            },
+        )
         splits, source = resolve_splits(
             args.data_dir,
             args.splits,

@@ -93,7 +93,8 @@ class CacheEntry:
 def resolve_cache_dir(root: Path, cache_dir: str | Path | None) -> Path:
     """Where `root`'s cache lives: `root/.cache/eegwb-dataset`, or a folder per dataset under
     `cache_dir` (datasets share file names); a temp dir, with a log line, if unwritable."""
-    tag = f"{Path(root).resolve().name}-{xxhash.xxh3_64_hexdigest(str(Path(root).resolve()).encode())[:12]}"
+    resolved = Path(root).resolve()
+    tag = f"{resolved.name}-{xxhash.xxh3_64_hexdigest(str(resolved).encode())[:12]}"
     target = Path(root) / DEFAULT_SUBDIR if cache_dir is None else Path(cache_dir) / tag
     try:
         target.mkdir(parents=True, exist_ok=True)

@@ -126,9 +126,17 @@ class EEGDataset(torch.utils.data.Dataset):
             seq = {k: v[positions] for k, v in seq.items()}
             index = index[positions.tolist()]
         return EEGDataset(
-            self.root, self._cache_dir, self._entries, seq, index, self.channels,
-            self._selection, self.options, self.skipped, self.label if label is None else label,
-        )  # fmt: skip
+            self.root,
+            self._cache_dir,
+            self._entries,
+            seq,
+            index,
+            self.channels,
+            self._selection,
+            self.options,
+            self.skipped,
+            self.label if label is None else label,
+        )
 
     def subset(self, seq_indices: Sequence[int] | np.ndarray) -> EEGDataset:
         """The sequences with these `seq_index` values, in the order given; shares the cache."""
@@ -148,10 +156,14 @@ class EEGDataset(torch.utils.data.Dataset):
     def select(self, selection: pl.DataFrame) -> EEGDataset:
         """The same files' cache, channels and options with another selection."""
         opened = EEGDataset.open(
-            self.root, selection=selection, channels=self.channels,
-            normalisation=self.options.normalisation, max_windows=self.options.max_windows,
-            cache_dir=self._cache_dir, on_bad=self.options.on_bad,
-        )  # fmt: skip
+            self.root,
+            selection=selection,
+            channels=self.channels,
+            normalisation=self.options.normalisation,
+            max_windows=self.options.max_windows,
+            cache_dir=self._cache_dir,
+            on_bad=self.options.on_bad,
+        )
         return opened.with_label(self.label) if self.label is not None else opened
 
     def with_label(self, name: str) -> EEGDataset:

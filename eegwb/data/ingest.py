@@ -105,8 +105,13 @@ def _existing_outputs(
             raise DatasetError(
                 f"{err}; delete the file or pass overwrite=True (--overwrite)"
             ) from err
-        reusable[path.name] = (meta.source_hash, n_rows, channel_columns(schema), meta.sfreq,
-                               meta.source_file)
+        reusable[path.name] = (
+            meta.source_hash,
+            n_rows,
+            channel_columns(schema),
+            meta.sfreq,
+            meta.source_file,
+        )
     return reusable
 
 
@@ -130,11 +135,15 @@ def _stem_id_warnings(planned: Sequence[Source]) -> list[str]:
     if len(by_stem) < 2:
         return []
     shown = ", ".join(s.path.name for s in by_stem[:4]) + (", ..." if len(by_stem) > 4 else "")
-    return [(f"{len(by_stem)} sources have no participant/run in their names that eegwb "
-             f"recognises ({shown}): each file became its own participant with run '1'; if a "
-             "person has several files, set participant_pattern (--participant-pattern, "
-             "searched in the file name) with named groups, e.g. "
-             "'S(?P<participant>\\d+)R(?P<run>\\d+)'")]
+    return [
+        (
+            f"{len(by_stem)} sources have no participant/run in their names that eegwb "
+            f"recognises ({shown}): each file became its own participant with run '1'; if a "
+            "person has several files, set participant_pattern (--participant-pattern, "
+            "searched in the file name) with named groups, e.g. "
+            "'S(?P<participant>\\d+)R(?P<run>\\d+)'"
+        )
+    ]
 
 
 def _same_source(recorded: str, path: Path) -> bool:

@@ -73,11 +73,15 @@ def _filter_resample(raw, cfg: IngestConfig, path: Path) -> None:
     if cfg.h_freq and cfg.h_freq >= nyquist:
         raise DatasetError(f"{path}: h_freq {cfg.h_freq} Hz is not below Nyquist ({nyquist} Hz)")
     if cfg.notch_hz and cfg.notch_hz < source_sfreq / 2:
-        raw.notch_filter(np.arange(cfg.notch_hz, source_sfreq / 2, cfg.notch_hz),
-                         skip_by_annotation=FILTER_SEGMENT_BOUNDARIES, verbose="error")
+        raw.notch_filter(
+            np.arange(cfg.notch_hz, source_sfreq / 2, cfg.notch_hz),
+            skip_by_annotation=FILTER_SEGMENT_BOUNDARIES,
+            verbose="error",
+        )
     if cfg.l_freq or cfg.h_freq:
-        raw.filter(cfg.l_freq, cfg.h_freq, skip_by_annotation=FILTER_SEGMENT_BOUNDARIES,
-                   verbose="error")
+        raw.filter(
+            cfg.l_freq, cfg.h_freq, skip_by_annotation=FILTER_SEGMENT_BOUNDARIES, verbose="error"
+        )
     if cfg.sfreq and cfg.sfreq != source_sfreq:
         raw.resample(cfg.sfreq, verbose="error")
 

@@ -11,7 +11,8 @@ Columns of every file, one row per window:
     parent_window_id  int32    index of the contiguous segment the window came from
     sub_window_id     int32    index of the window within that segment
     window_start      int64    first sample of the window, in the resampled recording
-    window_end        int64    one past the last sample (window_end - window_start == window_samples)
+    window_end        int64    one past the last sample (window_end - window_start ==
+                               window_samples)
     <CHANNEL>...      fixed_size_list<float32>[window_samples], one column per channel,
                       upper-case names (FP1, T7, TP9, ...), samples in microvolts
 
@@ -164,10 +165,14 @@ def build_table(
         "participant": pa.array([str(participant)] * n, pa.string()),
         "run": pa.array([str(run)] * n, pa.string()),
         "parent_window_id": pa.array(
-            np.zeros(n, np.int32) if parent_window_id is None else np.asarray(parent_window_id, np.int32)
+            np.zeros(n, np.int32)
+            if parent_window_id is None
+            else np.asarray(parent_window_id, np.int32)
         ),
         "sub_window_id": pa.array(
-            np.arange(n, dtype=np.int32) if sub_window_id is None else np.asarray(sub_window_id, np.int32)
+            np.arange(n, dtype=np.int32)
+            if sub_window_id is None
+            else np.asarray(sub_window_id, np.int32)
         ),
         "window_start": pa.array(window_start),
         "window_end": pa.array(window_start + t),
@@ -231,7 +236,9 @@ def validate_schema(schema: pa.Schema, meta: RecordingMeta, path: Path) -> None:
     for ch in channels:
         typ = schema.field(ch).type
         if not pa.types.is_fixed_size_list(typ) or typ.value_type != pa.float32():
-            raise DatasetError(f"{path}: channel {ch!r} has type {typ}, expected fixed_size_list<float32>")
+            raise DatasetError(
+                f"{path}: channel {ch!r} has type {typ}, expected fixed_size_list<float32>"
+            )
         if typ.list_size != meta.window_samples:
             raise DatasetError(
                 f"{path}: channel {ch!r} has windows of {typ.list_size} samples, "
@@ -241,7 +248,9 @@ def validate_schema(schema: pa.Schema, meta: RecordingMeta, path: Path) -> None:
             raise DatasetError(f"{path}: channel {ch!r} has no electrode position in the metadata")
 
 
-def read_recording(path: str | Path, channels: Sequence[str] | None = None) -> tuple[RecordingMeta, pa.Table]:
+def read_recording(
+    path: str | Path, channels: Sequence[str] | None = None
+) -> tuple[RecordingMeta, pa.Table]:
     """Read and validate one recording file (metadata, schema, finite samples)."""
     path = Path(path)
     meta, schema, _ = read_meta(path)

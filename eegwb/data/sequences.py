@@ -26,9 +26,20 @@ log = logging.getLogger(__name__)
 OnBad = Literal["raise", "skip"]
 SELECTION_COLUMNS = ("file", "participant", "run", "row_start", "row_end")
 INDEX_COLUMNS = (
-    "seq_index", "file", "participant", "run", "channel", "row_start", "row_end", "n_windows",
-    "x", "y", "z", "window_start_first", "window_start_last",
-)  # fmt: skip
+    "seq_index",
+    "file",
+    "participant",
+    "run",
+    "channel",
+    "row_start",
+    "row_end",
+    "n_windows",
+    "x",
+    "y",
+    "z",
+    "window_start_first",
+    "window_start_last",
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,8 @@ def check_consistent(root: Path, entries: list[CacheEntry]) -> None:
         for attr in ("window_samples", "sfreq"):
             if getattr(e, attr) != getattr(first, attr):
                 raise DatasetError(
-                    f"{root / e.file}: {attr} {getattr(e, attr)} differs from {getattr(first, attr)} "
+                    f"{root / e.file}: {attr} {getattr(e, attr)} differs from "
+                    f"{getattr(first, attr)} "
                     f"in {first.file} (one dataset, one {attr})"
                 )
 
@@ -112,7 +124,12 @@ def choose_channels(
             more = f" (and {len(lacking) - 5} more files)" if len(lacking) > 5 else ""
             log.warning(
                 "%s: using the %d channels every selected file has, leaving out %s: %s%s; "
-                "pass channels=[...] to choose them", root, len(common), left_out, shown, more,
+                "pass channels=[...] to choose them",
+                root,
+                len(common),
+                left_out,
+                shown,
+                more,
             )
         return common
     chosen = [str(ch).upper() for ch in channels]

@@ -33,11 +33,23 @@ from eegwb.data.layout import DatasetError, RecordingMeta, read_recording, recor
 from eegwb.data.participant_split import grouped_kfold, split_by_participant
 
 __all__ = [
-    "SELECTION_SCHEMA", "Selector", "SplitData", "SplitEntry", "SplitSpec", "default_splits",
-    "empty_selection", "grouped_kfold", "load_splits", "participant_labels",
-    "participant_selection", "read_rows", "resolve_selectors", "save_splits",
-    "spec_from_participants", "split_by_participant",
-]  # fmt: skip
+    "SELECTION_SCHEMA",
+    "Selector",
+    "SplitData",
+    "SplitEntry",
+    "SplitSpec",
+    "default_splits",
+    "empty_selection",
+    "grouped_kfold",
+    "load_splits",
+    "participant_labels",
+    "participant_selection",
+    "read_rows",
+    "resolve_selectors",
+    "save_splits",
+    "spec_from_participants",
+    "split_by_participant",
+]
 
 SELECTION_SCHEMA = {
     "file": pl.String,

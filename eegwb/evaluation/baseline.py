@@ -39,7 +39,9 @@ class BaselineConfig:
     """Band-power features and the regression fitted on them."""
 
     bands_hz: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_BANDS_HZ))
-    segment_seconds: float = 2.0  # Welch segment: 0.5 Hz resolution, several segments per 8 s window
+    segment_seconds: float = (
+        2.0  # Welch segment: 0.5 Hz resolution, several segments per 8 s window
+    )
     relative: bool = False  # True divides by total power in the bands (removes gain differences)
     C: float = 1.0  # inverse L2 strength; features are standardised, so 1.0 is a mild prior
     max_iter: int = 2000
@@ -50,7 +52,9 @@ class BaselineConfig:
             raise ValueError("baseline.bands_hz: give at least one band")
         for name, (lo, hi) in self.bands_hz.items():
             if not 0 <= lo < hi:
-                raise ValueError(f"baseline.bands_hz.{name}: need 0 <= low < high, got ({lo}, {hi})")
+                raise ValueError(
+                    f"baseline.bands_hz.{name}: need 0 <= low < high, got ({lo}, {hi})"
+                )
         if self.segment_seconds <= 0:
             raise ValueError(f"baseline.segment_seconds must be > 0, got {self.segment_seconds}")
         if self.C <= 0:
@@ -58,8 +62,11 @@ class BaselineConfig:
 
 
 def band_powers(
-    x: np.ndarray, sfreq: float, bands_hz: Mapping[str, tuple[float, float]],
-    segment_seconds: float = 2.0, relative: bool = False,
+    x: np.ndarray,
+    sfreq: float,
+    bands_hz: Mapping[str, tuple[float, float]],
+    segment_seconds: float = 2.0,
+    relative: bool = False,
 ) -> np.ndarray:
     """log10 band power. x (..., t) in µV -> (..., n_bands) in log10(µV²).
 
@@ -73,7 +80,8 @@ def band_powers(
     freqs, psd = welch(x, fs=sfreq, nperseg=nperseg, axis=-1)  # psd (..., f) µV²/Hz
     df = freqs[1] - freqs[0]
     powers = np.stack(
-        [psd[..., (freqs >= lo) & (freqs < hi)].sum(-1) * df for lo, hi in bands_hz.values()], axis=-1
+        [psd[..., (freqs >= lo) & (freqs < hi)].sum(-1) * df for lo, hi in bands_hz.values()],
+        axis=-1,
     )  # (..., n_bands)
     if relative:
         powers = powers / powers.sum(-1, keepdims=True).clip(min=1e-30)
@@ -97,13 +105,19 @@ def window_features(
     feats, rows = [], []
     for file, participant, run, i, j in tqdm(
         selection.select("file", "participant", "run", "row_start", "row_end").iter_rows(),
-        total=selection.height, desc="band powers", disable=not progress,
+        total=selection.height,
+        desc="band powers",
+        disable=not progress,
     ):
         meta, table = _read(root / file, channels)
         x = np.stack([channel_array(table, c)[i:j] for c in channels], axis=1)  # (w, c, t)
-        p = band_powers(x, meta.sfreq, cfg.bands_hz, cfg.segment_seconds, cfg.relative)  # (w, c, bands)
+        p = band_powers(
+            x, meta.sfreq, cfg.bands_hz, cfg.segment_seconds, cfg.relative
+        )  # (w, c, bands)
         feats.append(p.reshape(p.shape[0], -1))
-        rows.append(pl.DataFrame({"participant": participant, "run": run, "window": np.arange(i, j)}))
+        rows.append(
+            pl.DataFrame({"participant": participant, "run": run, "window": np.arange(i, j)})
+        )
     if not feats:
         raise DatasetError(f"{root}: empty selection, no windows to compute band powers of")
     return np.concatenate(feats), pl.concat(rows)
@@ -137,7 +151,9 @@ def fit_baseline(features: np.ndarray, labels: np.ndarray, cfg: BaselineConfig) 
 def attach_labels(rows: pl.DataFrame, labels: pl.DataFrame, where: str) -> pl.DataFrame:
     """Join the recording label table (participant, run, label) onto unit rows; unlabelled
     units are an error, since they would otherwise drop out of the evaluation silently."""
-    out = rows.join(labels.select("participant", "run", "label"), on=["participant", "run"], how="left")
+    out = rows.join(
+        labels.select("participant", "run", "label"), on=["participant", "run"], how="left"
+    )
     missing = out.filter(pl.col("label").is_null())
     if missing.height:
         raise DatasetError(

@@ -55,22 +55,29 @@ class GroupMoments:
     def update(self, codes: torch.Tensor, values: torch.Tensor) -> None:
         """codes (n,) int64 group keys; values (n, D)."""
         if values.dim() != 2 or codes.shape != values.shape[:1]:
-            raise ValueError(f"GroupMoments: codes {tuple(codes.shape)} and values "
-                             f"{tuple(values.shape)} must be (n,) and (n, D)")
+            raise ValueError(
+                f"GroupMoments: codes {tuple(codes.shape)} and values "
+                f"{tuple(values.shape)} must be (n,) and (n, D)"
+            )
         if values.shape[0] == 0:
             return
         values = values.detach().to("cpu", torch.float64)
         uniq, inv = torch.unique(codes.detach().cpu(), return_inverse=True)
         nb = torch.bincount(inv, minlength=len(uniq)).to(torch.float64)  # (u,)
-        sums = torch.zeros(len(uniq), values.shape[1], dtype=torch.float64).index_add_(0, inv, values)
+        sums = torch.zeros(len(uniq), values.shape[1], dtype=torch.float64).index_add_(
+            0, inv, values
+        )
         mb = sums / nb[:, None]  # (u, D)
         m2b = torch.zeros(len(uniq), dtype=torch.float64).index_add_(
-            0, inv, (values - mb[inv]).square().sum(1))
+            0, inv, (values - mb[inv]).square().sum(1)
+        )
         if self.mean is None:
             self.mean = torch.zeros(0, values.shape[1], dtype=torch.float64)
         elif self.mean.shape[1] != values.shape[1]:
-            raise ValueError(f"GroupMoments: values have width {values.shape[1]}, "
-                             f"earlier updates {self.mean.shape[1]}")
+            raise ValueError(
+                f"GroupMoments: values have width {values.shape[1]}, "
+                f"earlier updates {self.mean.shape[1]}"
+            )
         rows = []
         new = 0
         for code in uniq.tolist():
@@ -81,7 +88,9 @@ class GroupMoments:
             rows.append(row)
         if new:
             self.count = torch.cat([self.count, torch.zeros(new, dtype=torch.float64)])
-            self.mean = torch.cat([self.mean, torch.zeros(new, self.mean.shape[1], dtype=torch.float64)])
+            self.mean = torch.cat(
+                [self.mean, torch.zeros(new, self.mean.shape[1], dtype=torch.float64)]
+            )
             self.m2 = torch.cat([self.m2, torch.zeros(new, dtype=torch.float64)])
         idx = torch.tensor(rows, dtype=torch.long)
         na = self.count[idx]
@@ -119,7 +128,8 @@ class GroupMoments:
 
 
 class ChannelCoder:
-    """Stable integer ids for electrodes, keyed by their unit-sphere coords (what the model sees)."""
+    """Stable integer ids for electrodes, keyed by their unit-sphere coords (what the model
+    sees)."""
 
     def __init__(self, decimals: int = 5) -> None:
         self.decimals = decimals
@@ -132,13 +142,19 @@ class ChannelCoder:
         return torch.tensor(out, dtype=torch.long)
 
 
-def group_codes(index: torch.Tensor, length: torch.Tensor, channel: torch.Tensor) -> dict[str, torch.Tensor]:
+def group_codes(
+    index: torch.Tensor, length: torch.Tensor, channel: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """(n,) int64 group keys for each floor kind from per-token index, true length, channel id."""
     index, length, channel = (torch.as_tensor(v).long().cpu() for v in (index, length, channel))
     if not (index.shape == length.shape == channel.shape) or index.dim() != 1:
         raise ValueError("group_codes: index, length and channel must be (n,) each")
-    if len(index) and (int(length.max()) >= 1 << _POS_BITS or int(channel.max()) >= 1 << _CHAN_BITS
-                       or int(index.min()) < 0 or bool((index >= length).any())):
+    if len(index) and (
+        int(length.max()) >= 1 << _POS_BITS
+        or int(channel.max()) >= 1 << _CHAN_BITS
+        or int(index.min()) < 0
+        or bool((index >= length).any())
+    ):
         raise ValueError("group_codes: need 0 <= index < length < 2**24 and channel ids < 2**14")
     position = (length << _POS_BITS) | index
     return {
@@ -187,15 +203,26 @@ class Floors:
 
     @classmethod
     def from_dict(cls, data: dict) -> Floors:
-        return cls(**{k: Floor(**data[k]) for k in KINDS},
-                   **{k: data[k] for k in ("n_tokens", "dim", "target_mean", "target_var",
-                                           "target_power")})
+        return cls(
+            **{k: Floor(**data[k]) for k in KINDS},
+            **{
+                k: data[k] for k in ("n_tokens", "dim", "target_mean", "target_var", "target_power")
+            },
+        )
 
     def rows(self) -> list[dict]:
         """One row per floor, for tables and the floor-ladder chart."""
-        return [{"kind": k, "information": LABELS[k], "mse": self[k].mse,
-                 "mse_unbiased": self[k].mse_unbiased, "n_groups": self[k].n_groups,
-                 "min_group": self[k].min_group} for k in KINDS]
+        return [
+            {
+                "kind": k,
+                "information": LABELS[k],
+                "mse": self[k].mse,
+                "mse_unbiased": self[k].mse_unbiased,
+                "n_groups": self[k].n_groups,
+                "min_group": self[k].min_group,
+            }
+            for k in KINDS
+        ]
 
 
 class FloorAccumulator:
@@ -206,8 +233,9 @@ class FloorAccumulator:
         self._sum = 0.0
         self._n = 0
 
-    def update(self, values: torch.Tensor, index: torch.Tensor, length: torch.Tensor,
-               channel: torch.Tensor) -> None:
+    def update(
+        self, values: torch.Tensor, index: torch.Tensor, length: torch.Tensor, channel: torch.Tensor
+    ) -> None:
         """values (n, D) targets of n tokens; index, length, channel (n,) their keys."""
         codes = group_codes(index, length, channel)
         for kind, moments in self.groups.items():
@@ -222,17 +250,32 @@ class FloorAccumulator:
         floors = {}
         for kind, m in self.groups.items():
             counts = m.count
-            floors[kind] = Floor(kind, m.within_mse(), m.unbiased_mse(), m.n_groups,
-                                 int(counts.min()), float(counts.median()))
+            floors[kind] = Floor(
+                kind,
+                m.within_mse(),
+                m.unbiased_mse(),
+                m.n_groups,
+                int(counts.min()),
+                float(counts.median()),
+            )
         var = floors["nothing"].mse
-        return Floors(**floors, n_tokens=int(g.count.sum()), dim=g.dim,
-                      target_mean=self._sum / self._n, target_var=var,
-                      target_power=var + float(g.mean.square().mean()))
+        return Floors(
+            **floors,
+            n_tokens=int(g.count.sum()),
+            dim=g.dim,
+            target_mean=self._sum / self._n,
+            target_var=var,
+            target_power=var + float(g.mean.square().mean()),
+        )
 
 
 def compute_floors(values: torch.Tensor | np.ndarray, index, length, channel) -> Floors:
     """Floors of n tokens at once: values (n, D); index, length, channel (n,) integers."""
     acc = FloorAccumulator()
-    acc.update(torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values),
-               torch.as_tensor(index), torch.as_tensor(length), torch.as_tensor(channel))
+    acc.update(
+        torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values),
+        torch.as_tensor(index),
+        torch.as_tensor(length),
+        torch.as_tensor(channel),
+    )
     return acc.result()

@@ -107,9 +107,13 @@ def check_predictions(pred: pl.DataFrame, where: str = "predictions") -> pl.Data
     )
     bad_labels = pred.filter(~pl.col("label").is_in([0, 1]))
     if bad_labels.height:
-        raise MetricsError(f"{where}: labels must be 0 or 1, got {bad_labels['label'].unique().to_list()}")
+        raise MetricsError(
+            f"{where}: labels must be 0 or 1, got {bad_labels['label'].unique().to_list()}"
+        )
     if not pred["score"].is_finite().all():
-        raise MetricsError(f"{where}: {pred.height - pred['score'].is_finite().sum()} non-finite scores")
+        raise MetricsError(
+            f"{where}: {pred.height - pred['score'].is_finite().sum()} non-finite scores"
+        )
     return pred
 
 
@@ -246,9 +250,20 @@ def bootstrap_ci(
     }
     if method == "bca" and n_groups >= 2:
         keep = 1.0 - (group[None, :] == np.arange(n_groups)[:, None])  # (groups, n) leave one out
-        jack = dict(zip(("auroc", "balanced_accuracy"), _weighted_metrics(keep, label, score, pred), strict=True))
-        full = dict(zip(("auroc", "balanced_accuracy"),
-                        _weighted_metrics(np.ones((1, label.size)), label, score, pred), strict=True))
+        jack = dict(
+            zip(
+                ("auroc", "balanced_accuracy"),
+                _weighted_metrics(keep, label, score, pred),
+                strict=True,
+            )
+        )
+        full = dict(
+            zip(
+                ("auroc", "balanced_accuracy"),
+                _weighted_metrics(np.ones((1, label.size)), label, score, pred),
+                strict=True,
+            )
+        )
     out: dict[str, tuple] = {}
     for name, values in boots.items():
         if values.size < 10:
@@ -316,10 +331,18 @@ def evaluate(
     y = units["label"].to_numpy()
     s = units["score"].to_numpy()
     if y.all() or not y.any():
-        raise MetricsError(f"{level} level: the held-out set has only class {int(y[0])}; AUROC undefined")
+        raise MetricsError(
+            f"{level} level: the held-out set has only class {int(y[0])}; AUROC undefined"
+        )
     ci = bootstrap_ci(
-        y, s, units["participant"].to_numpy(), threshold=threshold,
-        n_boot=n_boot, confidence=confidence, seed=seed, method=method,
+        y,
+        s,
+        units["participant"].to_numpy(),
+        threshold=threshold,
+        n_boot=n_boot,
+        confidence=confidence,
+        seed=seed,
+        method=method,
     )
     return LevelMetrics(
         level=level,
@@ -367,21 +390,31 @@ def best_threshold(label: np.ndarray, score: np.ndarray) -> float:
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
-def roc_chart(roc: pl.DataFrame, color: str = "strategy", title: str = "ROC on held-out participants"):
+def roc_chart(
+    roc: pl.DataFrame, color: str = "strategy", title: str = "ROC on held-out participants"
+):
     """Altair ROC curves, one per value of `color`, over the chance diagonal.
     `roc` has columns fpr, tpr and `color` (e.g. stacked `LevelMetrics.roc` frames)."""
     import altair as alt
 
-    diagonal = alt.Chart(pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]})).mark_line(
-        strokeDash=[4, 4], color="gray"
-    ).encode(x="fpr:Q", y="tpr:Q")
+    diagonal = (
+        alt.Chart(pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}))
+        .mark_line(strokeDash=[4, 4], color="gray")
+        .encode(x="fpr:Q", y="tpr:Q")
+    )
     # keep the curve order; drop the thresholds (the first is +inf, which JSON cannot hold)
-    roc = roc.select("fpr", "tpr", color).with_columns(pl.int_range(pl.len()).over(color).alias("point"))
-    curves = alt.Chart(roc, title=title).mark_line().encode(
-        x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("tpr:Q", title="true positive rate", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color(f"{color}:N"),
-        order="point:Q",
-        tooltip=[color, alt.Tooltip("fpr:Q", format=".2f"), alt.Tooltip("tpr:Q", format=".2f")],
+    roc = roc.select("fpr", "tpr", color).with_columns(
+        pl.int_range(pl.len()).over(color).alias("point")
+    )
+    curves = (
+        alt.Chart(roc, title=title)
+        .mark_line()
+        .encode(
+            x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("tpr:Q", title="true positive rate", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color(f"{color}:N"),
+            order="point:Q",
+            tooltip=[color, alt.Tooltip("fpr:Q", format=".2f"), alt.Tooltip("tpr:Q", format=".2f")],
+        )
     )
     return (diagonal + curves).properties(width=320, height=320)

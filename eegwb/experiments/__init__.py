@@ -9,11 +9,37 @@ lazily.
 from eegwb.lazy import lazy_exports
 
 EXPORTS = {
-    "ControlReport": "control", "run_control": "control", "train_controls": "control", "write_control_cohort": "control",
-    "ModelDiagnostics": "model_probe", "probe": "model_probe",
-    "Verdict": "verdict", "decide": "verdict",
-    "CHEAP_SECTIONS": "autopsy", "SECTIONS": "autopsy", "Autopsy": "autopsy", "AutopsyConfig": "autopsy", "autopsy_once": "autopsy", "run_autopsy": "autopsy",
+    "ControlReport": "control",
+    "run_control": "control",
+    "train_controls": "control",
+    "write_control_cohort": "control",
+    "ModelDiagnostics": "model_probe",
+    "probe": "model_probe",
+    "Verdict": "verdict",
+    "decide": "verdict",
+    "CHEAP_SECTIONS": "autopsy",
+    "SECTIONS": "autopsy",
+    "Autopsy": "autopsy",
+    "AutopsyConfig": "autopsy",
+    "autopsy_once": "autopsy",
+    "run_autopsy": "autopsy",
     "AutopsyReport": "report",
 }
-__all__ = sorted(EXPORTS)
+__all__ = [
+    "CHEAP_SECTIONS",
+    "SECTIONS",
+    "Autopsy",
+    "AutopsyConfig",
+    "AutopsyReport",
+    "ControlReport",
+    "ModelDiagnostics",
+    "Verdict",
+    "autopsy_once",
+    "decide",
+    "probe",
+    "run_autopsy",
+    "run_control",
+    "train_controls",
+    "write_control_cohort",
+]
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

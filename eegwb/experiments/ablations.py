@@ -38,7 +38,12 @@ from eegwb.experiments.predictions import ProbeSet, Subject, overall_loss, predi
 from eegwb.experiments.report import Finding, Section
 
 AGREEMENT_WARN = 0.3  # rank correlation below this: attributions and ablations disagree
-FAMILIES = {"channel": "per_channel", "window": "per_window", "time_bin": "per_time", "band": "per_band"}
+FAMILIES = {
+    "channel": "per_channel",
+    "window": "per_window",
+    "time_bin": "per_time",
+    "band": "per_band",
+}
 
 
 @dataclass
@@ -84,13 +89,20 @@ def _units(probe: ProbeSet, cfg: AblationConfig, sfreq: float) -> list[Unit]:
     for s, e in window_bins(l, cfg.max_window_bins):
         sel = torch.zeros(1, l, 1, dtype=torch.bool)
         sel[:, s:e] = True
-        units.append(("window", bin_label(s, e),
-                      lambda xx, sel=sel: torch.where(vis & sel, fill, xx), None))
+        units.append(
+            ("window", bin_label(s, e), lambda xx, sel=sel: torch.where(vis & sel, fill, xx), None)
+        )
     for s, e in time_bins(t, cfg.n_time_bins):
         sel = torch.zeros(1, 1, t, dtype=torch.bool)
         sel[..., s:e] = True
-        units.append(("time_bin", bin_label(s, e),
-                      lambda xx, sel=sel: torch.where(vis & sel, fill, xx), None))
+        units.append(
+            (
+                "time_bin",
+                bin_label(s, e),
+                lambda xx, sel=sel: torch.where(vis & sel, fill, xx),
+                None,
+            )
+        )
     freqs = np.fft.rfftfreq(t, 1.0 / sfreq)
     named = bands(sfreq)
     for k, (name, band) in enumerate(named.items()):
@@ -99,38 +111,72 @@ def _units(probe: ProbeSet, cfg: AblationConfig, sfreq: float) -> list[Unit]:
             continue
 
         def stop(xx: torch.Tensor, keep=keep) -> torch.Tensor:
-            return torch.where(vis, torch.fft.irfft(torch.fft.rfft(xx, dim=-1) * keep, n=t, dim=-1), xx)
+            return torch.where(
+                vis, torch.fft.irfft(torch.fft.rfft(xx, dim=-1) * keep, n=t, dim=-1), xx
+            )
 
         units.append(("band", name, stop, None))
     return units
 
 
-def ablation_table(subject: Subject, probe: ProbeSet, sfreq: float, cfg: AblationConfig | None = None,
-                   *, bar: bool = False) -> tuple[dict[str, float], pl.DataFrame]:
-    """Base loss/metric and one row per ablated unit: family, unit, loss, delta_loss, metric, delta_metric."""
+def ablation_table(
+    subject: Subject,
+    probe: ProbeSet,
+    sfreq: float,
+    cfg: AblationConfig | None = None,
+    *,
+    bar: bool = False,
+) -> tuple[dict[str, float], pl.DataFrame]:
+    """Base loss/metric and one row per ablated unit: family, unit, loss, delta_loss, metric,
+    delta_metric."""
     cfg = cfg or AblationConfig()
     with reference_path(subject.module):
         base_out = predict(subject, probe, cfg.batch_size)
         base_losses = sample_losses(subject, probe, base_out)
-        base = {"loss": overall_loss(subject, probe, base_losses), "metric": _metric(subject, probe, base_out)}
+        base = {
+            "loss": overall_loss(subject, probe, base_losses),
+            "metric": _metric(subject, probe, base_out),
+        }
         rows = []
-        for family, unit, fn, touched in tqdm(_units(probe, cfg, sfreq), desc="ablations", disable=not bar, leave=False):
+        for family, unit, fn, touched in tqdm(
+            _units(probe, cfg, sfreq), desc="ablations", disable=not bar, leave=False
+        ):
             out = base_out.clone()
             if touched is None:
                 out = predict(subject, probe, cfg.batch_size, x=fn(probe.x))
             else:  # only these sequences change: predict just them
                 idx = torch.from_numpy(touched)
-                sub = ProbeSet(fn(probe.x), probe.coords[idx], probe.pad_mask[idx], probe.meta[touched.tolist()])
+                sub = ProbeSet(
+                    fn(probe.x),
+                    probe.coords[idx],
+                    probe.pad_mask[idx],
+                    probe.meta[touched.tolist()],
+                )
                 out[idx] = predict(subject, sub, cfg.batch_size)
             loss = overall_loss(subject, probe, sample_losses(subject, probe, out))
             metric = _metric(subject, probe, out)
-            rows.append({"family": family, "unit": unit, "loss": loss, "delta_loss": loss - base["loss"],
-                         "metric": metric, "delta_metric": metric - base["metric"]})
+            rows.append(
+                {
+                    "family": family,
+                    "unit": unit,
+                    "loss": loss,
+                    "delta_loss": loss - base["loss"],
+                    "metric": metric,
+                    "delta_metric": metric - base["metric"],
+                }
+            )
     return base, pl.DataFrame(rows)
 
 
-def ablation_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: AblationConfig | None = None,
-                     attributions: Section | None = None, *, bar: bool = False) -> Section:
+def ablation_section(
+    subject: Subject,
+    probe: ProbeSet,
+    sfreq: float,
+    cfg: AblationConfig | None = None,
+    attributions: Section | None = None,
+    *,
+    bar: bool = False,
+) -> Section:
     """Every ablation family, and its rank agreement with the IG profiles when given."""
     cfg = cfg or AblationConfig()
     base, table = ablation_table(subject, probe, sfreq, cfg, bar=bar)
@@ -139,8 +185,12 @@ def ablation_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: Ablat
     if subject.kind == "classifier":
         numbers["base_auroc"] = base["metric"]
     for family, name in FAMILIES.items():
-        part = (table.filter(pl.col("family") == family).drop("family").rename({"unit": family})
-                .with_columns(importance=pl.col("delta_loss")))
+        part = (
+            table.filter(pl.col("family") == family)
+            .drop("family")
+            .rename({"unit": family})
+            .with_columns(importance=pl.col("delta_loss"))
+        )
         if not part.height:
             continue
         tables[name] = part  # in unit order (channels by name, bins by position)
@@ -148,38 +198,69 @@ def ablation_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: Ablat
         ig = attributions.tables.get(name) if attributions is not None else None
         if ig is not None:
             numbers[f"spearman_{family}"] = rank_agreement(part, ig, family)
-    findings = _findings(numbers, tables, base["loss"], {"per_channel": "channel", "per_band": "band"})
-    notes = [(f"Each unit {'zeroed' if cfg.mode == 'zero' else 'replaced by its mean window'} at visible positions "
-             "(bands: removed from the spectrum); importance = increase of the probe set's loss. "
-             "Spearman: rank correlation with the IG importance of the same units.")]
+    findings = _findings(
+        numbers, tables, base["loss"], {"per_channel": "channel", "per_band": "band"}
+    )
+    notes = [
+        (
+            f"Each unit {'zeroed' if cfg.mode == 'zero' else 'replaced by its mean window'} at "
+            "visible positions "
+            "(bands: removed from the spectrum); importance = increase of the probe set's loss. "
+            "Spearman: rank correlation with the IG importance of the same units."
+        )
+    ]
     return Section("ablations", "Ablations", numbers, tables, findings, notes)
 
 
-def _findings(numbers: dict, tables: dict[str, pl.DataFrame], base_loss: float, keys: dict[str, str]) -> list[Finding]:
+def _findings(
+    numbers: dict, tables: dict[str, pl.DataFrame], base_loss: float, keys: dict[str, str]
+) -> list[Finding]:
     out = []
-    disagree = [f"{fam} ({numbers[f'spearman_{fam}']:.2f})" for fam in FAMILIES
-                if numbers.get(f"spearman_{fam}", math.nan) < AGREEMENT_WARN
-                and tables.get(FAMILIES[fam]) is not None and tables[FAMILIES[fam]].height >= MIN_RANKED]
+    disagree = [
+        f"{fam} ({numbers[f'spearman_{fam}']:.2f})"
+        for fam in FAMILIES
+        if numbers.get(f"spearman_{fam}", math.nan) < AGREEMENT_WARN
+        and tables.get(FAMILIES[fam]) is not None
+        and tables[FAMILIES[fam]].height >= MIN_RANKED
+    ]
     if disagree:
-        out.append(Finding("warn", f"Attributions and ablations disagree (Spearman < {AGREEMENT_WARN}) on: "
-                           f"{', '.join(disagree)}.",
-                           "Gradients and removal measure different things when the model saturates or the "
-                           "baseline is off-distribution; trust the ablation for 'what the loss needs', and "
-                           "try the mean baseline / mean-replacement ablation."))
+        out.append(
+            Finding(
+                "warn",
+                f"Attributions and ablations disagree (Spearman < {AGREEMENT_WARN}) on: "
+                f"{', '.join(disagree)}.",
+                "Gradients and removal measure different things when the model saturates or the "
+                "baseline is off-distribution; trust the ablation for 'what the loss needs', and "
+                "try the mean baseline / mean-replacement ablation.",
+            )
+        )
     for name, key in keys.items():
         t = tables.get(name)
         if t is None:
             continue
         helps = t.filter(pl.col("delta_loss") < -0.05 * abs(base_loss))
         if helps.height:
-            out.append(Finding("warn", f"Removing {key} {', '.join(map(str, helps[key].to_list()[:4]))} lowers the "
-                               "loss: the model is misled by it.",
-                               f"Inspect that {key} for artifacts (line noise, drifts, bad electrode) and consider "
-                               "excluding or filtering it."))
-    if base_loss > 0 and all(t["delta_loss"].abs().max() < 1e-3 * base_loss for t in tables.values()):
-        out.append(Finding("fail", "No ablation changes the loss: the model ignores its input.",
-                           "Together with a collapse in the predictions section this is the 'predicts the "
-                           "dataset mean' failure: run `eegwb control` and check the masking and target."))
+            out.append(
+                Finding(
+                    "warn",
+                    f"Removing {key} {', '.join(map(str, helps[key].to_list()[:4]))} lowers the "
+                    "loss: the model is misled by it.",
+                    f"Inspect that {key} for artifacts (line noise, drifts, bad electrode) and "
+                    "consider "
+                    "excluding or filtering it.",
+                )
+            )
+    if base_loss > 0 and all(
+        t["delta_loss"].abs().max() < 1e-3 * base_loss for t in tables.values()
+    ):
+        out.append(
+            Finding(
+                "fail",
+                "No ablation changes the loss: the model ignores its input.",
+                "Together with a collapse in the predictions section this is the 'predicts the "
+                "dataset mean' failure: run `eegwb control` and check the masking and target.",
+            )
+        )
     return out
 
 
@@ -189,7 +270,13 @@ def ablation_charts(section: Section) -> dict[str, Any]:
     out = {}
     for name, t in section.tables.items():
         key = t.columns[0]
-        out[name] = (alt.Chart(t, title=f"Loss increase when each {key.replace('_', ' ')} is ablated")
-                     .mark_bar().encode(x=alt.X(f"{key}:N", sort=None), y=alt.Y("delta_loss:Q", title="Δ loss"),
-                                        tooltip=[key, "loss", "delta_loss", "delta_metric"]))
+        out[name] = (
+            alt.Chart(t, title=f"Loss increase when each {key.replace('_', ' ')} is ablated")
+            .mark_bar()
+            .encode(
+                x=alt.X(f"{key}:N", sort=None),
+                y=alt.Y("delta_loss:Q", title="Δ loss"),
+                tooltip=[key, "loss", "delta_loss", "delta_metric"],
+            )
+        )
     return out

@@ -36,22 +36,37 @@ NEAR_ZERO_REL = 0.01  # "near zero": below 1% of the module's RMS on the batch
 DEAD_UNITS_WARN = 0.5  # a module with half its units dead is flagged
 HOOKED_TYPES = (nn.Linear, nn.Conv1d)
 BLOCK_TYPES = (MambaLayer, EEGMamba2, nn.TransformerEncoderLayer)
-AUTOPSY_KERNEL_NOTE = ("The autopsy ran the model on the reference PyTorch path (kernel_backend='ref'), "
-                       "with each Mamba-2 conv1d and gated norm called as a module, so that every forward "
-                       "hook fires; fused kernels compute the same function but can bypass hooks.")
+AUTOPSY_KERNEL_NOTE = (
+    "The autopsy ran the model on the reference PyTorch path (kernel_backend='ref'), "
+    "with each Mamba-2 conv1d and gated norm called as a module, so that every forward "
+    "hook fires; fused kernels compute the same function but can bypass hooks."
+)
 
 
 def _hookable_ops(mixer: EEGMamba2, device: torch.device | str | None = None) -> KernelOps:
-    def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-             activation: str | None = None) -> torch.Tensor:
-        out = mixer.conv1d(x)[..., : x.shape[-1]]  # (b, c, l): padding d_conv-1 each side, keep causal part
+    def conv(
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        activation: str | None = None,
+    ) -> torch.Tensor:
+        out = mixer.conv1d(x)[
+            ..., : x.shape[-1]
+        ]  # (b, c, l): padding d_conv-1 each side, keep causal part
         return F.silu(out) if activation in ("silu", "swish") else out
 
-    def norm(y: torch.Tensor, weight: torch.Tensor, z: torch.Tensor | None = None, **_: Any) -> torch.Tensor:
+    def norm(
+        y: torch.Tensor, weight: torch.Tensor, z: torch.Tensor | None = None, **_: Any
+    ) -> torch.Tensor:
         return mixer.norm(y, z)
 
-    return KernelOps("reference", "autopsy: reference path with hookable conv1d and norm",
-                     mamba_chunk_scan_ref, norm, conv)
+    return KernelOps(
+        "reference",
+        "autopsy: reference path with hookable conv1d and norm",
+        mamba_chunk_scan_ref,
+        norm,
+        conv,
+    )
 
 
 @contextlib.contextmanager
@@ -105,7 +120,11 @@ def _rows(out: torch.Tensor, module: nn.Module, valid: torch.Tensor) -> torch.Te
 @torch.no_grad()
 def activation_table(subject: Subject, probe: ProbeSet, batch_size: int) -> pl.DataFrame:
     """One row per hooked module: type, calls, mean, std, near_zero, dead_units, n_units."""
-    named = [(n, m) for n, m in subject.module.named_modules() if isinstance(m, HOOKED_TYPES + BLOCK_TYPES)]
+    named = [
+        (n, m)
+        for n, m in subject.module.named_modules()
+        if isinstance(m, HOOKED_TYPES + BLOCK_TYPES)
+    ]
     stats = {n: _Stats() for n, _ in named}
     current: dict[str, torch.Tensor] = {}
 
@@ -118,8 +137,11 @@ def activation_table(subject: Subject, probe: ProbeSet, batch_size: int) -> pl.D
         with reference_path(subject.module):
             for sl in probe.slices(batch_size):
                 current["valid"] = ~probe.pad_mask[sl].to(subject.device)
-                subject.output(probe.x[sl].to(subject.device), probe.coords[sl].to(subject.device),
-                               probe.pad_mask[sl].to(subject.device))
+                subject.output(
+                    probe.x[sl].to(subject.device),
+                    probe.coords[sl].to(subject.device),
+                    probe.pad_mask[sl].to(subject.device),
+                )
     finally:
         for h in handles:
             h.remove()
@@ -130,9 +152,18 @@ def activation_table(subject: Subject, probe: ProbeSet, batch_size: int) -> pl.D
         var = st.ss / st.n - mean**2 if st.n else float("nan")
         n_units = 0 if st.unit_max is None else st.unit_max.numel()
         dead = 0 if st.unit_max is None else int((st.unit_max < DEAD_ACT).sum())
-        rows.append({"module": name, "type": type(m).__name__, "calls": st.calls, "mean": mean,
-                     "std": max(var, 0.0) ** 0.5, "near_zero": st.near / st.n if st.n else float("nan"),
-                     "dead_units": dead / n_units if n_units else float("nan"), "n_units": n_units})
+        rows.append(
+            {
+                "module": name,
+                "type": type(m).__name__,
+                "calls": st.calls,
+                "mean": mean,
+                "std": max(var, 0.0) ** 0.5,
+                "near_zero": st.near / st.n if st.n else float("nan"),
+                "dead_units": dead / n_units if n_units else float("nan"),
+                "n_units": n_units,
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -141,30 +172,54 @@ def activation_section(subject: Subject, probe: ProbeSet, batch_size: int = 16) 
     table = activation_table(subject, probe, batch_size)
     called = table.filter(pl.col("calls") > 0)
     dead = called.filter(pl.col("dead_units") >= DEAD_UNITS_WARN)
-    numbers = {"n_modules": table.height, "n_called": called.height,
-               "n_not_called": table.height - called.height, "n_mostly_dead": dead.height,
-               "max_dead_units": float(called["dead_units"].max() or 0.0) if called.height else float("nan"),
-               "mean_near_zero": float(called["near_zero"].mean() or 0.0) if called.height else float("nan")}
+    numbers = {
+        "n_modules": table.height,
+        "n_called": called.height,
+        "n_not_called": table.height - called.height,
+        "n_mostly_dead": dead.height,
+        "max_dead_units": float(called["dead_units"].max() or 0.0)
+        if called.height
+        else float("nan"),
+        "mean_near_zero": float(called["near_zero"].mean() or 0.0)
+        if called.height
+        else float("nan"),
+    }
     findings = []
     if dead.height:
-        names = ", ".join(f"{r['module']} ({r['dead_units']:.0%})" for r in dead.head(6).iter_rows(named=True))
-        findings.append(Finding("fail", f"Dead units: {dead.height} module(s) output zero (|a| < {DEAD_ACT:g}) "
-                                f"in at least half of their features over every probe position: {names}.",
-                                "All-zero outputs mean zero weights or inputs that never reach them; compare with "
-                                "the gradient section's dead layers, re-initialise those weights, and check the "
-                                "checkpoint loads the layer you expect."))
+        names = ", ".join(
+            f"{r['module']} ({r['dead_units']:.0%})" for r in dead.head(6).iter_rows(named=True)
+        )
+        findings.append(
+            Finding(
+                "fail",
+                f"Dead units: {dead.height} module(s) output zero (|a| < {DEAD_ACT:g}) "
+                f"in at least half of their features over every probe position: {names}.",
+                "All-zero outputs mean zero weights or inputs that never reach them; compare with "
+                "the gradient section's dead layers, re-initialise those weights, and check the "
+                "checkpoint loads the layer you expect.",
+            )
+        )
     big = called.filter(pl.col("std") > 1e3)
     if big.height:
-        findings.append(Finding("warn", f"Activations explode in {', '.join(big['module'].to_list()[:4])} "
-                                f"(std up to {big['std'].max():.3g}).",
-                                "Check normalisation of the inputs and the norms in each block; lower the "
-                                "learning rate or add weight decay."))
+        findings.append(
+            Finding(
+                "warn",
+                f"Activations explode in {', '.join(big['module'].to_list()[:4])} "
+                f"(std up to {big['std'].max():.3g}).",
+                "Check normalisation of the inputs and the norms in each block; lower the "
+                "learning rate or add weight decay.",
+            )
+        )
     not_called = table.filter(pl.col("calls") == 0)["module"].to_list()
     notes = [AUTOPSY_KERNEL_NOTE]
     if not_called:
-        notes.append(f"Not on the forward path here (never called): {', '.join(not_called[:8])}"
-                     f"{' ...' if len(not_called) > 8 else ''}.")
-    tables = {"per_module": called.sort("dead_units", "near_zero", descending=True, nulls_last=True)}
+        notes.append(
+            f"Not on the forward path here (never called): {', '.join(not_called[:8])}"
+            f"{' ...' if len(not_called) > 8 else ''}."
+        )
+    tables = {
+        "per_module": called.sort("dead_units", "near_zero", descending=True, nulls_last=True)
+    }
     return Section("activations", "Activations", numbers, tables, findings, notes)
 
 
@@ -172,8 +227,15 @@ def activation_charts(section: Section) -> dict[str, Any]:
     import altair as alt
 
     data = section.tables["per_module"]
-    return {"per_module": alt.Chart(data, title="Dead-unit and near-zero fractions per module")
-            .transform_fold(["dead_units", "near_zero"], as_=["measure", "fraction"])
-            .mark_bar().encode(x=alt.X("fraction:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("module:N", sort=None),
-                               color="measure:N", yOffset="measure:N",
-                               tooltip=["module", "type", "mean", "std", "near_zero", "dead_units"])}
+    return {
+        "per_module": alt.Chart(data, title="Dead-unit and near-zero fractions per module")
+        .transform_fold(["dead_units", "near_zero"], as_=["measure", "fraction"])
+        .mark_bar()
+        .encode(
+            x=alt.X("fraction:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("module:N", sort=None),
+            color="measure:N",
+            yOffset="measure:N",
+            tooltip=["module", "type", "mean", "std", "near_zero", "dead_units"],
+        )
+    }

@@ -16,9 +16,10 @@ pads and masked windows, so only what the model sees is attributed):
 |attributions| are aggregated into profiles: per channel (spatial), per window position
 bin and per time bin within a window (temporal), and per frequency band: the same
 path-integrated gradient, expressed in each window's rFFT coefficients (the path is the
-same straight line there), attributes the score to frequency bins at no extra cost. The layer attribution is LayerGradCam (or LayerIntegratedGradients) on
-every mixer's conv1d, mapped back to window positions (mixer_rev runs on reversed
-sequences), on the hookable reference path of `eegwb.experiments.activations`.
+same straight line there), attributes the score to frequency bins at no extra cost. The
+layer attribution is LayerGradCam (or LayerIntegratedGradients) on every mixer's conv1d,
+mapped back to window positions (mixer_rev runs on reversed sequences), on the hookable
+reference path of `eegwb.experiments.activations`.
 
 Shapes: n sequences, l windows, t samples per window, f rfft bins.
 """
@@ -51,7 +52,9 @@ MIN_RANKED = 5  # rank correlations over fewer units are too noisy to flag
 @dataclass
 class AttributionConfig:
     baselines: tuple[str, ...] = BASELINES
-    n_steps: int = 24  # Gauss-Legendre points; the completeness gap is reported and flagged above 5%
+    n_steps: int = (
+        24  # Gauss-Legendre points; the completeness gap is reported and flagged above 5%
+    )
     internal_batch_size: int = 64  # path points per forward pass: bounds memory
     batch_size: int = 8  # probe sequences per IG call
     n_time_bins: int = 16  # bins within a window for the temporal profile
@@ -60,18 +63,30 @@ class AttributionConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.baselines = tuple(self.baselines.split(",")) if isinstance(self.baselines, str) else tuple(self.baselines)
+        self.baselines = (
+            tuple(self.baselines.split(","))
+            if isinstance(self.baselines, str)
+            else tuple(self.baselines)
+        )
         bad = [b for b in self.baselines if b not in BASELINES]
         if bad or not self.baselines:
             raise ValueError(f"AttributionConfig.baselines: {bad or '()'} not in {BASELINES}")
-        for name in ("n_steps", "internal_batch_size", "batch_size", "n_time_bins", "max_window_bins"):
+        for name in (
+            "n_steps",
+            "internal_batch_size",
+            "batch_size",
+            "n_time_bins",
+            "max_window_bins",
+        ):
             if getattr(self, name) < 1:
-                raise ValueError(f"AttributionConfig.{name}: must be >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"AttributionConfig.{name}: must be >= 1, got {getattr(self, name)}"
+                )
         if self.layer_method not in ("gradcam", "integrated_gradients", "none"):
             raise ValueError(f"AttributionConfig.layer_method: {self.layer_method!r} unknown")
 
 
-# ----------------------------------------------------------------------------- bins shared with ablations
+# ---------------------------------------------------------------------- bins shared with ablations
 
 
 def window_bins(l: int, max_bins: int) -> list[tuple[int, int]]:
@@ -147,24 +162,37 @@ def spectral_attribution(x: torch.Tensor, base: torch.Tensor, grad: torch.Tensor
     return (spec * g).sum(-1)
 
 
-def integrated_gradients(subject: Subject, probe: ProbeSet, baseline: str, cfg: AttributionConfig,
-                         *, bar: bool = False) -> IGResult:
+def integrated_gradients(
+    subject: Subject, probe: ProbeSet, baseline: str, cfg: AttributionConfig, *, bar: bool = False
+) -> IGResult:
     """IG of every probe sequence against one baseline, per sample and per frequency bin."""
     from captum.attr import IntegratedGradients
 
     dev = subject.device
     base = make_baseline(baseline, probe, cfg.seed)
-    ig = IntegratedGradients(subject.score, multiply_by_inputs=False)  # the path-integrated gradient
+    ig = IntegratedGradients(
+        subject.score, multiply_by_inputs=False
+    )  # the path-integrated gradient
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("attr", "freq", "delta", "x", "b")}
     with reference_path(subject.module):
-        for sl in tqdm(list(probe.slices(cfg.batch_size)), desc=f"IG {baseline}", disable=not bar, leave=False):
+        for sl in tqdm(
+            list(probe.slices(cfg.batch_size)), desc=f"IG {baseline}", disable=not bar, leave=False
+        ):
             args = tuple(to_device(v, dev) for v in probe.forward_args(sl))
             x_in, b_in = probe.x[sl].to(dev), base[sl].to(dev)
-            grad = ig.attribute(x_in, baselines=b_in, additional_forward_args=args, n_steps=cfg.n_steps,
-                                internal_batch_size=cfg.internal_batch_size)
+            grad = ig.attribute(
+                x_in,
+                baselines=b_in,
+                additional_forward_args=args,
+                n_steps=cfg.n_steps,
+                internal_batch_size=cfg.internal_batch_size,
+            )
             attr = (x_in - b_in) * grad
-            parts["delta"].append(ig.compute_convergence_delta(attr, b_in, x_in, additional_forward_args=args)
-                                  .double().cpu())
+            parts["delta"].append(
+                ig.compute_convergence_delta(attr, b_in, x_in, additional_forward_args=args)
+                .double()
+                .cpu()
+            )
             with torch.no_grad():
                 parts["x"].append(subject.score(x_in, *args).double().cpu())
                 parts["b"].append(subject.score(b_in, *args).double().cpu())
@@ -182,23 +210,42 @@ def _share(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(share=pl.col("importance") / total if total > 0 else pl.lit(0.0))
 
 
-def profiles(attr: torch.Tensor, probe: ProbeSet, cfg: AttributionConfig) -> dict[str, pl.DataFrame]:
+def profiles(
+    attr: torch.Tensor, probe: ProbeSet, cfg: AttributionConfig
+) -> dict[str, pl.DataFrame]:
     """Per-channel, per-window-bin and per-time-bin mean |attribution| (and share of the total)."""
     a = attr.abs() * probe.visible.unsqueeze(-1)  # (n, l, t)
     per_seq = a.sum((1, 2)).numpy()  # (n,)
-    chan = (pl.DataFrame({"channel": probe.channels, "v": per_seq}).group_by("channel")
-            .agg(importance=pl.col("v").mean(), n_sequences=pl.len()).sort("channel"))
+    chan = (
+        pl.DataFrame({"channel": probe.channels, "v": per_seq})
+        .group_by("channel")
+        .agg(importance=pl.col("v").mean(), n_sequences=pl.len())
+        .sort("channel")
+    )
     per_pos, vis = a.sum(2), probe.visible  # (n, l)
-    win = [{"window": bin_label(s, e), "start": s,
-            "importance": float(per_pos[:, s:e].sum() / vis[:, s:e].sum().clamp(min=1))}
-           for s, e in window_bins(a.shape[1], cfg.max_window_bins)]
+    win = [
+        {
+            "window": bin_label(s, e),
+            "start": s,
+            "importance": float(per_pos[:, s:e].sum() / vis[:, s:e].sum().clamp(min=1)),
+        }
+        for s, e in window_bins(a.shape[1], cfg.max_window_bins)
+    ]
     per_t, n_vis = a.sum((0, 1)), vis.sum().clamp(min=1)  # (t,)
-    tim = [{"time_bin": bin_label(s, e), "start": s, "importance": float(per_t[s:e].mean() / n_vis)}
-           for s, e in time_bins(a.shape[2], cfg.n_time_bins)]
-    return {"channel": _share(chan), "window": _share(pl.DataFrame(win)), "time": _share(pl.DataFrame(tim))}
+    tim = [
+        {"time_bin": bin_label(s, e), "start": s, "importance": float(per_t[s:e].mean() / n_vis)}
+        for s, e in time_bins(a.shape[2], cfg.n_time_bins)
+    ]
+    return {
+        "channel": _share(chan),
+        "window": _share(pl.DataFrame(win)),
+        "time": _share(pl.DataFrame(tim)),
+    }
 
 
-def band_profile(attr_f: torch.Tensor, probe: ProbeSet, sfreq: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+def band_profile(
+    attr_f: torch.Tensor, probe: ProbeSet, sfreq: float
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(per band: mean |attribution| per rfft bin in the band, per frequency bin)."""
     t = probe.x.shape[-1]
     vis = probe.visible
@@ -210,8 +257,15 @@ def band_profile(attr_f: torch.Tensor, probe: ProbeSet, sfreq: float) -> tuple[p
     for k, (name, band) in enumerate(named.items()):
         sel = band_of(freqs, band, k == len(named) - 1)
         if sel.any():
-            rows.append({"band": name, "low_hz": band[0], "high_hz": band[1], "n_bins": int(sel.sum()),
-                         "importance": float(per_f.numpy()[sel].mean())})
+            rows.append(
+                {
+                    "band": name,
+                    "low_hz": band[0],
+                    "high_hz": band[1],
+                    "n_bins": int(sel.sum()),
+                    "importance": float(per_f.numpy()[sel].mean()),
+                }
+            )
     return _share(pl.DataFrame(rows)), per_freq
 
 
@@ -219,7 +273,12 @@ def _consensus(frames: list[pl.DataFrame], key: str) -> pl.DataFrame:
     """Mean share over baselines (each baseline's profile normalised to sum 1)."""
     wide = frames[0].select(key)
     for i, f in enumerate(frames):
-        wide = wide.join(f.select(key, pl.col("share").alias(f"share_{i}")), on=key, how="left", maintain_order="left")
+        wide = wide.join(
+            f.select(key, pl.col("share").alias(f"share_{i}")),
+            on=key,
+            how="left",
+            maintain_order="left",
+        )
     cols = [c for c in wide.columns if c.startswith("share_")]
     return wide.with_columns(importance=pl.mean_horizontal(cols)).drop(cols).pipe(_share)
 
@@ -230,7 +289,6 @@ def _consensus(frames: list[pl.DataFrame], key: str) -> pl.DataFrame:
 def layer_profile(subject: Subject, probe: ProbeSet, cfg: AttributionConfig) -> pl.DataFrame | None:
     """Mean attribution per window position bin of every Mamba-2 conv1d output (None: no mixers)."""
     from captum.attr import LayerGradCam, LayerIntegratedGradients
-
 
     mixers = [(n, m) for n, m in subject.model.named_modules() if isinstance(m, EEGMamba2)]
     if not mixers or cfg.layer_method == "none":
@@ -244,11 +302,21 @@ def layer_profile(subject: Subject, probe: ProbeSet, cfg: AttributionConfig) -> 
                 args = tuple(to_device(v, dev) for v in probe.forward_args(sl))
                 x = probe.x[sl].to(dev)
                 if cfg.layer_method == "gradcam":
-                    a = LayerGradCam(subject.score, mixer.conv1d).attribute(x, additional_forward_args=args)[:, 0]
+                    a = LayerGradCam(subject.score, mixer.conv1d).attribute(
+                        x, additional_forward_args=args
+                    )[:, 0]
                 else:
-                    a = LayerIntegratedGradients(subject.score, mixer.conv1d).attribute(
-                        x, baselines=torch.zeros_like(x), additional_forward_args=args, n_steps=cfg.n_steps,
-                        internal_batch_size=cfg.internal_batch_size).sum(1)
+                    a = (
+                        LayerIntegratedGradients(subject.score, mixer.conv1d)
+                        .attribute(
+                            x,
+                            baselines=torch.zeros_like(x),
+                            additional_forward_args=args,
+                            n_steps=cfg.n_steps,
+                            internal_batch_size=cfg.internal_batch_size,
+                        )
+                        .sum(1)
+                    )
                 a = a[:, :l].detach().double().cpu()  # (b, l): the causal part of the conv output
                 if name.endswith("mixer_rev"):  # it saw each sequence reversed: map back
                     lengths = (~probe.pad_mask[sl]).sum(1)
@@ -256,8 +324,14 @@ def layer_profile(subject: Subject, probe: ProbeSet, cfg: AttributionConfig) -> 
                 total += (a * probe.visible[sl]).sum(0)
             counts = probe.visible.sum(0).double().clamp(min=1)
             for s, e in window_bins(l, cfg.max_window_bins):
-                rows.append({"layer": f"{name}.conv1d", "window": bin_label(s, e), "start": s,
-                             "attribution": float(total[s:e].sum() / counts[s:e].sum())})
+                rows.append(
+                    {
+                        "layer": f"{name}.conv1d",
+                        "window": bin_label(s, e),
+                        "start": s,
+                        "attribution": float(total[s:e].sum() / counts[s:e].sum()),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
@@ -275,8 +349,15 @@ def rank_agreement(a: pl.DataFrame, b: pl.DataFrame, key: str) -> float:
     return float(spearmanr(j["importance"].to_numpy(), j["other"].to_numpy()).statistic)
 
 
-def attribution_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: AttributionConfig | None = None,
-                        *, progress: Callable[[str], None] | None = None, bar: bool = False) -> Section:
+def attribution_section(
+    subject: Subject,
+    probe: ProbeSet,
+    sfreq: float,
+    cfg: AttributionConfig | None = None,
+    *,
+    progress: Callable[[str], None] | None = None,
+    bar: bool = False,
+) -> Section:
     """IG under every baseline, its profiles, the band profile and the conv1d layer attribution;
     `progress` is called with "IG <baseline>" as each baseline starts (notebook progress bars)."""
     cfg = cfg or AttributionConfig()
@@ -292,12 +373,20 @@ def attribution_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: At
         band_frames.append(bp)
         diff = (res.score_x - res.score_b).abs()
         gap = float(res.delta.abs().max() / diff.mean().clamp(min=1e-12))
-        complete.append({"baseline": b, "mean_abs_score_change": float(diff.mean()),
-                         "mean_abs_delta": float(res.delta.abs().mean()), "max_abs_delta": float(res.delta.abs().max()),
-                         "relative_gap": gap})
+        complete.append(
+            {
+                "baseline": b,
+                "mean_abs_score_change": float(diff.mean()),
+                "mean_abs_delta": float(res.delta.abs().mean()),
+                "max_abs_delta": float(res.delta.abs().max()),
+                "relative_gap": gap,
+            }
+        )
         numbers[f"completeness_gap_{b}"] = gap
-    tables = {f"per_{k}": _consensus([per[b][k] for b in cfg.baselines], key)
-              for k, key in (("channel", "channel"), ("window", "window"), ("time", "time_bin"))}
+    tables = {
+        f"per_{k}": _consensus([per[b][k] for b in cfg.baselines], key)
+        for k, key in (("channel", "channel"), ("window", "window"), ("time", "time_bin"))
+    }
     tables["completeness"] = pl.DataFrame(complete)
     tables["per_band"] = _consensus(band_frames, "band")
     tables["per_frequency"] = freq
@@ -305,39 +394,85 @@ def attribution_section(subject: Subject, probe: ProbeSet, sfreq: float, cfg: At
     if layer is not None:
         tables["conv1d_layers"] = layer
     ch = tables["per_channel"].sort("importance", descending=True)
-    numbers |= {"top_channel": ch["channel"][0], "top_channel_share": float(ch["share"][0]),
-                "n_steps": cfg.n_steps, "baselines": ",".join(cfg.baselines)}
+    numbers |= {
+        "top_channel": ch["channel"][0],
+        "top_channel_share": float(ch["share"][0]),
+        "n_steps": cfg.n_steps,
+        "baselines": ",".join(cfg.baselines),
+    }
     numbers["top_band"] = tables["per_band"].sort("importance", descending=True)["band"][0]
     if len(cfg.baselines) >= 2:
         b0, b1 = cfg.baselines[:2]
-        numbers[f"channel_rank_agreement_{b0}_{b1}"] = rank_agreement(per[b0]["channel"], per[b1]["channel"], "channel")
-    notes = [(f"Integrated Gradients ({cfg.n_steps} steps) of {'the logit' if subject.kind == 'classifier' else 'minus the masked-window MSE'}; "
-             "importance = mean |attribution| (per sequence for channels, per visible window for window bins, "
-             "per sample for time bins, per rFFT bin for bands), averaged over baselines as shares.")]
-    return Section("attributions", "Attributions (Integrated Gradients)", numbers, tables,
-                   _findings(numbers, tables, cfg), notes)
+        numbers[f"channel_rank_agreement_{b0}_{b1}"] = rank_agreement(
+            per[b0]["channel"], per[b1]["channel"], "channel"
+        )
+    notes = [
+        (
+            f"Integrated Gradients ({cfg.n_steps} steps) of "
+            f"{'the logit' if subject.kind == 'classifier' else 'minus the masked-window MSE'}; "
+            "importance = mean |attribution| (per sequence for channels, per visible window for "
+            "window bins, "
+            "per sample for time bins, per rFFT bin for bands), averaged over baselines as shares."
+        )
+    ]
+    return Section(
+        "attributions",
+        "Attributions (Integrated Gradients)",
+        numbers,
+        tables,
+        _findings(numbers, tables, cfg),
+        notes,
+    )
 
 
-def _findings(numbers: dict, tables: dict[str, pl.DataFrame], cfg: AttributionConfig) -> list[Finding]:
+def _findings(
+    numbers: dict, tables: dict[str, pl.DataFrame], cfg: AttributionConfig
+) -> list[Finding]:
     out = []
     bad = [b for b in cfg.baselines if numbers[f"completeness_gap_{b}"] > COMPLETENESS_WARN]
     if bad:
-        out.append(Finding("warn", f"IG completeness gap above {COMPLETENESS_WARN:.0%} for baseline(s) {', '.join(bad)}: "
-                           "the attributions do not add up to the score change.",
-                           f"Raise n_steps (now {cfg.n_steps}) until Captum's convergence delta is small."))
+        out.append(
+            Finding(
+                "warn",
+                f"IG completeness gap above {COMPLETENESS_WARN:.0%} for baseline(s) "
+                f"{', '.join(bad)}: "
+                "the attributions do not add up to the score change.",
+                f"Raise n_steps (now {cfg.n_steps}) until Captum's convergence delta is small.",
+            )
+        )
     if numbers["top_channel_share"] > ONE_CHANNEL_SHARE and tables["per_channel"].height > 2:
-        out.append(Finding("info", f"Channel {numbers['top_channel']} carries {numbers['top_channel_share']:.0%} of the "
-                           "attribution: the model relies on one channel.",
-                           "Check whether that is plausible (the label's topography) or an artifact of that "
-                           "electrode (data-quality checks per channel)."))
-    agree = next((v for k, v in numbers.items() if k.startswith("channel_rank_agreement")), math.nan)
+        out.append(
+            Finding(
+                "info",
+                f"Channel {numbers['top_channel']} carries {numbers['top_channel_share']:.0%} of "
+                "the "
+                "attribution: the model relies on one channel.",
+                "Check whether that is plausible (the label's topography) or an artifact of that "
+                "electrode (data-quality checks per channel).",
+            )
+        )
+    agree = next(
+        (v for k, v in numbers.items() if k.startswith("channel_rank_agreement")), math.nan
+    )
     if agree < 0.5 and tables["per_channel"].height >= MIN_RANKED:
-        out.append(Finding("warn", f"Baselines disagree on the channel ranking (Spearman {agree:.2f}).",
-                           "Trust only rankings that survive the baseline choice; compare with the ablation ranking."))
+        out.append(
+            Finding(
+                "warn",
+                f"Baselines disagree on the channel ranking (Spearman {agree:.2f}).",
+                "Trust only rankings that survive the baseline choice; compare with the ablation "
+                "ranking.",
+            )
+        )
     if numbers.get("top_band") == "high":
-        out.append(Finding("warn", "The most important frequencies lie above the gamma band (> 45 Hz): the model "
-                           "reads line noise or muscle activity.",
-                           "Notch/low-pass at ingest (--notch, --h-freq) and retrain; check line-noise checks."))
+        out.append(
+            Finding(
+                "warn",
+                "The most important frequencies lie above the gamma band (> 45 Hz): the model "
+                "reads line noise or muscle activity.",
+                "Notch/low-pass at ingest (--notch, --h-freq) and retrain; check line-noise "
+                "checks.",
+            )
+        )
     return out
 
 
@@ -345,17 +480,31 @@ def attribution_charts(section: Section) -> dict[str, Any]:
     import altair as alt
 
     t = section.tables
-    bar = lambda name, key, title: (alt.Chart(t[name], title=title).mark_bar()
-                                    .encode(x=alt.X(f"{key}:N", sort=None), y="share:Q", tooltip=[key, "importance", "share"]))
-    out = {"per_channel": bar("per_channel", "channel", "IG importance per channel (share)"),
-           "per_window": bar("per_window", "window", "IG importance per window position"),
-           "per_time": bar("per_time", "time_bin", "IG importance per time bin within a window")}
+    bar = lambda name, key, title: (
+        alt.Chart(t[name], title=title)
+        .mark_bar()
+        .encode(x=alt.X(f"{key}:N", sort=None), y="share:Q", tooltip=[key, "importance", "share"])
+    )
+    out = {
+        "per_channel": bar("per_channel", "channel", "IG importance per channel (share)"),
+        "per_window": bar("per_window", "window", "IG importance per window position"),
+        "per_time": bar("per_time", "time_bin", "IG importance per time bin within a window"),
+    }
     out["per_band"] = bar("per_band", "band", "IG importance per frequency band (per bin)")
-    out["per_frequency"] = (alt.Chart(t["per_frequency"], title="IG importance per frequency")
-                            .mark_line().encode(x="freq_hz:Q", y="importance:Q"))
+    out["per_frequency"] = (
+        alt.Chart(t["per_frequency"], title="IG importance per frequency")
+        .mark_line()
+        .encode(x="freq_hz:Q", y="importance:Q")
+    )
     if "conv1d_layers" in t:
-        out["conv1d_layers"] = (alt.Chart(t["conv1d_layers"], title="Layer attribution on each Mamba-2 conv1d")
-                                .mark_rect().encode(x=alt.X("window:N", sort=None), y="layer:N",
-                                                    color=alt.Color("attribution:Q", scale=alt.Scale(scheme="redblue", domainMid=0)),
-                                                    tooltip=["layer", "window", "attribution"]))
+        out["conv1d_layers"] = (
+            alt.Chart(t["conv1d_layers"], title="Layer attribution on each Mamba-2 conv1d")
+            .mark_rect()
+            .encode(
+                x=alt.X("window:N", sort=None),
+                y="layer:N",
+                color=alt.Color("attribution:Q", scale=alt.Scale(scheme="redblue", domainMid=0)),
+                tooltip=["layer", "window", "attribution"],
+            )
+        )
     return out

@@ -64,7 +64,9 @@ CHEAP_SECTIONS = ("predictions", "gradients", "activations", "failures")  # seco
 @dataclass
 class AutopsyConfig:
     split: str | None = None  # None: "val" (pretrained) or "test" (fine-tuned); also train / all
-    max_sequences: int = 32  # the probe set: every section scores these (IG costs ~ sequences x steps)
+    max_sequences: int = (
+        32  # the probe set: every section scores these (IG costs ~ sequences x steps)
+    )
     batch_size: int = 16  # sequences per forward pass
     seed: int = 0  # probe choice, masks and the noise baseline
     worst_k: int = 10
@@ -82,7 +84,11 @@ class AutopsyConfig:
 
 def parse_sections(sections: str | Sequence[str]) -> tuple[str, ...]:
     """'predictions,ablations' or a list -> names in report order; unknown names are errors."""
-    names = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections) if s.strip()]
+    names = [
+        s.strip()
+        for s in (sections.split(",") if isinstance(sections, str) else sections)
+        if s.strip()
+    ]
     bad = [s for s in names if s not in SECTIONS]
     if bad or not names:
         raise ConfigError(f"sections: {bad or '(none)'} not in {', '.join(SECTIONS)}")
@@ -101,7 +107,9 @@ def choose_sequences(index: pl.DataFrame, n: int, seed: int, by: Sequence[str]) 
 # ----------------------------------------------------------------------------- loading
 
 
-def _load_finetuned(path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
+def _load_finetuned(
+    path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device
+) -> dict[str, Any]:
 
     clf, ckpt = load_finetuned(path, map_location=str(device))
     cfg = from_dict(FinetuneConfig, ckpt["config"])
@@ -109,28 +117,60 @@ def _load_finetuned(path: Path, ckpt: dict, data: str | Path | None, split: str,
     same = Path(cfg.data.root).resolve() == root.resolve()
     people = (ckpt.get("participants") or {}).get(split) if split != "all" and same else None
     if split != "all" and same and not people:
-        raise InputError(f"{path}: the checkpoint records no {split!r} participants; use split 'all'")
-    ds = EEGDataset.open(root, selection=participant_selection(root, people) if people else None,
-                         channels=cfg.data.channels, normalisation=cfg.data.normalisation,
-                         max_windows=cfg.data.max_windows, cache_dir=cfg.data.cache_dir if same else None)
-    labels = sequence_labels(ds.index, recording_labels(root, cfg.labels), f"{root} (label {cfg.labels.name!r})")
-    return {"subject": Subject("classifier", clf.to(device).eval(), clf.model, float(ckpt.get("threshold", 0.5)), device),
-            "dataset": ds, "labels": labels, "label_name": cfg.labels.name, "config": ckpt["config"],
-            "model_config": ckpt["model_config"], "tracking": cfg.tracking, "run_tag": TAG_FINETUNED,
-            "trained_on": str(ckpt.get("pretrained", ""))}
+        raise InputError(
+            f"{path}: the checkpoint records no {split!r} participants; use split 'all'"
+        )
+    ds = EEGDataset.open(
+        root,
+        selection=participant_selection(root, people) if people else None,
+        channels=cfg.data.channels,
+        normalisation=cfg.data.normalisation,
+        max_windows=cfg.data.max_windows,
+        cache_dir=cfg.data.cache_dir if same else None,
+    )
+    labels = sequence_labels(
+        ds.index, recording_labels(root, cfg.labels), f"{root} (label {cfg.labels.name!r})"
+    )
+    return {
+        "subject": Subject(
+            "classifier",
+            clf.to(device).eval(),
+            clf.model,
+            float(ckpt.get("threshold", 0.5)),
+            device,
+        ),
+        "dataset": ds,
+        "labels": labels,
+        "label_name": cfg.labels.name,
+        "config": ckpt["config"],
+        "model_config": ckpt["model_config"],
+        "tracking": cfg.tracking,
+        "run_tag": TAG_FINETUNED,
+        "trained_on": str(ckpt.get("pretrained", "")),
+    }
 
 
-def _load_pretrained(path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device) -> dict[str, Any]:
+def _load_pretrained(
+    path: Path, ckpt: dict, data: str | Path | None, split: str, device: torch.device
+) -> dict[str, Any]:
 
     if split == "test":
         raise InputError(f"{path}: pretraining never reads a test split; use val, train or all")
     objective, cfg = load_objective(path, device)
     ds = open_split(cfg, split, data_root=data)
     describe = ckpt.get("describe", {})
-    return {"subject": Subject("reconstruction", objective.model, objective.model, device=device),
-            "objective": objective, "dataset": ds, "labels": None, "label_name": None, "config": to_dict(cfg),
-            "model_config": to_dict(cfg.model), "tracking": cfg.tracking, "run_tag": TAG_CHECKPOINT,
-            "trained_on": str(describe.get("kernel_path", "unknown"))}
+    return {
+        "subject": Subject("reconstruction", objective.model, objective.model, device=device),
+        "objective": objective,
+        "dataset": ds,
+        "labels": None,
+        "label_name": None,
+        "config": to_dict(cfg),
+        "model_config": to_dict(cfg.model),
+        "tracking": cfg.tracking,
+        "run_tag": TAG_CHECKPOINT,
+        "trained_on": str(describe.get("kernel_path", "unknown")),
+    }
 
 
 def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
@@ -145,8 +185,12 @@ def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
     chosen = ds.subset(choose_sequences(index, cfg.max_sequences, cfg.seed, by))
     batch = collate([chosen[i] for i in range(len(chosen))])
     order = pl.DataFrame({"seq_index": batch.seq_index.numpy()})
-    meta = order.join(ds.index.select("seq_index", "participant", "run", "channel", "row_start", "n_windows"),
-                      on="seq_index", how="left", maintain_order="left")
+    meta = order.join(
+        ds.index.select("seq_index", "participant", "run", "channel", "row_start", "n_windows"),
+        on="seq_index",
+        how="left",
+        maintain_order="left",
+    )
     probe = ProbeSet(batch.x, batch.coords, batch.pad_mask, meta)
     if labels is not None:
         probe.label = torch.from_numpy(labels[batch.seq_index.numpy()].astype(np.float32))
@@ -155,11 +199,17 @@ def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
         gen = torch.Generator().manual_seed(cfg.seed)
         probe.mask = make_mask(batch.pad_mask, obj.masking.mask_ratio, generator=gen)
         probe.x = apply_mask(batch.x, probe.mask, obj.masking.style, generator=gen)
-        if obj.masking.style == "bert":  # 10% of masked windows stay as they were: the model sees them
+        if (
+            obj.masking.style == "bert"
+        ):  # 10% of masked windows stay as they were: the model sees them
             probe.kept = probe.mask & (probe.x == batch.x).all(-1) & batch.x.ne(0).any(-1)
         with torch.no_grad(), reference_path(obj.model):
             dev = loaded["subject"].device
-            probe.target = make_target(obj.target_kind, batch.x.to(dev), obj.model.token_encoder, obj.teacher).float().cpu()
+            probe.target = (
+                make_target(obj.target_kind, batch.x.to(dev), obj.model.token_encoder, obj.teacher)
+                .float()
+                .cpu()
+            )
     return probe
 
 
@@ -169,7 +219,12 @@ def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
 class Autopsy:
     """One checkpoint, one split, one probe set; sections run on demand and are kept."""
 
-    def __init__(self, checkpoint: str | Path, data: str | Path | None = None, config: AutopsyConfig | None = None):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        data: str | Path | None = None,
+        config: AutopsyConfig | None = None,
+    ):
 
         self.checkpoint = Path(checkpoint)
         self.cfg = config or AutopsyConfig()
@@ -197,19 +252,38 @@ class Autopsy:
     def sees_input(self) -> bool:
         return bool(self.probe.visible.any())
 
-    def run(self, name: str, *, attributions: Section | None = None, progress: Callable[[str], None] | None = None,
-            bar: bool = False) -> Section:
+    def run(
+        self,
+        name: str,
+        *,
+        attributions: Section | None = None,
+        progress: Callable[[str], None] | None = None,
+        bar: bool = False,
+    ) -> Section:
         """Run one section (again), keep it in `sections` and return it. Ablations are
         compared with `attributions` (default: the attributions section run before);
         `progress` hears each IG baseline as it starts."""
         t0 = time.perf_counter()
         s, p, c, sfreq = self.subject, self.probe, self.cfg, float(self.dataset.sfreq)
         if name in ("attributions", "ablations") and not self.sees_input():
-            section = Section(name, name.capitalize(), {"visible_windows": 0}, {}, [Finding(
-                "fail", "Every window is masked: the model sees no signal, so there is nothing to attribute or "
-                "ablate. Any loss decrease can only come from the position and channel encodings.",
-                "This is the 100%-mask control: compare its loss with the position/channel floors "
-                "(`eegwb control`) before reading any lower-mask result.")])
+            section = Section(
+                name,
+                name.capitalize(),
+                {"visible_windows": 0},
+                {},
+                [
+                    Finding(
+                        "fail",
+                        "Every window is masked: the model sees no signal, so there is nothing to "
+                        "attribute or "
+                        "ablate. Any loss decrease can only come from the position and channel "
+                        "encodings.",
+                        "This is the 100%-mask control: compare its loss with the position/channel "
+                        "floors "
+                        "(`eegwb control`) before reading any lower-mask result.",
+                    )
+                ],
+            )
         elif name == "predictions":
             section = prediction_section(s, p, self.outputs)
         elif name == "gradients":
@@ -220,8 +294,9 @@ class Autopsy:
         elif name == "attributions":
             section = attribution_section(s, p, sfreq, c.attribution, progress=progress, bar=bar)
         elif name == "ablations":
-            section = ablation_section(s, p, sfreq, c.ablation, attributions or self.sections.get("attributions"),
-                                       bar=bar)
+            section = ablation_section(
+                s, p, sfreq, c.ablation, attributions or self.sections.get("attributions"), bar=bar
+            )
         elif name == "failures":
             section = failure_section(s, p, self.outputs, c.worst_k)
         else:
@@ -230,8 +305,13 @@ class Autopsy:
         self.sections[name] = section
         return section
 
-    def run_all(self, sections: Sequence[str] = SECTIONS, progress: Callable[[str], None] | None = None,
-                *, bar: bool = False) -> dict[str, Section]:
+    def run_all(
+        self,
+        sections: Sequence[str] = SECTIONS,
+        progress: Callable[[str], None] | None = None,
+        *,
+        bar: bool = False,
+    ) -> dict[str, Section]:
         """Run `sections` in report order (attributions before ablations, for their agreement)."""
         names = parse_sections(sections)
         for name in tqdm(names, desc="autopsy", disable=not bar):
@@ -243,45 +323,59 @@ class Autopsy:
     def header(self) -> dict[str, Any]:
         mc = self.loaded["model_config"]
         return {
-            "checkpoint": str(self.checkpoint), "kind": self.subject.kind,
-            "model": f"{mc.get('backbone')} d_model={mc.get('d_model')} n_layers={mc.get('n_layers')} "
-                     f"target={mc.get('target')}",
-            "data": str(self.dataset.root), "split": self.split,
+            "checkpoint": str(self.checkpoint),
+            "kind": self.subject.kind,
+            "model": f"{mc.get('backbone')} d_model={mc.get('d_model')} "
+            f"n_layers={mc.get('n_layers')} target={mc.get('target')}",
+            "data": str(self.dataset.root),
+            "split": self.split,
             "sequences": f"{len(self.probe)} of {len(self.dataset)} (seed {self.cfg.seed})",
-            "channels": ",".join(self.dataset.channels), "sfreq_hz": float(self.dataset.sfreq),
+            "channels": ",".join(self.dataset.channels),
+            "sfreq_hz": float(self.dataset.sfreq),
             "window_samples": int(self.dataset.window_samples),
             "time_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "trained_with": self.loaded["trained_on"], "autopsy_kernel_path": "reference (hookable)",
-            "kernel_note": AUTOPSY_KERNEL_NOTE, "config": self.loaded["config"],
+            "trained_with": self.loaded["trained_on"],
+            "autopsy_kernel_path": "reference (hookable)",
+            "kernel_note": AUTOPSY_KERNEL_NOTE,
+            "config": self.loaded["config"],
         }
 
     def report(self, sections: dict[str, Section] | None = None) -> AutopsyReport:
         """The report of `sections` (default: every section run so far), in report order."""
         given = self.sections if sections is None else sections
         sections = {n: given[n] for n in SECTIONS if n in given}
-        planted = planted_effect_section(self.dataset.root, self.loaded.get("label_name"), sections,
-                                         float(self.dataset.sfreq))
+        planted = planted_effect_section(
+            self.dataset.root, self.loaded.get("label_name"), sections, float(self.dataset.sfreq)
+        )
         if planted is not None:
             sections["planted"] = planted
-        positions = {ch: list(map(float, xyz)) for ch, xyz in
-                     self.dataset.index.group_by("channel").agg(pl.col("x", "y", "z").first()).select(
-                         "channel", pl.concat_list("x", "y", "z")).iter_rows()}
+        positions = {
+            ch: list(map(float, xyz))
+            for ch, xyz in self.dataset.index.group_by("channel")
+            .agg(pl.col("x", "y", "z").first())
+            .select("channel", pl.concat_list("x", "y", "z"))
+            .iter_rows()
+        }
         return AutopsyReport(self.header(), sections, positions)
 
-
-    def log(self, report: AutopsyReport, *, run_id: str | None = None, tracking_uri: str | None = None) -> str | None:
+    def log(
+        self, report: AutopsyReport, *, run_id: str | None = None, tracking_uri: str | None = None
+    ) -> str | None:
         """Log `report` to MLflow under the checkpoint's run (`run_id`, else found by its
         checkpoint tag) in the checkpoint config's store; nothing when its tracking is off."""
         tc = self.loaded["tracking"]
         if not tc.enabled:
             return None
         uri = tracking_uri or tc.uri
-        parent = run_id or find_checkpoint_run(self.checkpoint, uri, tc.experiment, self.loaded["run_tag"])
+        parent = run_id or find_checkpoint_run(
+            self.checkpoint, uri, tc.experiment, self.loaded["run_tag"]
+        )
         return log_report(report, run_id=parent, tracking_uri=uri, experiment=tc.experiment)
 
 
-def planted_effect_section(root: Path, label_name: str | None, sections: dict[str, Section],
-                           sfreq: float) -> Section | None:
+def planted_effect_section(
+    root: Path, label_name: str | None, sections: dict[str, Section], sfreq: float
+) -> Section | None:
     """Ranks of the manifest's planted channels and band in the IG and ablation rankings
     (None unless a classifier of the planted label is autopsied on a synthetic cohort)."""
     manifest_path = Path(root) / "manifest.json"
@@ -291,7 +385,10 @@ def planted_effect_section(root: Path, label_name: str | None, sections: dict[st
     if effect.get("name") != label_name or not effect.get("effect_size"):
         return None
     planted, (lo, hi) = [str(c).upper() for c in effect["channels"]], effect["band_hz"]
-    numbers: dict[str, Any] = {"planted_channels": ",".join(planted), "planted_band_hz": f"{lo}-{hi}"}
+    numbers: dict[str, Any] = {
+        "planted_channels": ",".join(planted),
+        "planted_band_hz": f"{lo}-{hi}",
+    }
     overlap = {name: max(0.0, min(hi, b[1]) - max(lo, b[0])) for name, b in bands(sfreq).items()}
     band = max(overlap, key=overlap.get)
     numbers["planted_band"] = band
@@ -305,33 +402,56 @@ def planted_effect_section(root: Path, label_name: str | None, sections: dict[st
         numbers |= channel_numbers
         findings += channel_findings
         if "per_band" in t.tables:
-            ranked_bands = t.tables["per_band"].sort("importance", descending=True)["band"].to_list()
-            numbers[f"{sec}_band_rank"] = ranked_bands.index(band) + 1 if band in ranked_bands else -1
-    notes = [("The synthetic cohort's manifest says where the label effect was planted: a model that learnt the "
-             "label should rank those channels and that band near the top (rank 1 = most important).")]
+            ranked_bands = (
+                t.tables["per_band"].sort("importance", descending=True)["band"].to_list()
+            )
+            numbers[f"{sec}_band_rank"] = (
+                ranked_bands.index(band) + 1 if band in ranked_bands else -1
+            )
+    notes = [
+        (
+            "The synthetic cohort's manifest says where the label effect was planted: a model that "
+            "learnt the "
+            "label should rank those channels and that band near the top (rank 1 = most important)."
+        )
+    ]
     return Section("planted", "Planted effect (synthetic cohort)", numbers, {}, findings, notes)
 
 
-def _planted_channel_ranks(sec: str, ranked: list[str], planted: list[str]) -> tuple[dict[str, Any], list[Finding]]:
+def _planted_channel_ranks(
+    sec: str, ranked: list[str], planted: list[str]
+) -> tuple[dict[str, Any], list[Finding]]:
     """Ranks and recall@k of the planted channels in `ranked` (most important first). Only the
     planted channels the model has count (k = how many): one it never sees cannot rank, and
     counting it would blame the model for the montage."""
     probed = [c for c in planted if c in ranked]
-    numbers: dict[str, Any] = {f"{sec}_channel_ranks": ",".join(str(ranked.index(c) + 1) for c in probed),
-                               f"{sec}_planted_channels_probed": ",".join(probed)}
+    numbers: dict[str, Any] = {
+        f"{sec}_channel_ranks": ",".join(str(ranked.index(c) + 1) for c in probed),
+        f"{sec}_planted_channels_probed": ",".join(probed),
+    }
     if not probed:
-        return numbers, [Finding("info", f"None of the planted channels ({', '.join(planted)}) is among the "
-                                 f"{len(ranked)} channels the {sec} ranked: the planted-effect check cannot apply.",
-                                 "Autopsy a model trained on the planted channels to test whether it "
-                                 "found the effect.")]
+        return numbers, [
+            Finding(
+                "info",
+                f"None of the planted channels ({', '.join(planted)}) is among the "
+                f"{len(ranked)} channels the {sec} ranked: the planted-effect check cannot apply.",
+                "Autopsy a model trained on the planted channels to test whether it "
+                "found the effect.",
+            )
+        ]
     recall = len(set(ranked[: len(probed)]) & set(probed)) / len(probed)
     numbers[f"{sec}_channel_recall_at_k"] = recall
     if recall >= 0.5:
         return numbers, []
-    return numbers, [Finding("warn", f"The {sec} ranking misses the planted channels (ranks "
-                             f"{numbers[f'{sec}_channel_ranks']} of {len(ranked)} for {', '.join(probed)}).",
-                             "The model may use something else than the planted effect (a confound, or noise); "
-                             "check the baseline's AUROC and train longer or with more participants.")]
+    return numbers, [
+        Finding(
+            "warn",
+            f"The {sec} ranking misses the planted channels (ranks "
+            f"{numbers[f'{sec}_channel_ranks']} of {len(ranked)} for {', '.join(probed)}).",
+            "The model may use something else than the planted effect (a confound, or noise); "
+            "check the baseline's AUROC and train longer or with more participants.",
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -341,18 +461,21 @@ def default_out_dir(checkpoint: str | Path) -> Path:
     return Path("reports") / "autopsy" / Path(checkpoint).stem
 
 
-def find_checkpoint_run(checkpoint: str | Path, tracking_uri: str | None, experiment: str, tag: str) -> str | None:
+def find_checkpoint_run(
+    checkpoint: str | Path, tracking_uri: str | None, experiment: str, tag: str
+) -> str | None:
     """The MLflow run whose checkpoint tag names this file (None when not found or unreachable)."""
     try:
         from mlflow import MlflowClient
-
 
         client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
             return None
         target = Path(checkpoint).resolve()
-        for run in client.search_runs([exp.experiment_id], order_by=["start_time DESC"], max_results=500):
+        for run in client.search_runs(
+            [exp.experiment_id], order_by=["start_time DESC"], max_results=500
+        ):
             for key in (tag, TAG_CHECKPOINT_LAST):
                 value = run.data.tags.get(key)
                 if value and Path(value).resolve() == target:
@@ -362,10 +485,20 @@ def find_checkpoint_run(checkpoint: str | Path, tracking_uri: str | None, experi
     return None
 
 
-def run_autopsy(checkpoint: str | Path, data: str | Path | None = None, sections: str | Sequence[str] = SECTIONS,
-                out_dir: str | Path | None = None, *, config: AutopsyConfig | None = None, overwrite: bool = False,
-                track: bool = True, run_id: str | None = None, tracking_uri: str | None = None,
-                progress: Callable[[str], None] | None = None, bar: bool = False) -> AutopsyReport:
+def run_autopsy(
+    checkpoint: str | Path,
+    data: str | Path | None = None,
+    sections: str | Sequence[str] = SECTIONS,
+    out_dir: str | Path | None = None,
+    *,
+    config: AutopsyConfig | None = None,
+    overwrite: bool = False,
+    track: bool = True,
+    run_id: str | None = None,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    bar: bool = False,
+) -> AutopsyReport:
     """Autopsy `checkpoint` on `data` (default: its own split), write the report to `out_dir`
     (report.md, report.html, report.json, charts/) and log it to MLflow under the checkpoint's
     run (`run_id`, else found by its checkpoint tag) unless `track` is False."""
@@ -395,7 +528,9 @@ def marker_name(checkpoint: str | Path) -> str:
     return f"autopsy.{xxhash.xxh3_64_hexdigest(ident.encode())}.started.json"
 
 
-def autopsy_once(checkpoint: str | Path | None, *, out_dir: str | Path | None = None, **kwargs: Any) -> AutopsyReport | None:
+def autopsy_once(
+    checkpoint: str | Path | None, *, out_dir: str | Path | None = None, **kwargs: Any
+) -> AutopsyReport | None:
     """`run_autopsy` unless it already ran on this very checkpoint file (same path, size and
     mtime) into this folder; for training to call when it finishes and when it stops early.
     Never raises: a failure is logged and written to `autopsy.failed.txt`, and training's
@@ -412,8 +547,12 @@ def autopsy_once(checkpoint: str | Path | None, *, out_dir: str | Path | None = 
         log.info("autopsy of %s already ran (%s exists)", checkpoint, marker)
         return None
     with os.fdopen(fd, "w") as fh:
-        json.dump({"checkpoint": str(checkpoint), "started_utc": dt.datetime.now(dt.UTC).isoformat()}, fh)
-    for stale in out.glob("autopsy.*.started.json"):  # markers of earlier versions of the checkpoint
+        json.dump(
+            {"checkpoint": str(checkpoint), "started_utc": dt.datetime.now(dt.UTC).isoformat()}, fh
+        )
+    for stale in out.glob(
+        "autopsy.*.started.json"
+    ):  # markers of earlier versions of the checkpoint
         if stale != marker:
             stale.unlink(missing_ok=True)
     try:

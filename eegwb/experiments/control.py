@@ -49,10 +49,14 @@ def control_config_path(name: str, configs_dir: str | Path | None = None) -> Pat
     """configs/control_*.yaml for a control letter ("a".."d") or full name."""
 
     stem = CONTROLS.get(name, name)
-    path = Path(configs_dir or find_project_root(Path(__file__).parent) / "configs") / f"{stem}.yaml"
+    path = (
+        Path(configs_dir or find_project_root(Path(__file__).parent) / "configs") / f"{stem}.yaml"
+    )
     if not path.is_file():
-        raise MissingInputError(f"{path}: control config {name!r} does not exist "
-                                f"(known: {', '.join(f'{k}={v}' for k, v in CONTROLS.items())})")
+        raise MissingInputError(
+            f"{path}: control config {name!r} does not exist "
+            f"(known: {', '.join(f'{k}={v}' for k, v in CONTROLS.items())})"
+        )
     return path
 
 
@@ -79,14 +83,26 @@ class ControlReport:
 
     def summary(self) -> dict[str, Any]:
         u = {f"floor_{k}": self.floors.mse(k, unbiased=True) for k in KINDS}
-        return {"control": self.name, "mask_ratio": self.inputs.mask_ratio,
-                "temporal": self.inputs.temporal_encoding, "spatial": self.inputs.spatial_encoding,
-                "loss": self.diagnostics.val_loss, **u, "verdict": self.verdict.title}
+        return {
+            "control": self.name,
+            "mask_ratio": self.inputs.mask_ratio,
+            "temporal": self.inputs.temporal_encoding,
+            "spatial": self.inputs.spatial_encoding,
+            "loss": self.diagnostics.val_loss,
+            **u,
+            "verdict": self.verdict.title,
+        }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "checkpoint": self.checkpoint, "inputs": asdict(self.inputs),
-                "model": self.model, "floors": self.floors.to_dict(),
-                "diagnostics": self.diagnostics.to_dict(), "verdict": self.verdict.to_dict()}
+        return {
+            "name": self.name,
+            "checkpoint": self.checkpoint,
+            "inputs": asdict(self.inputs),
+            "model": self.model,
+            "floors": self.floors.to_dict(),
+            "diagnostics": self.diagnostics.to_dict(),
+            "verdict": self.verdict.to_dict(),
+        }
 
     def save_json(self, path: str | Path, overwrite: bool = False) -> Path:
         """The report as JSON at `path`; an existing file is replaced only with `overwrite`
@@ -95,28 +111,40 @@ class ControlReport:
 
     def text(self) -> str:
         """The floor table, the diagnostics table and the verdict, for a terminal."""
-        lines = [f"Control: {self.name}" + (f" ({self.checkpoint})" if self.checkpoint else ""),
-                 (f"inputs: mask {self.inputs.mask_ratio:.0%}, temporal encoding "
-                  f"{'on' if self.inputs.temporal_encoding else 'off'}, spatial encoding "
-                  f"{'on' if self.inputs.spatial_encoding else 'off'}, target {self.inputs.target}"),
-                 f"tokens scored: {self.floors.n_tokens} x {self.floors.dim}", "",
-                 f"{'information':<26}{'floor':>10}{'unbiased':>10}{'groups':>8}"]
+        lines = [
+            f"Control: {self.name}" + (f" ({self.checkpoint})" if self.checkpoint else ""),
+            (
+                f"inputs: mask {self.inputs.mask_ratio:.0%}, temporal encoding "
+                f"{'on' if self.inputs.temporal_encoding else 'off'}, spatial encoding "
+                f"{'on' if self.inputs.spatial_encoding else 'off'}, target {self.inputs.target}"
+            ),
+            f"tokens scored: {self.floors.n_tokens} x {self.floors.dim}",
+            "",
+            f"{'information':<26}{'floor':>10}{'unbiased':>10}{'groups':>8}",
+        ]
         for r in self.floors.rows():
-            lines.append(f"{r['information']:<26}{r['mse']:>10.4f}{r['mse_unbiased']:>10.4f}"
-                         f"{r['n_groups']:>8}")
+            lines.append(
+                f"{r['information']:<26}{r['mse']:>10.4f}{r['mse_unbiased']:>10.4f}"
+                f"{r['n_groups']:>8}"
+            )
         lines.append(f"{'model loss':<26}{self.diagnostics.val_loss:>10.4f}")
         lines += ["", f"{'diagnostic':<26}{'value':>10}  {'threshold':<12}{'original':<36}reading"]
         for r in self.diagnostics.rows():
-            lines.append(f"{r['diagnostic']:<26}{r['value']:>10.4f}  {r['threshold']:<12}"
-                         f"{r['original']:<36}{r['reading']}")
+            lines.append(
+                f"{r['diagnostic']:<26}{r['value']:>10.4f}  {r['threshold']:<12}"
+                f"{r['original']:<36}{r['reading']}"
+            )
         return "\n".join([*lines, "", self.verdict.text()])
 
 
-def save_reports_json(reports: ControlReport | Sequence[ControlReport], path: str | Path,
-                      overwrite: bool = False) -> Path:
+def save_reports_json(
+    reports: ControlReport | Sequence[ControlReport], path: str | Path, overwrite: bool = False
+) -> Path:
     """One report as a JSON object, or several as a list; an existing `path` is replaced only
     with `overwrite` (else `OutputExistsError` naming it)."""
-    data = reports.to_dict() if isinstance(reports, ControlReport) else [r.to_dict() for r in reports]
+    data = (
+        reports.to_dict() if isinstance(reports, ControlReport) else [r.to_dict() for r in reports]
+    )
     text = json.dumps(data, indent=2, default=_json_default, allow_nan=True)
     return atomic_write_text(path, text + "\n", overwrite=overwrite)
 
@@ -147,14 +175,15 @@ def run_control(
     """
     from torch.utils.data import DataLoader
 
-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     checkpoint = ""
     if isinstance(checkpoint_or_objective, torch.nn.Module):
         objective = checkpoint_or_objective.to(device)
         if dataset is None or isinstance(dataset, (str, Path)):
-            raise ValueError("run_control: with an objective instead of a checkpoint, pass an EEGDataset")
+            raise ValueError(
+                "run_control: with an objective instead of a checkpoint, pass an EEGDataset"
+            )
     else:
         checkpoint = str(checkpoint_or_objective)
         objective, cfg = load_objective(checkpoint, device)
@@ -165,10 +194,20 @@ def run_control(
     floors, diag = probe(objective, (b.to(device) for b in loader), seed=seed)
     inputs = InputInfo.from_config(model_cfg, masking)
     verdict = decide(floors, diag, inputs, verdict_cfg)
-    model = {**{k: v for k, v in asdict(model_cfg).items() if isinstance(v, (str, int, float, bool))},
-             "mask_ratio": masking.mask_ratio, "mask_style": masking.style}
-    return ControlReport(name or (Path(checkpoint).stem if checkpoint else "model"), inputs, floors,
-                         diag, verdict, checkpoint, model)
+    model = {
+        **{k: v for k, v in asdict(model_cfg).items() if isinstance(v, (str, int, float, bool))},
+        "mask_ratio": masking.mask_ratio,
+        "mask_style": masking.style,
+    }
+    return ControlReport(
+        name or (Path(checkpoint).stem if checkpoint else "model"),
+        inputs,
+        floors,
+        diag,
+        verdict,
+        checkpoint,
+        model,
+    )
 
 
 # ----------------------------------------------------------------------------- charts and tables
@@ -179,7 +218,9 @@ def summary_frame(reports: Sequence[ControlReport]) -> pl.DataFrame:
     return pl.DataFrame([r.summary() for r in reports])
 
 
-def ladder_chart(reports: ControlReport | Sequence[ControlReport], title: str = "floor ladder") -> Any:
+def ladder_chart(
+    reports: ControlReport | Sequence[ControlReport], title: str = "floor ladder"
+) -> Any:
     """Floors as bars (unbiased; the exact in-sample floor as a tick), each model's loss as
     a horizontal rule. The floors drawn are the first report's: give reports of one split
     and fixed targets (signal), or one report per chart."""
@@ -188,22 +229,43 @@ def ladder_chart(reports: ControlReport | Sequence[ControlReport], title: str = 
     reports = [reports] if isinstance(reports, ControlReport) else list(reports)
     order = [LABELS[k] for k in KINDS]
     floors = pl.DataFrame(reports[0].floors.rows())
-    losses = pl.DataFrame([{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss}
-                           for r in reports])
-    x = alt.X("information:N", sort=order, title="what the model may know",
-              axis=alt.Axis(labelAngle=-20, labelLimit=160))
-    bars = alt.Chart(floors).mark_bar(opacity=0.7).encode(
-        x=x, y=alt.Y("mse_unbiased:Q", title="MSE per element"),
-        tooltip=["information", alt.Tooltip("mse_unbiased:Q", format=".4f"),
-                 alt.Tooltip("mse:Q", title="exact (in-sample)", format=".4f"), "n_groups"])
+    losses = pl.DataFrame(
+        [{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss} for r in reports]
+    )
+    x = alt.X(
+        "information:N",
+        sort=order,
+        title="what the model may know",
+        axis=alt.Axis(labelAngle=-20, labelLimit=160),
+    )
+    bars = (
+        alt.Chart(floors)
+        .mark_bar(opacity=0.7)
+        .encode(
+            x=x,
+            y=alt.Y("mse_unbiased:Q", title="MSE per element"),
+            tooltip=[
+                "information",
+                alt.Tooltip("mse_unbiased:Q", format=".4f"),
+                alt.Tooltip("mse:Q", title="exact (in-sample)", format=".4f"),
+                "n_groups",
+            ],
+        )
+    )
     ticks = alt.Chart(floors).mark_tick(color="black", thickness=2).encode(x=x, y="mse:Q")
-    rules = alt.Chart(losses).mark_rule(strokeWidth=2, strokeDash=[6, 3]).encode(
-        y="loss:Q", color=alt.Color("model:N", title="model validation loss"),
-        tooltip=["model", alt.Tooltip("loss:Q", format=".4f")])
+    rules = (
+        alt.Chart(losses)
+        .mark_rule(strokeWidth=2, strokeDash=[6, 3])
+        .encode(
+            y="loss:Q",
+            color=alt.Color("model:N", title="model validation loss"),
+            tooltip=["model", alt.Tooltip("loss:Q", format=".4f")],
+        )
+    )
     return (bars + ticks + rules).properties(title=title, width=420, height=260)
 
 
-# ----------------------------------------------------------------------------- training the controls
+# --------------------------------------------------------------------------- training the controls
 
 
 def train_controls(
@@ -233,7 +295,7 @@ def train_controls(
     return results
 
 
-# ----------------------------------------------------------------------------- a cohort with known floors
+# ---------------------------------------------------------------------- a cohort with known floors
 
 
 @dataclass
@@ -255,17 +317,24 @@ class ControlCohortConfig:
 
     def __post_init__(self) -> None:
         if self.n_participants < 2 or self.runs_per_participant < 1 or self.n_windows < 2:
-            raise ValueError("ControlCohortConfig: need n_participants >= 2, runs >= 1, n_windows >= 2")
+            raise ValueError(
+                "ControlCohortConfig: need n_participants >= 2, runs >= 1, n_windows >= 2"
+            )
         if self.window_samples < 16:
-            raise ValueError(f"ControlCohortConfig.window_samples: must be >= 16, got {self.window_samples}")
+            raise ValueError(
+                f"ControlCohortConfig.window_samples: must be >= 16, got {self.window_samples}"
+            )
         if not 0.0 <= self.context_rho < 1.0:
-            raise ValueError(f"ControlCohortConfig.context_rho: must be in [0, 1), got {self.context_rho}")
+            raise ValueError(
+                f"ControlCohortConfig.context_rho: must be in [0, 1), got {self.context_rho}"
+            )
         if min(self.position_amp, self.channel_amp, self.context_amp, self.noise_amp) < 0:
             raise ValueError("ControlCohortConfig: amplitudes must be >= 0")
 
 
-def write_control_cohort(out: str | Path, cfg: ControlCohortConfig | None = None, *,
-                         overwrite: bool = False) -> dict[str, Any]:
+def write_control_cohort(
+    out: str | Path, cfg: ControlCohortConfig | None = None, *, overwrite: bool = False
+) -> dict[str, Any]:
     """Write the cohort in the dataset layout plus manifest.json; returns the manifest."""
 
     cfg = cfg or ControlCohortConfig()
@@ -274,7 +343,9 @@ def write_control_cohort(out: str | Path, cfg: ControlCohortConfig | None = None
     s = np.arange(t) / t
     root2 = math.sqrt(2.0)
     position_wave = root2 * np.sin(2 * np.pi * 1 * s)  # (t,) unit power
-    channel_waves = {ch: root2 * np.sin(2 * np.pi * (2 + k) * s + k) for k, ch in enumerate(cfg.channels)}
+    channel_waves = {
+        ch: root2 * np.sin(2 * np.pi * (2 + k) * s + k) for k, ch in enumerate(cfg.channels)
+    }
     context_wave = root2 * np.sin(2 * np.pi * 7 * s + 0.5)
     profile = np.cos(np.pi * np.arange(n) / (n - 1))  # (n,) position profile over the sequence
     positions = electrode_positions(cfg.channels)
@@ -287,21 +358,37 @@ def write_control_cohort(out: str | Path, cfg: ControlCohortConfig | None = None
                 z = np.empty(n)
                 z[0] = rng.standard_normal()
                 for i in range(1, n):
-                    z[i] = cfg.context_rho * z[i - 1] + math.sqrt(1 - cfg.context_rho**2) * rng.standard_normal()
-                x = (cfg.position_amp * profile[:, None] * position_wave
-                     + cfg.channel_amp * channel_waves[ch]
-                     + cfg.context_amp * z[:, None] * context_wave
-                     + cfg.noise_amp * rng.standard_normal((n, t)))  # (n, t)
+                    z[i] = (
+                        cfg.context_rho * z[i - 1]
+                        + math.sqrt(1 - cfg.context_rho**2) * rng.standard_normal()
+                    )
+                x = (
+                    cfg.position_amp * profile[:, None] * position_wave
+                    + cfg.channel_amp * channel_waves[ch]
+                    + cfg.context_amp * z[:, None] * context_wave
+                    + cfg.noise_amp * rng.standard_normal((n, t))
+                )  # (n, t)
                 signals[ch] = (10.0 * x).astype(np.float32)  # µV-like scale
-            meta = RecordingMeta(sfreq=cfg.sfreq, window_samples=t, hop_samples=t,
-                                 channel_positions=positions, montage="muse",
-                                 source_file="eegwb.experiments.control.write_control_cohort",
-                                 source_hash=f"control-{cfg.seed}-{p}-{r}")
+            meta = RecordingMeta(
+                sfreq=cfg.sfreq,
+                window_samples=t,
+                hop_samples=t,
+                channel_positions=positions,
+                montage="muse",
+                source_file="eegwb.experiments.control.write_control_cohort",
+                source_hash=f"control-{cfg.seed}-{p}-{r}",
+            )
             table = build_table(f"{p + 1:02d}", str(r + 1), signals, np.arange(n) * t, meta)
             files.append(write_recording(out, table, overwrite=overwrite).name)
-    manifest = {"kind": "control_cohort", "config": asdict(cfg), "files": files,
-                "planted": {"position": "cos(pi i/(n-1)) x sin(2 pi s/t)",
-                            "channel": "sin(2 pi (2 + k) s/t + k) for channel k",
-                            "context": f"AR(1) rho={cfg.context_rho} x sin(2 pi 7 s/t + 0.5)"}}
+    manifest = {
+        "kind": "control_cohort",
+        "config": asdict(cfg),
+        "files": files,
+        "planted": {
+            "position": "cos(pi i/(n-1)) x sin(2 pi s/t)",
+            "channel": "sin(2 pi (2 + k) s/t + k) for channel k",
+            "context": f"AR(1) rho={cfg.context_rho} x sin(2 pi 7 s/t + 0.5)",
+        },
+    }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest

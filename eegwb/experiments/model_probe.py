@@ -43,22 +43,62 @@ from eegwb.train.pretrain_data import split_selections
 
 # name -> (rule, threshold, the original analysis's value or rule, reading if hit, if not)
 THRESHOLDS: dict[str, tuple[str, float, str, str, str]] = {
-    "var_ratio": ("<", PRED_COLLAPSE_RATIO, "collapse check: < 0.01",
-                  "predictions nearly constant (the dataset mean)", "predictions vary"),
-    "corr_t": ("|r| >=", 0.3, "0.40 with the temporal encoding on",
-               "predictions follow t/T", "no linear trend with t/T"),
-    "position_eta2": (">=", 0.10, "(new)", "position explains the predictions",
-                      "position explains little"),
-    "channel_std": ("<", 0.01, "0.0000 (channels ignored)",
-                    "no channel diversity in the mean prediction", "mean prediction differs by channel"),
-    "channel_eta2": (">=", 0.10, "(new)", "channel explains the predictions",
-                     "channel explains little"),
-    "top3_var": (">=", 0.90, "(new)", "predictions live in <= 3 directions (templates)",
-                 "predictions are high-dimensional"),
-    "consistency_ratio": ("<", 0.5, "(new)", "predictions are sample-specific",
-                          "predictions are not sample-specific"),
-    "target_var": ("<", TARGET_COLLAPSE_VAR, "collapse check: < 1e-4", "targets collapsed",
-                   "targets vary"),
+    "var_ratio": (
+        "<",
+        PRED_COLLAPSE_RATIO,
+        "collapse check: < 0.01",
+        "predictions nearly constant (the dataset mean)",
+        "predictions vary",
+    ),
+    "corr_t": (
+        "|r| >=",
+        0.3,
+        "0.40 with the temporal encoding on",
+        "predictions follow t/T",
+        "no linear trend with t/T",
+    ),
+    "position_eta2": (
+        ">=",
+        0.10,
+        "(new)",
+        "position explains the predictions",
+        "position explains little",
+    ),
+    "channel_std": (
+        "<",
+        0.01,
+        "0.0000 (channels ignored)",
+        "no channel diversity in the mean prediction",
+        "mean prediction differs by channel",
+    ),
+    "channel_eta2": (
+        ">=",
+        0.10,
+        "(new)",
+        "channel explains the predictions",
+        "channel explains little",
+    ),
+    "top3_var": (
+        ">=",
+        0.90,
+        "(new)",
+        "predictions live in <= 3 directions (templates)",
+        "predictions are high-dimensional",
+    ),
+    "consistency_ratio": (
+        "<",
+        0.5,
+        "(new)",
+        "predictions are sample-specific",
+        "predictions are not sample-specific",
+    ),
+    "target_var": (
+        "<",
+        TARGET_COLLAPSE_VAR,
+        "collapse check: < 1e-4",
+        "targets collapsed",
+        "targets vary",
+    ),
 }
 
 
@@ -93,13 +133,28 @@ class ModelDiagnostics:
             rule, limit, original, if_hit, if_not = THRESHOLDS[name]
             hit = _hits(rule, float(value), limit)
             reading = "n/a" if hit is None else (if_hit if hit else if_not)
-            out.append({"diagnostic": name, "value": float(value), "threshold": f"{rule} {limit:g}",
-                        "original": original, "reading": reading})
-        out.insert(1, {"diagnostic": "pred_mean - target_mean",
-                       "value": self.pred_mean - self.target_mean, "threshold": "",
-                       "original": "pred mean ~ target mean", "reading":
-                           "the mean is learnt" if abs(self.pred_mean - self.target_mean)
-                           <= 0.1 * math.sqrt(max(self.target_var, 0.0)) else "mean is off"})
+            out.append(
+                {
+                    "diagnostic": name,
+                    "value": float(value),
+                    "threshold": f"{rule} {limit:g}",
+                    "original": original,
+                    "reading": reading,
+                }
+            )
+        out.insert(
+            1,
+            {
+                "diagnostic": "pred_mean - target_mean",
+                "value": self.pred_mean - self.target_mean,
+                "threshold": "",
+                "original": "pred mean ~ target mean",
+                "reading": "the mean is learnt"
+                if abs(self.pred_mean - self.target_mean)
+                <= 0.1 * math.sqrt(max(self.target_var, 0.0))
+                else "mean is off",
+            },
+        )
         return out
 
 
@@ -114,8 +169,14 @@ def _hits(rule: str, value: float, limit: float) -> bool | None:
 
 
 @torch.no_grad()
-def probe(objective: torch.nn.Module, batches: Iterable, *, seed: int = 0,
-          consistency: bool = True, pca_tokens: int = 4096) -> tuple[Floors, ModelDiagnostics]:
+def probe(
+    objective: torch.nn.Module,
+    batches: Iterable,
+    *,
+    seed: int = 0,
+    consistency: bool = True,
+    pca_tokens: int = 4096,
+) -> tuple[Floors, ModelDiagnostics]:
     """Floors of the targets and diagnostics of the predictions over masked tokens.
 
     objective: a MaskedReconstruction (or anything returning ObjectiveOutput(loss, pred,
@@ -153,11 +214,22 @@ def probe(objective: torch.nn.Module, batches: Iterable, *, seed: int = 0,
             n_el += p.numel()
             x = (index.double() / length.double()).cpu()  # t/T as the temporal encoding sees it
             y = p.mean(1).cpu()
-            corr += torch.stack([torch.tensor(float(len(x)), dtype=torch.float64), x.sum(), y.sum(),
-                                 (x * x).sum(), (y * y).sum(), (x * y).sum()])
+            corr += torch.stack(
+                [
+                    torch.tensor(float(len(x)), dtype=torch.float64),
+                    x.sum(),
+                    y.sum(),
+                    (x * x).sum(),
+                    (y * y).sum(),
+                    (x * y).sum(),
+                ]
+            )
             keep = torch.randperm(p.shape[0], generator=sample_gen)[: max(1, pca_tokens // 4)]
             sample.append(p[keep.to(device)].cpu())
-            if consistency and float(getattr(getattr(objective, "masking", None), "mask_ratio", 0.0)) < 1.0:
+            if (
+                consistency
+                and float(getattr(getattr(objective, "masking", None), "mask_ratio", 0.0)) < 1.0
+            ):
                 out2 = objective(batch, generator=gens[1])
                 both = mask & out2.mask
                 diff = (out.pred - out2.pred).double().square().mean(-1)[both]
@@ -166,15 +238,31 @@ def probe(objective: torch.nn.Module, batches: Iterable, *, seed: int = 0,
     finally:
         objective.train(was_training)
     if n_el == 0:
-        raise InputError("probe: no masked tokens in the given batches (empty split or mask_ratio 0)")
-    return targets.result(), _diagnostics(targets, preds, sse / n_el, corr, sample,
-                                          same_sum / same_n if same_n else math.nan, pca_tokens,
-                                          seed)
+        raise InputError(
+            "probe: no masked tokens in the given batches (empty split or mask_ratio 0)"
+        )
+    return targets.result(), _diagnostics(
+        targets,
+        preds,
+        sse / n_el,
+        corr,
+        sample,
+        same_sum / same_n if same_n else math.nan,
+        pca_tokens,
+        seed,
+    )
 
 
-def _diagnostics(targets: FloorAccumulator, preds: FloorAccumulator, loss: float,
-                 corr: torch.Tensor, sample: list[torch.Tensor], same: float, pca_tokens: int,
-                 seed: int) -> ModelDiagnostics:
+def _diagnostics(
+    targets: FloorAccumulator,
+    preds: FloorAccumulator,
+    loss: float,
+    corr: torch.Tensor,
+    sample: list[torch.Tensor],
+    same: float,
+    pca_tokens: int,
+    seed: int,
+) -> ModelDiagnostics:
     tf, pf = targets.result(), preds.result()
     total = pf.nothing.mse
 
@@ -189,19 +277,33 @@ def _diagnostics(targets: FloorAccumulator, preds: FloorAccumulator, loss: float
     chan_std = float(chan_means.std(unbiased=False)) if len(chan_means) > 1 else 0.0
     stack = torch.cat(sample)
     if stack.shape[0] > pca_tokens:
-        stack = stack[torch.randperm(stack.shape[0], generator=torch.Generator().manual_seed(seed))[:pca_tokens]]
+        stack = stack[
+            torch.randperm(stack.shape[0], generator=torch.Generator().manual_seed(seed))[
+                :pca_tokens
+            ]
+        ]
     centred = stack - stack.mean(0)
     sv2 = torch.linalg.svdvals(centred).square()
     top3 = float(sv2[:3].sum() / sv2.sum()) if float(sv2.sum()) > 1e-18 else 1.0
     between = 2.0 * pf.mse("channel_position", unbiased=True)  # E|a - b|^2, a, b from one group
     ratio = same / between if math.isfinite(same) and between > 1e-12 else math.nan
     return ModelDiagnostics(
-        val_loss=loss, n_tokens=tf.n_tokens, pred_mean=pf.target_mean, target_mean=tf.target_mean,
-        pred_var=total, target_var=tf.target_var,
+        val_loss=loss,
+        n_tokens=tf.n_tokens,
+        pred_mean=pf.target_mean,
+        target_mean=tf.target_mean,
+        pred_var=total,
+        target_var=tf.target_var,
         var_ratio=total / tf.target_var if tf.target_var > 0 else math.nan,
-        corr_t=r, position_eta2=eta2("position"), channel_eta2=eta2("channel"),
-        channel_position_eta2=eta2("channel_position"), channel_std=chan_std, top3_var=top3,
-        consistency_same=same, consistency_between=between, consistency_ratio=ratio,
+        corr_t=r,
+        position_eta2=eta2("position"),
+        channel_eta2=eta2("channel"),
+        channel_position_eta2=eta2("channel_position"),
+        channel_std=chan_std,
+        top3_var=top3,
+        consistency_same=same,
+        consistency_between=between,
+        consistency_ratio=ratio,
     )
 
 
@@ -210,14 +312,17 @@ def data_floors(dataset: Any, batch_size: int = 64) -> Floors:
     dataset: what position and channel are worth in the data, before any training."""
     from torch.utils.data import DataLoader
 
-
     coder = ChannelCoder()
     acc = FloorAccumulator()
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
         b, l = batch.pad_mask.shape
         real = batch.valid  # (b, l)
-        acc.update(batch.x[real], torch.arange(l).expand(b, l)[real],
-                   batch.lengths[:, None].expand(b, l)[real], coder(batch.coords)[:, None].expand(b, l)[real])
+        acc.update(
+            batch.x[real],
+            torch.arange(l).expand(b, l)[real],
+            batch.lengths[:, None].expand(b, l)[real],
+            coder(batch.coords)[:, None].expand(b, l)[real],
+        )
     return acc.result()
 
 
@@ -261,6 +366,11 @@ def open_split(cfg: Any, split: str = "val", data_root: str | Path | None = None
     else:
         roots, sels, _ = split_selections(cfg)
         root, selection = roots[split], sels[split]
-    return EEGDataset.open(root, selection=selection, channels=cfg.data.channels,
-                           normalisation=cfg.data.normalisation, max_windows=cfg.data.max_windows,
-                           cache_dir=cfg.data.cache_dir)
+    return EEGDataset.open(
+        root,
+        selection=selection,
+        channels=cfg.data.channels,
+        normalisation=cfg.data.normalisation,
+        max_windows=cfg.data.max_windows,
+        cache_dir=cfg.data.cache_dir,
+    )

@@ -85,15 +85,23 @@ def _html_table(frame: pl.DataFrame, limit: int | None = MAX_TABLE_ROWS) -> str:
     limit = limit or frame.height
     shown = frame.head(limit)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in shown.iter_rows())
-    more = f"<p><em>{frame.height - limit} more rows in report.json</em></p>" if frame.height > limit else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        for row in shown.iter_rows()
+    )
+    more = (
+        f"<p><em>{frame.height - limit} more rows in report.json</em></p>"
+        if frame.height > limit
+        else ""
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
 def _numbers_frame(numbers: dict[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame({"number": list(numbers), "value": [_fmt(v) for v in numbers.values()]},
-                        schema={"number": pl.String, "value": pl.String})
+    return pl.DataFrame(
+        {"number": list(numbers), "value": [_fmt(v) for v in numbers.values()]},
+        schema={"number": pl.String, "value": pl.String},
+    )
 
 
 def chart_svg(chart: Any) -> str:
@@ -107,7 +115,6 @@ def topomap_png(values: dict[str, float], positions: dict[str, list[float]], tit
     """PNG bytes of an MNE topomap of per-channel values (eegwb.validation.quality_charts)."""
     import matplotlib.pyplot as plt
 
-
     fig = topomap_figure(values, positions, title=title, unit="importance")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -119,7 +126,9 @@ def check_writable(out_dir: str | Path, overwrite: bool) -> None:
     """Refuse to replace an existing report unless asked (OutputExistsError names the file)."""
     existing = [Path(out_dir) / f for f in REPORT_FILES if (Path(out_dir) / f).exists()]
     if existing and not overwrite:
-        raise OutputExistsError(f"{existing[0]}: an autopsy report is already there (use --overwrite)")
+        raise OutputExistsError(
+            f"{existing[0]}: an autopsy report is already there (use --overwrite)"
+        )
 
 
 @dataclass
@@ -138,8 +147,12 @@ class AutopsyReport:
 
     def numbers(self) -> dict[str, float]:
         """`section.number` -> value, finite numbers only (MLflow metrics)."""
-        return {f"{s.name}.{k}": float(v) for s in self.sections.values() for k, v in s.numbers.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        return {
+            f"{s.name}.{k}": float(v)
+            for s in self.sections.values()
+            for k, v in s.numbers.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
 
     def charts(self) -> dict[str, Any]:
         """`section.name` -> Altair chart, for every section that has chart builders."""
@@ -162,22 +175,39 @@ class AutopsyReport:
                 continue
             values = dict(s.tables[table].select("channel", "importance").iter_rows())
             try:
-                out[name] = topomap_png(values, self.positions, f"{s.title}: per-channel importance")
+                out[name] = topomap_png(
+                    values, self.positions, f"{s.title}: per-channel importance"
+                )
             except ValueError:  # fewer than 3 channels with positions
                 continue
         return out
 
     # ---- rendering ----------------------------------------------------------------------
-    def _blocks(self, chart_keys: tuple[str, ...] = (), topo_keys: tuple[str, ...] = ()) -> list[tuple]:
+    def _blocks(
+        self, chart_keys: tuple[str, ...] = (), topo_keys: tuple[str, ...] = ()
+    ) -> list[tuple]:
         h = self.header
         blocks: list[tuple] = [("h1", f"Model autopsy: {Path(str(h.get('checkpoint', ''))).name}")]
-        blocks.append(("table", _numbers_frame({k: v for k, v in h.items() if k not in ("config", "kernel_note")}), None))
+        blocks.append(
+            (
+                "table",
+                _numbers_frame({k: v for k, v in h.items() if k not in ("config", "kernel_note")}),
+                None,
+            )
+        )
         if h.get("kernel_note"):
             blocks.append(("p", h["kernel_note"]))
         blocks.append(("h2", "Detected issues and recommendations"))
         if self.findings:
-            blocks.append(("list", [f"**{f.severity.upper()}** ({sec}): {f.what} → *{f.recommendation}*"
-                                    for sec, f in self.findings]))
+            blocks.append(
+                (
+                    "list",
+                    [
+                        f"**{f.severity.upper()}** ({sec}): {f.what} → *{f.recommendation}*"
+                        for sec, f in self.findings
+                    ],
+                )
+            )
         else:
             blocks.append(("p", "No issues detected by the checks run here."))
         for s in self.sections.values():
@@ -191,9 +221,20 @@ class AutopsyReport:
             if s.name in topo_keys:
                 blocks.append(("topomap", s.name))
             if s.findings:
-                blocks.append(("list", [f"**{f.severity.upper()}**: {f.what} → *{f.recommendation}*" for f in s.findings]))
+                blocks.append(
+                    (
+                        "list",
+                        [
+                            f"**{f.severity.upper()}**: {f.what} → *{f.recommendation}*"
+                            for f in s.findings
+                        ],
+                    )
+                )
             blocks.append(("p", f"_Section time: {s.elapsed_s:.1f} s._"))
-        blocks += [("h2", "Configuration"), ("code", json.dumps(h.get("config", {}), indent=1, default=str))]
+        blocks += [
+            ("h2", "Configuration"),
+            ("code", json.dumps(h.get("config", {}), indent=1, default=str)),
+        ]
         return blocks
 
     def to_markdown(self, chart_keys: tuple[str, ...] = (), topo_keys: tuple[str, ...] = ()) -> str:
@@ -217,7 +258,9 @@ class AutopsyReport:
                 out.append(f"```json\n{v}\n```")
         return "\n\n".join(out) + "\n"
 
-    def to_html(self, svgs: dict[str, str] | None = None, pngs: dict[str, bytes] | None = None) -> str:
+    def to_html(
+        self, svgs: dict[str, str] | None = None, pngs: dict[str, bytes] | None = None
+    ) -> str:
         svgs, pngs = svgs or {}, pngs or {}
 
         def inline(text: str) -> str:  # **bold**, *em*, `code` of the plain sentences
@@ -242,15 +285,22 @@ class AutopsyReport:
                 body.append(f'<figure class="chart">{svgs[v]}</figure>')
             elif kind == "topomap" and v in pngs:
                 b64 = base64.b64encode(pngs[v]).decode()
-                body.append(f'<figure><img alt="{v} topomap" src="data:image/png;base64,{b64}"></figure>')
+                body.append(
+                    f'<figure><img alt="{v} topomap" src="data:image/png;base64,{b64}"></figure>'
+                )
             elif kind == "code":
                 body.append(f"<pre>{html.escape(v)}</pre>")
-        style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;line-height:1.4}"
-                 "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;"
-                 "font-size:90%}pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:80%}")
+        style = (
+            "body{font-family:sans-serif;max-width:1000px;margin:2em auto;line-height:1.4}"
+            "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px "
+            "6px;"
+            "font-size:90%}pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:80%}"
+        )
         title = html.escape(f"Model autopsy: {Path(str(self.header.get('checkpoint', ''))).name}")
-        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
 
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
         """report.md (+ charts/*.svg, *.png), report.html (self-contained), report.json."""
@@ -263,21 +313,37 @@ class AutopsyReport:
         for k, svg in svgs.items():
             files[f"charts/{k}.svg"] = atomic_write_text(out / "charts" / f"{k}.svg", svg)
         for k, png in pngs.items():
-            files[f"charts/{k}.topomap.png"] = atomic_write_bytes(out / "charts" / f"{k}.topomap.png", png)
-        files["report.md"] = atomic_write_text(out / "report.md", self.to_markdown(tuple(svgs), tuple(pngs)))
+            files[f"charts/{k}.topomap.png"] = atomic_write_bytes(
+                out / "charts" / f"{k}.topomap.png", png
+            )
+        files["report.md"] = atomic_write_text(
+            out / "report.md", self.to_markdown(tuple(svgs), tuple(pngs))
+        )
         files["report.html"] = atomic_write_text(out / "report.html", self.to_html(svgs, pngs))
-        files["report.json"] = atomic_write_text(out / "report.json", json.dumps(self.to_json(), indent=1, default=str))
+        files["report.json"] = atomic_write_text(
+            out / "report.json", json.dumps(self.to_json(), indent=1, default=str)
+        )
         self.files = files
         return files
 
     def to_json(self) -> dict[str, Any]:
-        return {"header": self.header, "findings": [{"section": s, **f.__dict__} for s, f in self.findings],
-                "sections": {s.name: {"numbers": s.numbers, "tables": {k: t.to_dicts() for k, t in s.tables.items()},
-                                      "elapsed_s": s.elapsed_s} for s in self.sections.values()}}
+        return {
+            "header": self.header,
+            "findings": [{"section": s, **f.__dict__} for s, f in self.findings],
+            "sections": {
+                s.name: {
+                    "numbers": s.numbers,
+                    "tables": {k: t.to_dicts() for k, t in s.tables.items()},
+                    "elapsed_s": s.elapsed_s,
+                }
+                for s in self.sections.values()
+            },
+        }
 
 
-def log_report(report: AutopsyReport, *, run_id: str | None, tracking_uri: str | None,
-               experiment: str) -> str | None:
+def log_report(
+    report: AutopsyReport, *, run_id: str | None, tracking_uri: str | None, experiment: str
+) -> str | None:
     """Log the report to MLflow as a child run of `run_id` (the checkpoint's run) through
     `Tracker`; never raises. Returns the autopsy run's id (None when tracking failed)."""
 
@@ -286,14 +352,26 @@ def log_report(report: AutopsyReport, *, run_id: str | None, tracking_uri: str |
         tags["mlflow.parentRunId"] = run_id  # MLflow's nesting tag: shown under the training run
     name = f"autopsy {Path(str(report.header.get('checkpoint', ''))).stem}"
     with Tracker(tracking_uri, experiment, run_name=name, tags=tags) as tracker:
-        tracker.log_params({"checkpoint": report.header.get("checkpoint"), "data": report.header.get("data"),
-                            "split": report.header.get("split"), "sections": ",".join(report.sections)})
+        tracker.log_params(
+            {
+                "checkpoint": report.header.get("checkpoint"),
+                "data": report.header.get("data"),
+                "split": report.header.get("split"),
+                "sections": ",".join(report.sections),
+            }
+        )
         tracker.log_metrics(report.numbers())
         for rel, path in report.files.items():
             tracker.log_artifact(path, str(Path("autopsy", rel).parent))
         if not report.files:  # not written to disk: keep the text at least
             tracker.log_text(report.to_markdown(), "autopsy/report.md")
-        tracker.set_tags({"eegwb.autopsy_findings": "; ".join(f"{f.severity}: {f.what}" for _, f in report.findings)
-                          or "none"})
+        tracker.set_tags(
+            {
+                "eegwb.autopsy_findings": "; ".join(
+                    f"{f.severity}: {f.what}" for _, f in report.findings
+                )
+                or "none"
+            }
+        )
         report.run_id = tracker.run_id
         return tracker.run_id

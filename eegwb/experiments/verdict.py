@@ -119,27 +119,41 @@ class Verdict:
         return "\n".join([f"Verdict: {self.title}", self.headline, *[f"- {n}" for n in self.notes]])
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "title": self.title, "implicit": self.implicit,
-                "headline": self.headline, "notes": list(self.notes), "numbers": dict(self.numbers)}
+        return {
+            "label": self.label,
+            "title": self.title,
+            "implicit": self.implicit,
+            "headline": self.headline,
+            "notes": list(self.notes),
+            "numbers": dict(self.numbers),
+        }
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
-           cfg: VerdictConfig | None = None) -> Verdict:
+def decide(
+    floors: Floors, diag: ModelDiagnostics, inputs: InputInfo, cfg: VerdictConfig | None = None
+) -> Verdict:
     """The verdict for one model on one split (see the module docstring for the order)."""
     cfg = cfg or VerdictConfig()
     loss = float(diag.val_loss)
     u = {k: floors.mse(k, unbiased=True) for k in FLOOR_LABELS}
     e = {k: floors.mse(k) for k in FLOOR_LABELS}
-    numbers = {"loss": loss, **{f"floor_{k}": v for k, v in e.items()},
-               **{f"floor_{k}_unbiased": v for k, v in u.items()}}
+    numbers = {
+        "loss": loss,
+        **{f"floor_{k}": v for k, v in e.items()},
+        **{f"floor_{k}_unbiased": v for k, v in u.items()},
+    }
     notes = _data_notes(u, cfg)
     if not math.isfinite(loss):
-        return Verdict("no_information", "The loss is not finite; nothing can be concluded.",
-                       notes=notes, numbers=numbers)
+        return Verdict(
+            "no_information",
+            "The loss is not finite; nothing can be concluded.",
+            notes=notes,
+            numbers=numbers,
+        )
 
     ratio = floors.target_var / floors.target_power if floors.target_power > 0 else 0.0
     numbers["target_var_ratio"] = ratio
@@ -151,7 +165,9 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
             f"{_pct(ratio)} of their mean square {floors.target_power:.3g}): every floor is ~0, "
             "so a low loss shows "
             "nothing learned. Use 'signal', 'embedding_stopgrad' or 'ema' targets.",
-            notes=notes, numbers=numbers)
+            notes=notes,
+            numbers=numbers,
+        )
 
     available = inputs.available
     if available is not None:
@@ -163,7 +179,9 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
                 f"The loss {loss:.4f} is below {e[available]:.4f}, the exact floor of the only "
                 f"information the inputs carry ({FLOOR_LABELS[available]}, mask "
                 f"{inputs.mask_ratio:.0%}): the masked content reaches the model some other way.",
-                notes=notes, numbers=numbers)
+                notes=notes,
+                numbers=numbers,
+            )
     elif inputs.context_visible and loss < u["channel_position"] * (1.0 - cfg.context_margin):
         gain = 1.0 - loss / u["channel_position"]
         return Verdict(
@@ -171,63 +189,86 @@ def decide(floors: Floors, diag: ModelDiagnostics, inputs: InputInfo,
             f"The loss {loss:.4f} is {_pct(gain)} below the channel x position floor "
             f"{u['channel_position']:.4f} (margin {_pct(cfg.context_margin)}): the model "
             "uses the visible windows, not only where and when a window is.",
-            notes=notes, numbers=numbers)
+            notes=notes,
+            numbers=numbers,
+        )
 
     label, why = _rank(loss, u, diag, inputs, cfg)
     implicit = label in ("position_only", "position_and_channel") and not inputs.temporal_encoding
     if implicit:
-        notes.append("Predictions vary with position although the temporal encoding is off: "
-                     "the backbone's state tells position (it builds up from the sequence "
-                     "start; the reversed pass starts at the true end).")
+        notes.append(
+            "Predictions vary with position although the temporal encoding is off: "
+            "the backbone's state tells position (it builds up from the sequence "
+            "start; the reversed pass starts at the true end)."
+        )
     elif not inputs.temporal_encoding and diag.position_eta2 >= cfg.eta2_used:
-        notes.append(f"Predictions vary with position ({_pct(diag.position_eta2)} of their "
-                     "variance) although the temporal encoding is off (implicit position).")
-    reach_kind = {"position_only": "position", "channel_only": "channel",
-                  "position_and_channel": "channel_position", "no_information": "nothing"}[label]
+        notes.append(
+            f"Predictions vary with position ({_pct(diag.position_eta2)} of their "
+            "variance) although the temporal encoding is off (implicit position)."
+        )
+    reach_kind = {
+        "position_only": "position",
+        "channel_only": "channel",
+        "position_and_channel": "channel_position",
+        "no_information": "nothing",
+    }[label]
     reached = loss <= u[reach_kind] * (1.0 + cfg.reach_tolerance)
     numbers["reached"] = float(reached)
     if label == "position_and_channel" or (
         inputs.spatial_encoding and u["channel_position"] < u["position"] * (1 - cfg.gain_margin)
     ):
         notes.append(_channel_gain_note(loss, u))
-    headline = (f"{why} The loss {'reaches' if reached else 'does not reach'} that floor "
-                f"({loss:.4f} vs {u[reach_kind]:.4f}).")
+    headline = (
+        f"{why} The loss {'reaches' if reached else 'does not reach'} that floor "
+        f"({loss:.4f} vs {u[reach_kind]:.4f})."
+    )
     return Verdict(label, headline, implicit=implicit, notes=notes, numbers=numbers)
 
 
-def _rank(loss: float, u: dict[str, float], diag: ModelDiagnostics, inputs: InputInfo,
-          cfg: VerdictConfig) -> tuple[str, str]:
+def _rank(
+    loss: float, u: dict[str, float], diag: ModelDiagnostics, inputs: InputInfo, cfg: VerdictConfig
+) -> tuple[str, str]:
     m = cfg.gain_margin
     if not loss < u["nothing"] * (1 - m):
-        return "no_information", (f"The loss is not clearly below the dataset-mean floor "
-                                  f"{u['nothing']:.4f}: the model predicts the mean.")
+        return "no_information", (
+            f"The loss is not clearly below the dataset-mean floor "
+            f"{u['nothing']:.4f}: the model predicts the mean."
+        )
     # At mask 1.0 only what the inputs carry can be used; with context visible, anything.
     can_pos = inputs.knows_position or inputs.context_visible
     can_chan = inputs.spatial_encoding or inputs.context_visible
     if not (can_pos or can_chan):  # a constant; below the exact floor was caught as a leak
-        return "no_information", ("The inputs carry neither position nor channel (mask 100%, "
-                                  "encodings off, no recurrent state), so the model can only "
-                                  "predict a constant; its loss is not below the exact "
-                                  "dataset-mean floor (the best constant) by more than the "
-                                  f"{cfg.leak_tolerance:.0%} leak tolerance.")
+        return "no_information", (
+            "The inputs carry neither position nor channel (mask 100%, "
+            "encodings off, no recurrent state), so the model can only "
+            "predict a constant; its loss is not below the exact "
+            "dataset-mean floor (the best constant) by more than the "
+            f"{cfg.leak_tolerance:.0%} leak tolerance."
+        )
     if can_pos and can_chan and loss < min(u["position"], u["channel"]) * (1 - m):
-        return "position_and_channel", ("The loss is below what position or channel alone "
-                                        "allows: the model uses both.")
+        return "position_and_channel", (
+            "The loss is below what position or channel alone allows: the model uses both."
+        )
     pos_explains = can_pos and loss >= u["position"] * (1 - m)
     chan_explains = can_chan and loss >= u["channel"] * (1 - m)
     if pos_explains and chan_explains:  # either alone could: what do predictions vary with?
         pos_used = diag.position_eta2 >= cfg.eta2_used
         chan_used = diag.channel_eta2 >= cfg.eta2_used
         if pos_used and chan_used:
-            return "position_and_channel", ("Either key alone could give this loss, and the "
-                                            "predictions vary with both.")
+            return "position_and_channel", (
+                "Either key alone could give this loss, and the predictions vary with both."
+            )
         pos_explains = pos_used or (not chan_used and diag.position_eta2 >= diag.channel_eta2)
         chan_explains = not pos_explains
     if pos_explains or (can_pos and not chan_explains):
-        return "position_only", ("The loss is below the dataset-mean floor by what position "
-                                 "alone allows; channel adds nothing to it.")
-    return "channel_only", ("The loss is below the dataset-mean floor by what channel alone "
-                            "allows; position adds nothing to it.")
+        return "position_only", (
+            "The loss is below the dataset-mean floor by what position "
+            "alone allows; channel adds nothing to it."
+        )
+    return "channel_only", (
+        "The loss is below the dataset-mean floor by what channel alone "
+        "allows; position adds nothing to it."
+    )
 
 
 def _data_notes(u: dict[str, float], cfg: VerdictConfig) -> list[str]:
@@ -236,17 +277,23 @@ def _data_notes(u: dict[str, float], cfg: VerdictConfig) -> list[str]:
     for kind in ("position", "channel", "channel_position"):
         gain = 1.0 - u[kind] / u["nothing"] if u["nothing"] > 0 else 0.0
         worth = "worth" if u[kind] < u["nothing"] * (1 - m) else "worth little:"
-        notes.append(f"In this data, {FLOOR_LABELS[kind]} is {worth} {_pct(gain)} of the target "
-                     f"variance (floor {u[kind]:.4f} vs {u['nothing']:.4f}).")
+        notes.append(
+            f"In this data, {FLOOR_LABELS[kind]} is {worth} {_pct(gain)} of the target "
+            f"variance (floor {u[kind]:.4f} vs {u['nothing']:.4f})."
+        )
     return notes
 
 
 def _channel_gain_note(loss: float, u: dict[str, float]) -> str:
     gap = u["position"] - u["channel_position"]
     if gap <= 0:
-        return ("Channel adds nothing beyond position in this data (channel x position floor "
-                "is not below the position floor).")
+        return (
+            "Channel adds nothing beyond position in this data (channel x position floor "
+            "is not below the position floor)."
+        )
     captured = (u["position"] - loss) / gap
-    return (f"Channel beyond position is worth {gap:.4f} here (position floor {u['position']:.4f}, "
-            f"channel x position floor {u['channel_position']:.4f}); the model captured "
-            f"{_pct(max(0.0, captured))} of it.")
+    return (
+        f"Channel beyond position is worth {gap:.4f} here (position floor {u['position']:.4f}, "
+        f"channel x position floor {u['channel_position']:.4f}); the model captured "
+        f"{_pct(max(0.0, captured))} of it."
+    )

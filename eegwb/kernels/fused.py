@@ -67,21 +67,47 @@ def fused_available() -> tuple[bool, str]:
 def _fused_ops(fns: dict[str, Callable], reason: str) -> KernelOps:
     upstream_scan, upstream_rmsnorm = fns["scan"], fns["rmsnorm"]
 
-    def chunk_scan(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None,
-                   initial_states=None, dt_softplus=False, dt_limit=(0.0, float("inf")),
-                   return_final_states=False):
-        return upstream_scan(x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias,
-                             initial_states=initial_states, dt_softplus=dt_softplus,
-                             dt_limit=dt_limit, return_final_states=return_final_states)
+    def chunk_scan(
+        x,
+        dt,
+        A,
+        B,
+        C,
+        chunk_size,
+        D=None,
+        z=None,
+        dt_bias=None,
+        initial_states=None,
+        dt_softplus=False,
+        dt_limit=(0.0, float("inf")),
+        return_final_states=False,
+    ):
+        return upstream_scan(
+            x,
+            dt,
+            A,
+            B,
+            C,
+            chunk_size,
+            D=D,
+            z=z,
+            dt_bias=dt_bias,
+            initial_states=initial_states,
+            dt_softplus=dt_softplus,
+            dt_limit=dt_limit,
+            return_final_states=return_final_states,
+        )
 
     def rmsnorm_gated(x, weight, z=None, *, eps=1e-5, group_size=None, norm_before_gate=False):
-        return upstream_rmsnorm(x, weight, None, z=z, eps=eps, group_size=group_size,
-                                norm_before_gate=norm_before_gate)
+        return upstream_rmsnorm(
+            x, weight, None, z=z, eps=eps, group_size=group_size, norm_before_gate=norm_before_gate
+        )
 
     conv = fns.get("conv")
     if conv is None:
         conv_fn = causal_conv1d_ref
     else:
+
         def conv_fn(x, weight, bias=None, activation=None):
             return conv(x, weight, bias=bias, activation=activation)
 
@@ -89,8 +115,11 @@ def _fused_ops(fns: dict[str, Callable], reason: str) -> KernelOps:
 
 
 REFERENCE = functools.partial(
-    KernelOps, "reference", chunk_scan=mamba_chunk_scan_ref,
-    rmsnorm_gated=rmsnorm_gated_ref, causal_conv1d=causal_conv1d_ref,
+    KernelOps,
+    "reference",
+    chunk_scan=mamba_chunk_scan_ref,
+    rmsnorm_gated=rmsnorm_gated_ref,
+    causal_conv1d=causal_conv1d_ref,
 )
 
 
@@ -124,12 +153,37 @@ def reset_kernel_cache() -> None:
     _load_mamba_ssm.cache_clear()
 
 
-def mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size, D=None, z=None, dt_bias=None,
-                              initial_states=None, dt_softplus=False,
-                              dt_limit=(0.0, float("inf")), return_final_states=False,
-                              *, backend: str = "auto"):
+def mamba_chunk_scan_combined(
+    x,
+    dt,
+    A,
+    B,
+    C,
+    chunk_size,
+    D=None,
+    z=None,
+    dt_bias=None,
+    initial_states=None,
+    dt_softplus=False,
+    dt_limit=(0.0, float("inf")),
+    return_final_states=False,
+    *,
+    backend: str = "auto",
+):
     """The SSD scan on `backend`; same signature as `mamba_chunk_scan_ref` (see there)."""
     ops = kernel_ops(backend, x.device)
-    return ops.chunk_scan(x, dt, A, B, C, chunk_size, D=D, z=z, dt_bias=dt_bias,
-                          initial_states=initial_states, dt_softplus=dt_softplus,
-                          dt_limit=dt_limit, return_final_states=return_final_states)
+    return ops.chunk_scan(
+        x,
+        dt,
+        A,
+        B,
+        C,
+        chunk_size,
+        D=D,
+        z=z,
+        dt_bias=dt_bias,
+        initial_states=initial_states,
+        dt_softplus=dt_softplus,
+        dt_limit=dt_limit,
+        return_final_states=return_final_states,
+    )

@@ -62,8 +62,9 @@ def mamba_chunk_scan_ref(
     if h % g != 0:
         raise ValueError(f"mamba_chunk_scan_ref: {h} heads cannot share {g} groups")
     if l < 1 or chunk_size < 1:
-        raise ValueError(f"mamba_chunk_scan_ref: need l >= 1 and chunk_size >= 1, got {l}, "
-                         f"{chunk_size}")
+        raise ValueError(
+            f"mamba_chunk_scan_ref: need l >= 1 and chunk_size >= 1, got {l}, {chunk_size}"
+        )
     out_dtype = x.dtype
     work = torch.float32 if x.dtype in _LOW_PRECISION else x.dtype
     with torch.autocast(device_type=x.device.type, enabled=False):

@@ -43,9 +43,16 @@ class MambaLayer(nn.Module):
         super().__init__()
 
         def mixer() -> EEGMamba2:
-            return EEGMamba2(cfg.d_model, d_state=cfg.d_state, d_conv=cfg.d_conv,
-                             expand=cfg.expand, headdim=cfg.headdim, ngroups=cfg.ngroups,
-                             chunk_size=cfg.chunk_size, kernel_backend=cfg.kernel_backend)
+            return EEGMamba2(
+                cfg.d_model,
+                d_state=cfg.d_state,
+                d_conv=cfg.d_conv,
+                expand=cfg.expand,
+                headdim=cfg.headdim,
+                ngroups=cfg.ngroups,
+                chunk_size=cfg.chunk_size,
+                kernel_backend=cfg.kernel_backend,
+            )
 
         self.norm = nn.RMSNorm(cfg.d_model, eps=1e-5)
         self.mixer = mixer()
@@ -85,11 +92,17 @@ class TransformerBackbone(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         layer = nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.n_heads, dim_feedforward=4 * cfg.d_model, dropout=cfg.dropout,
-            activation="gelu", batch_first=True, norm_first=True,
+            cfg.d_model,
+            cfg.n_heads,
+            dim_feedforward=4 * cfg.d_model,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, cfg.n_layers, norm=nn.LayerNorm(cfg.d_model),
-                                             enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(
+            layer, cfg.n_layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False
+        )
         self.causal = not cfg.bidirectional
 
     def forward(self, h: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:

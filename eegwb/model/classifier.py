@@ -46,7 +46,9 @@ class EEGClassifier(nn.Module):
         # Standardise each feature with batch statistics (running ones at eval), as a
         # StandardScaler before logistic regression; a LayerNorm would instead divide out each
         # sequence's overall scale, which is where the pooled standard deviations carry power.
-        self.head = nn.Sequential(nn.BatchNorm1d(d, affine=False), nn.Dropout(dropout), nn.Linear(d, 1))
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(d, affine=False), nn.Dropout(dropout), nn.Linear(d, 1)
+        )
         if strategy == "frozen":
             model.requires_grad_(False)
         else:
@@ -85,7 +87,9 @@ class EEGClassifier(nn.Module):
         """(b, d) pooled embeddings -> (b,) logits."""
         return self.head(embedding).squeeze(-1)
 
-    def forward(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor
+    ) -> torch.Tensor:
         """(b,) logits of class 1."""
         return self.classify(self.embed(x, coords, pad_mask))
 

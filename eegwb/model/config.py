@@ -67,20 +67,43 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_types(self)
         c = "ModelConfig"
-        for name in ("window_samples", "d_model", "n_layers", "d_state", "d_conv", "expand",
-                     "headdim", "ngroups", "chunk_size", "n_heads"):
+        for name in (
+            "window_samples",
+            "d_model",
+            "n_layers",
+            "d_state",
+            "d_conv",
+            "expand",
+            "headdim",
+            "ngroups",
+            "chunk_size",
+            "n_heads",
+        ):
             _require(getattr(self, name) >= 1, c, name, f"must be >= 1, got {getattr(self, name)}")
         d_inner = self.expand * self.d_model
-        _require(d_inner % self.headdim == 0, c, "headdim",
-                 f"expand * d_model = {d_inner} is not a multiple of headdim={self.headdim}")
-        _require(self.nheads % self.ngroups == 0, c, "ngroups",
-                 f"{self.nheads} SSM heads cannot be split into {self.ngroups} groups")
+        _require(
+            d_inner % self.headdim == 0,
+            c,
+            "headdim",
+            f"expand * d_model = {d_inner} is not a multiple of headdim={self.headdim}",
+        )
+        _require(
+            self.nheads % self.ngroups == 0,
+            c,
+            "ngroups",
+            f"{self.nheads} SSM heads cannot be split into {self.ngroups} groups",
+        )
         if self.backbone == "transformer":
-            _require(self.d_model % self.n_heads == 0, c, "n_heads",
-                     f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}")
+            _require(
+                self.d_model % self.n_heads == 0,
+                c,
+                "n_heads",
+                f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}",
+            )
         _require(0.0 <= self.dropout < 1.0, c, "dropout", f"must be in [0, 1), got {self.dropout}")
-        _require(0.0 <= self.ema_decay < 1.0, c, "ema_decay",
-                 f"must be in [0, 1), got {self.ema_decay}")
+        _require(
+            0.0 <= self.ema_decay < 1.0, c, "ema_decay", f"must be in [0, 1), got {self.ema_decay}"
+        )
 
     @property
     def d_inner(self) -> int:
@@ -106,5 +129,9 @@ class MaskingConfig:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        _require(0.0 <= self.mask_ratio <= 1.0, "MaskingConfig", "mask_ratio",
-                 f"must be in [0, 1], got {self.mask_ratio}")
+        _require(
+            0.0 <= self.mask_ratio <= 1.0,
+            "MaskingConfig",
+            "mask_ratio",
+            f"must be in [0, 1], got {self.mask_ratio}",
+        )

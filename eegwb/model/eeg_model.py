@@ -50,8 +50,9 @@ class EEGModel(nn.Module):
             )
         lengths = (~pad_mask).sum(1, keepdim=True)
         if not torch.equal(pad_mask, torch.arange(l, device=pad_mask.device) >= lengths):
-            raise ValueError("EEGModel: pad_mask must mark a suffix of each sequence "
-                             "(right padding)")
+            raise ValueError(
+                "EEGModel: pad_mask must mark a suffix of each sequence (right padding)"
+            )
 
     def embed(self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
         """The backbone's input: token + spatial + temporal encodings, zero at pads. (b, l, d)."""
@@ -68,13 +69,15 @@ class EEGModel(nn.Module):
         h = self.backbone(self.embed(x, coords, pad_mask), pad_mask)
         return h.masked_fill(pad_mask.unsqueeze(-1), 0.0)
 
-    def forward(self, x: torch.Tensor, coords: torch.Tensor,
-                pad_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor
+    ) -> torch.Tensor:
         """The reconstruction (b, l, o) of every position (the loss reads masked ones)."""
         return self.head(self.encode(x, coords, pad_mask))
 
-    def pooled_embedding(self, x: torch.Tensor, coords: torch.Tensor,
-                         pad_mask: torch.Tensor) -> torch.Tensor:
+    def pooled_embedding(
+        self, x: torch.Tensor, coords: torch.Tensor, pad_mask: torch.Tensor
+    ) -> torch.Tensor:
         """(b, d): the mean of `encode` over each sequence's real positions."""
         h = self.encode(x, coords, pad_mask)
         n = (~pad_mask).sum(1, keepdim=True).clamp(min=1).to(h.dtype)

@@ -30,8 +30,15 @@ from eegwb.kernels.ssd_reference import rmsnorm_gated_ref
 class RMSNormGated(nn.Module):
     """mamba_ssm's `layernorm_gated.RMSNorm`: rmsnorm(x * silu(z)) * weight, per group."""
 
-    def __init__(self, hidden_size: int, eps: float = 1e-5, group_size: int | None = None,
-                 norm_before_gate: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        hidden_size: int,
+        eps: float = 1e-5,
+        group_size: int | None = None,
+        norm_before_gate: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.eps = eps
         self.group_size = group_size
@@ -43,8 +50,14 @@ class RMSNormGated(nn.Module):
         """The reference function as a module call, so forward hooks fire: the autopsy's
         hookable path (experiments/activations.py) calls it. `EEGMamba2.forward` calls its
         kernel bundle's `rmsnorm_gated` (fused or reference) on `weight` directly."""
-        return rmsnorm_gated_ref(x, self.weight, z, eps=self.eps, group_size=self.group_size,
-                                 norm_before_gate=self.norm_before_gate)
+        return rmsnorm_gated_ref(
+            x,
+            self.weight,
+            z,
+            eps=self.eps,
+            group_size=self.group_size,
+            norm_before_gate=self.norm_before_gate,
+        )
 
 
 class EEGMamba2(nn.Module):
@@ -89,12 +102,21 @@ class EEGMamba2(nn.Module):
         d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads
         self.in_proj = nn.Linear(d_model, d_in_proj, bias=bias, **factory)
         conv_dim = self.d_inner + 2 * ngroups * d_state
-        self.conv1d = nn.Conv1d(conv_dim, conv_dim, kernel_size=d_conv, groups=conv_dim,
-                                padding=d_conv - 1, bias=conv_bias, **factory)
+        self.conv1d = nn.Conv1d(
+            conv_dim,
+            conv_dim,
+            kernel_size=d_conv,
+            groups=conv_dim,
+            padding=d_conv - 1,
+            bias=conv_bias,
+            **factory,
+        )
 
         # dt initialised log-uniform in [dt_min, dt_max]; dt_bias = softplus^-1(dt).
-        dt = torch.exp(torch.rand(self.nheads, **factory) * (math.log(dt_max) - math.log(dt_min))
-                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        dt = torch.exp(
+            torch.rand(self.nheads, **factory) * (math.log(dt_max) - math.log(dt_min))
+            + math.log(dt_min)
+        ).clamp(min=dt_init_floor)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.dt_bias._no_weight_decay = True
         lo, hi = A_init_range
@@ -105,8 +127,13 @@ class EEGMamba2(nn.Module):
         self.A_log._no_weight_decay = True
         self.D = nn.Parameter(torch.ones(self.nheads, device=device))  # the skip
         self.D._no_weight_decay = True
-        self.norm = RMSNormGated(self.d_inner, eps=1e-5, group_size=self.d_inner // ngroups,
-                                 norm_before_gate=False, **factory)
+        self.norm = RMSNormGated(
+            self.d_inner,
+            eps=1e-5,
+            group_size=self.d_inner // ngroups,
+            norm_before_gate=False,
+            **factory,
+        )
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
 
     def kernels(self, device: torch.device | str | None = None) -> KernelOps:
@@ -122,9 +149,12 @@ class EEGMamba2(nn.Module):
         keep = None if pad_mask is None else (~pad_mask).unsqueeze(-1).to(xBC.dtype)  # (b, l, 1)
         if keep is not None:
             xBC = xBC * keep  # the conv sees zeros at pads
-        xBC = ops.causal_conv1d(xBC.transpose(1, 2).contiguous(),
-                                rearrange(self.conv1d.weight, "c 1 w -> c w"),
-                                self.conv1d.bias, activation="silu").transpose(1, 2)
+        xBC = ops.causal_conv1d(
+            xBC.transpose(1, 2).contiguous(),
+            rearrange(self.conv1d.weight, "c 1 w -> c w"),
+            self.conv1d.bias,
+            activation="silu",
+        ).transpose(1, 2)
         dt = F.softplus(dt + self.dt_bias)  # (b, l, h)
         if keep is not None:
             xBC = xBC * keep
@@ -142,6 +172,12 @@ class EEGMamba2(nn.Module):
             D=self.D,
         )  # (b, l, h, p)
         y = rearrange(y, "b l h p -> b l (h p)")
-        y = ops.rmsnorm_gated(y, self.norm.weight, z, eps=self.norm.eps,
-                              group_size=self.norm.group_size, norm_before_gate=False)
+        y = ops.rmsnorm_gated(
+            y,
+            self.norm.weight,
+            z,
+            eps=self.norm.eps,
+            group_size=self.norm.group_size,
+            norm_before_gate=False,
+        )
         return self.out_proj(y)

@@ -14,15 +14,21 @@ from typing import Literal
 import torch
 
 
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None,
-          device: torch.device, *, normal: bool = False) -> torch.Tensor:
+def _rand(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device,
+    *,
+    normal: bool = False,
+) -> torch.Tensor:
     where = generator.device if generator is not None else device
     draw = torch.randn if normal else torch.rand
     return draw(shape, generator=generator, device=where).to(device)
 
 
-def make_mask(pad_mask: torch.Tensor, mask_ratio: float, *,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def make_mask(
+    pad_mask: torch.Tensor, mask_ratio: float, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """(b, l) bool, True at masked windows: exactly round(mask_ratio * length) real
     positions of each sequence (round half to even, as Python's `round`), never a pad.
 
@@ -31,8 +37,9 @@ def make_mask(pad_mask: torch.Tensor, mask_ratio: float, *,
     if not 0.0 <= mask_ratio <= 1.0:
         raise ValueError(f"make_mask: mask_ratio must be in [0, 1], got {mask_ratio}")
     if pad_mask.dim() != 2 or pad_mask.dtype != torch.bool:
-        raise ValueError(f"make_mask: pad_mask must be (b, l) bool, got {pad_mask.dtype} "
-                         f"{tuple(pad_mask.shape)}")
+        raise ValueError(
+            f"make_mask: pad_mask must be (b, l) bool, got {pad_mask.dtype} {tuple(pad_mask.shape)}"
+        )
     lengths = (~pad_mask).sum(1)  # (b,)
     n_masked = torch.round(lengths.double() * mask_ratio).long()  # (b,)
     scores = _rand(tuple(pad_mask.shape), generator, pad_mask.device)
@@ -41,8 +48,13 @@ def make_mask(pad_mask: torch.Tensor, mask_ratio: float, *,
     return ranks < n_masked[:, None]
 
 
-def apply_mask(x: torch.Tensor, mask: torch.Tensor, style: Literal["mae", "bert"], *,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+def apply_mask(
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    style: Literal["mae", "bert"],
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """x (b, l, t) with the masked windows hidden; x itself is not modified.
 
     mae: masked windows become zero. bert: of the masked windows, each independently

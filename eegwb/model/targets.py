@@ -52,8 +52,9 @@ class EMATeacher(nn.Module):
         return self.encoder(x)
 
 
-def make_target(kind: str, x: torch.Tensor, token_encoder: TokenEncoder,
-                teacher: EMATeacher | None = None) -> torch.Tensor:
+def make_target(
+    kind: str, x: torch.Tensor, token_encoder: TokenEncoder, teacher: EMATeacher | None = None
+) -> torch.Tensor:
     """The reconstruction target for clean windows x (b, l, t): (b, l, t) or (b, l, d)."""
     if kind == "signal":
         return x

@@ -69,7 +69,7 @@ def checkpoint_name(cfg: Any, kind: str = "best") -> str:
     raise ValueError(f"checkpoint kind must be 'best' or 'last', got {kind!r}")
 
 
-# ----------------------------------------------------------------------------- RNG states as tensors
+# --------------------------------------------------------------------------- RNG states as tensors
 
 
 def rng_state(mask_generator: torch.Generator | None = None) -> dict[str, Any]:

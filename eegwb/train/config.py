@@ -53,7 +53,8 @@ class DataConfig:
             )
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or self.split_fractions[1] <= 0:
             raise ValueError(
-                f"split_fractions must sum to 1 with a non-empty val split, got {self.split_fractions}"
+                "split_fractions must sum to 1 with a non-empty val split, got "
+                f"{self.split_fractions}"
             )
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")

@@ -44,7 +44,6 @@ def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.devic
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-
         raise ConfigError(
             "train.device: 'cuda' was asked for but torch.cuda.is_available() is False"
         )

@@ -65,8 +65,13 @@ def _logits(clf: EEGClassifier, inputs: Batch | torch.Tensor) -> torch.Tensor:
     return clf.classify(inputs)
 
 
-def train_epoch(clf: EEGClassifier, batches: Iterable, optimizer: torch.optim.Optimizer,
-                loss_fn: nn.Module, grad_clip: float) -> float:
+def train_epoch(
+    clf: EEGClassifier,
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    grad_clip: float,
+) -> float:
     """One pass over (inputs, y, seq_index) batches; mean training loss per sequence."""
     clf.train()
     total, n = 0.0, 0
@@ -75,14 +80,18 @@ def train_epoch(clf: EEGClassifier, batches: Iterable, optimizer: torch.optim.Op
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip > 0:
-            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+            nn.utils.clip_grad_norm_(
+                [p for g in optimizer.param_groups for p in g["params"]], grad_clip
+            )
         optimizer.step()
         total, n = total + float(loss.detach()) * len(y), n + len(y)
     return total / max(n, 1)
 
 
 @torch.no_grad()
-def predict(clf: EEGClassifier, batches: Iterable, loss_fn: nn.Module | None = None) -> dict[str, np.ndarray | float]:
+def predict(
+    clf: EEGClassifier, batches: Iterable, loss_fn: nn.Module | None = None
+) -> dict[str, np.ndarray | float]:
     """{"seq_index" (n,), "score" (n,) probability of class 1, "loss" mean over sequences}."""
     clf.eval()
     idx, scores, total, n = [], [], 0.0, 0
@@ -92,8 +101,11 @@ def predict(clf: EEGClassifier, batches: Iterable, loss_fn: nn.Module | None = N
             total, n = total + float(loss_fn(logits, y)) * len(y), n + len(y)
         idx.append(seq.cpu().numpy())
         scores.append(torch.sigmoid(logits.float()).cpu().numpy())
-    return {"seq_index": np.concatenate(idx), "score": np.concatenate(scores),
-            "loss": total / n if n else float("nan")}
+    return {
+        "seq_index": np.concatenate(idx),
+        "score": np.concatenate(scores),
+        "loss": total / n if n else float("nan"),
+    }
 
 
 @dataclass
@@ -104,12 +116,23 @@ class FoldSplit:
     y: np.ndarray  # (n_sequences,) by seq_index
     embeddings: torch.Tensor | None = None  # (n, d) pooled, frozen backbone; rows by seq_index
 
-    def batches(self, batch_size: int, device: torch.device, *, shuffle: bool = False, seed: int = 0,
-                embedded: bool = False) -> Iterable:
+    def batches(
+        self,
+        batch_size: int,
+        device: torch.device,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        embedded: bool = False,
+    ) -> Iterable:
         if embedded:
             assert self.embeddings is not None
             n = self.embeddings.shape[0]
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+            order = (
+                torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+                if shuffle
+                else torch.arange(n)
+            )
             y = torch.from_numpy(self.y)
             for i in range(0, n, batch_size):
                 j = order[i : i + batch_size]
@@ -119,18 +142,28 @@ class FoldSplit:
             return
         from torch.utils.data import DataLoader
 
-
         n = len(self.y)
-        loader = DataLoader(self.dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                            generator=torch.Generator().manual_seed(seed),
-                            drop_last=shuffle and n % batch_size == 1 and n > 1)  # see above
+        loader = DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(seed),
+            drop_last=shuffle and n % batch_size == 1 and n > 1,
+        )  # see above
         for batch in loader:
             batch = batch.to(device)
-            yield batch, torch.from_numpy(self.y[batch.seq_index.cpu().numpy()]).to(device), batch.seq_index
+            yield (
+                batch,
+                torch.from_numpy(self.y[batch.seq_index.cpu().numpy()]).to(device),
+                batch.seq_index,
+            )
 
 
 @torch.no_grad()
-def embed_split(clf: EEGClassifier, split: FoldSplit, batch_size: int, device: torch.device) -> torch.Tensor:
+def embed_split(
+    clf: EEGClassifier, split: FoldSplit, batch_size: int, device: torch.device
+) -> torch.Tensor:
     """Pooled embeddings (n, d) of every sequence, rows in seq_index order (CPU)."""
     clf.eval()
     n = len(split.y)
@@ -142,14 +175,26 @@ def embed_split(clf: EEGClassifier, split: FoldSplit, batch_size: int, device: t
     return out
 
 
-def fit_strategy(strategy: str, backbone: Backbone, data: dict[str, FoldSplit], cfg: FinetuneConfig,
-                 device: torch.device, fold: str = "split",
-                 on_epoch: Callable[[dict], None] | None = None) -> tuple[EEGClassifier, list[dict]]:
+def fit_strategy(
+    strategy: str,
+    backbone: Backbone,
+    data: dict[str, FoldSplit],
+    cfg: FinetuneConfig,
+    device: torch.device,
+    fold: str = "split",
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[EEGClassifier, list[dict]]:
     """Train one strategy with early stopping on validation loss; returns the best model
     (by validation loss, or the last epoch without a validation split) and its history."""
     tc = cfg.train
-    clf = build_classifier(strategy, backbone.model_cfg, backbone.state, dropout=tc.dropout,
-                           pooling=tc.pooling, seed=tc.seed).to(device)
+    clf = build_classifier(
+        strategy,
+        backbone.model_cfg,
+        backbone.state,
+        dropout=tc.dropout,
+        pooling=tc.pooling,
+        seed=tc.seed,
+    ).to(device)
     embedded = strategy == "frozen"
     if embedded:
         for split in data.values():
@@ -165,12 +210,27 @@ def fit_strategy(strategy: str, backbone: Backbone, data: dict[str, FoldSplit], 
     history, best, best_state, bad = [], float("inf"), None, 0
     torch.manual_seed(tc.seed)
     for epoch in range(1, tc.epochs + 1):
-        train_loss = train_epoch(clf, data["train"].batches(tc.batch_size, device, shuffle=True,
-                                                            seed=tc.seed + epoch, embedded=embedded),
-                                 optimizer, loss_fn, tc.grad_clip)
-        val_loss = (predict(clf, val.batches(tc.batch_size, device, embedded=embedded), loss_fn)["loss"]
-                    if val is not None else float("nan"))
-        row = {"strategy": strategy, "fold": fold, "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        train_loss = train_epoch(
+            clf,
+            data["train"].batches(
+                tc.batch_size, device, shuffle=True, seed=tc.seed + epoch, embedded=embedded
+            ),
+            optimizer,
+            loss_fn,
+            tc.grad_clip,
+        )
+        val_loss = (
+            predict(clf, val.batches(tc.batch_size, device, embedded=embedded), loss_fn)["loss"]
+            if val is not None
+            else float("nan")
+        )
+        row = {
+            "strategy": strategy,
+            "fold": fold,
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+        }
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
@@ -188,7 +248,9 @@ def fit_strategy(strategy: str, backbone: Backbone, data: dict[str, FoldSplit], 
 
 
 def _prediction_frame(split: FoldSplit, out: dict) -> pl.DataFrame:
-    scores = pl.DataFrame({"seq_index": out["seq_index"].astype(np.int64), "score": out["score"].astype(np.float64)})
+    scores = pl.DataFrame(
+        {"seq_index": out["seq_index"].astype(np.int64), "score": out["score"].astype(np.float64)}
+    )
     index = split.dataset.index.select("seq_index", "participant", "run", "channel", "row_start")
     return index.join(scores, on="seq_index").with_columns(
         pl.Series("label", split.y[index["seq_index"].to_numpy()].astype(np.int64))
@@ -198,7 +260,9 @@ def _prediction_frame(split: FoldSplit, out: dict) -> pl.DataFrame:
 # ----------------------------------------------------------------------------- one fold
 
 
-def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_samples: int) -> dict[str, FoldSplit | None]:
+def _open_fold(
+    cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_samples: int
+) -> dict[str, FoldSplit | None]:
 
     d = cfg.data
     out: dict[str, FoldSplit | None] = {}
@@ -207,22 +271,33 @@ def _open_fold(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_sam
         if sel.height == 0:
             out[s] = None
             continue
-        ds = EEGDataset.open(d.root, selection=sel, channels=channels, normalisation=d.normalisation,
-                             max_windows=d.max_windows, cache_dir=d.cache_dir)
+        ds = EEGDataset.open(
+            d.root,
+            selection=sel,
+            channels=channels,
+            normalisation=d.normalisation,
+            max_windows=d.max_windows,
+            cache_dir=d.cache_dir,
+        )
         channels = ds.channels
         if ds.window_samples != window_samples:
             raise DatasetError(
-                f"{d.root}: windows of {ds.window_samples} samples, but the backbone was pretrained on "
+                f"{d.root}: windows of {ds.window_samples} samples, but the backbone was "
+                "pretrained on "
                 f"{window_samples}; re-ingest with window_samples={window_samples}"
             )
         out[s] = FoldSplit(ds, sequence_labels(ds.index, labels, f"{d.root} ({fold.name} {s})"))
     return out
 
 
-def _baseline(cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, channels: list[str]) -> dict[str, pl.DataFrame]:
+def _baseline(
+    cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, channels: list[str]
+) -> dict[str, pl.DataFrame]:
 
     sel = fold.selections
-    test, model = run_baseline(cfg.data.root, sel["train"], sel["test"], labels, channels, cfg.baseline)
+    test, model = run_baseline(
+        cfg.data.root, sel["train"], sel["test"], labels, channels, cfg.baseline
+    )
     out = {"test": test}
     if sel["val"].height:
         x, rows = window_features(cfg.data.root, sel["val"], channels, cfg.baseline)
@@ -237,7 +312,9 @@ def output_paths(cfg: FinetuneConfig, stem: str, n_folds: int) -> dict[tuple[str
     out = {}
     for s in cfg.train.strategies:
         for k in range(n_folds):
-            name = f"{stem}_finetuned{'' if s == 'frozen' else '_' + s}{f'_fold{k + 1}' if n_folds > 1 else ''}.pt"
+            strategy = "" if s == "frozen" else f"_{s}"
+            fold = f"_fold{k + 1}" if n_folds > 1 else ""
+            name = f"{stem}_finetuned{strategy}{fold}.pt"
             out[(s, k)] = Path(cfg.train.checkpoint_dir) / name
     return out
 
@@ -245,8 +322,13 @@ def output_paths(cfg: FinetuneConfig, stem: str, n_folds: int) -> dict[tuple[str
 # ----------------------------------------------------------------------------- the run
 
 
-def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None, *,
-             bar: bool = False, autopsy: AutopsyHook | None = None) -> FinetuneResult:
+def finetune(
+    cfg: FinetuneConfig,
+    progress: Callable[[dict], None] | None = None,
+    *,
+    bar: bool = False,
+    autopsy: AutopsyHook | None = None,
+) -> FinetuneResult:
     """Fine-tune every strategy in `cfg.train.strategies` (and the baseline) and evaluate
     them on held-out participants; see the module docstring for the order of steps.
 
@@ -267,7 +349,9 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     paths = output_paths(cfg, backbone.stem, len(folds))
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not cfg.train.overwrite:
-        raise OutputExistsError(f"{existing[0]}: already exists (set train.overwrite=true / --overwrite)")
+        raise OutputExistsError(
+            f"{existing[0]}: already exists (set train.overwrite=true / --overwrite)"
+        )
     device = resolve_device(cfg.train.device)
     names = list(cfg.train.strategies) + ([BASELINE] if cfg.baseline.enabled else [])
     preds: dict[str, dict[str, list[pl.DataFrame]]] = {s: {"val": [], "test": []} for s in names}
@@ -283,8 +367,17 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
             history += hist
             for s in ("val", "test"):
                 if data[s] is not None:
-                    out = predict(clf, data[s].batches(cfg.train.batch_size, device, embedded=strategy == "frozen"))
-                    preds[strategy][s].append(_prediction_frame(data[s], out).with_columns(pl.lit(fold.name).alias("fold")))
+                    out = predict(
+                        clf,
+                        data[s].batches(
+                            cfg.train.batch_size, device, embedded=strategy == "frozen"
+                        ),
+                    )
+                    preds[strategy][s].append(
+                        _prediction_frame(data[s], out).with_columns(
+                            pl.lit(fold.name).alias("fold")
+                        )
+                    )
             models[(strategy, k)] = clf.cpu()  # saved once the validation threshold is known
             jobs.update()
         channels = data["train"].dataset.channels
@@ -299,30 +392,66 @@ def finetune(cfg: FinetuneConfig, progress: Callable[[dict], None] | None = None
     for name in names:
         test_preds[name] = pl.concat(preds[name]["test"], how="diagonal")
         thresholds[name] = _threshold(cfg, preds[name]["val"])
-        metrics[name] = evaluate_levels(test_preds[name], LEVELS, threshold=thresholds[name], n_boot=ev.n_boot,
-                                        confidence=ev.confidence, seed=ev.seed, method=ev.method)
+        metrics[name] = evaluate_levels(
+            test_preds[name],
+            LEVELS,
+            threshold=thresholds[name],
+            n_boot=ev.n_boot,
+            confidence=ev.confidence,
+            seed=ev.seed,
+            method=ev.method,
+        )
     table = results_table(metrics, thresholds)
     pretrained = str(backbone.path) if backbone.path else "none (scratch only)"
     saved: dict[str, list[Path]] = {}
     for (strategy, k), clf in models.items():
-        state = {"config": to_dict(cfg), "model_config": to_dict(clf.model.cfg), "pretrained": pretrained,
-                 "threshold": thresholds[strategy], "label": cfg.labels.name, "pooling": clf.pooling,
-                 "channels": fold_channels[k], "participants": folds[k].participants,
-                 "history": [h for h in history if h["strategy"] == strategy and h["fold"] == folds[k].name]}
-        saved.setdefault(strategy, []).append(save_finetuned(paths[(strategy, k)], clf, state, cfg.train.overwrite))
+        state = {
+            "config": to_dict(cfg),
+            "model_config": to_dict(clf.model.cfg),
+            "pretrained": pretrained,
+            "threshold": thresholds[strategy],
+            "label": cfg.labels.name,
+            "pooling": clf.pooling,
+            "channels": fold_channels[k],
+            "participants": folds[k].participants,
+            "history": [
+                h for h in history if h["strategy"] == strategy and h["fold"] == folds[k].name
+            ],
+        }
+        saved.setdefault(strategy, []).append(
+            save_finetuned(paths[(strategy, k)], clf, state, cfg.train.overwrite)
+        )
     result = FinetuneResult(
-        table=table, metrics=metrics, predictions=test_preds,
-        history=pl.DataFrame(history, schema={"strategy": pl.String, "fold": pl.String, "epoch": pl.Int64,
-                                              "train_loss": pl.Float64, "val_loss": pl.Float64}),
-        thresholds=thresholds, checkpoints=saved, folds=[f.participants for f in folds],
-        leaky=gate["leaky"], leakage_summary=gate["summary"], pretraining_overlap=gate["pretraining_overlap"],
-        pretrained=pretrained, level=ev.level, config=to_dict(cfg),
+        table=table,
+        metrics=metrics,
+        predictions=test_preds,
+        history=pl.DataFrame(
+            history,
+            schema={
+                "strategy": pl.String,
+                "fold": pl.String,
+                "epoch": pl.Int64,
+                "train_loss": pl.Float64,
+                "val_loss": pl.Float64,
+            },
+        ),
+        thresholds=thresholds,
+        checkpoints=saved,
+        folds=[f.participants for f in folds],
+        leaky=gate["leaky"],
+        leakage_summary=gate["summary"],
+        pretraining_overlap=gate["pretraining_overlap"],
+        pretrained=pretrained,
+        level=ev.level,
+        config=to_dict(cfg),
     )
     result.run_id = log_run(result, cfg, backbone.stem)
     result.elapsed_s = time.perf_counter() - t0
     if cfg.train.autopsy:
         for checkpoints in saved.values():
-            autopsy_checkpoint(autopsy, checkpoints[0], run_id=result.run_id, tracking_uri=cfg.tracking.uri)
+            autopsy_checkpoint(
+                autopsy, checkpoints[0], run_id=result.run_id, tracking_uri=cfg.tracking.uri
+            )
     return result
 
 

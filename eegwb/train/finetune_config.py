@@ -40,7 +40,10 @@ class PretrainedConfig:
         if self.backbone not in BACKBONES or self.style not in MASK_STYLES:
             raise ValueError(f"pretrained: backbone/style must be in {BACKBONES}/{MASK_STYLES}")
         if self.d_model < 1 or self.n_layers < 1:
-            raise ValueError(f"pretrained: d_model and n_layers must be >= 1, got {self.d_model}, {self.n_layers}")
+            raise ValueError(
+                f"pretrained: d_model and n_layers must be >= 1, got {self.d_model}, "
+                f"{self.n_layers}"
+            )
         if not 0 <= self.mask_ratio <= 1:
             raise ValueError(f"pretrained.mask_ratio must be in [0, 1], got {self.mask_ratio}")
 
@@ -64,19 +67,32 @@ class FinetuneDataConfig:
 
     def __post_init__(self) -> None:
         fr = self.split_fractions
-        if len(fr) != 3 or any(f < 0 for f in fr) or abs(sum(fr) - 1) > 1e-6 or fr[0] <= 0 or fr[2] <= 0:
-            raise ValueError(f"split_fractions: need train, val, test >= 0 summing to 1 (train, test > 0), got {fr}")
+        if (
+            len(fr) != 3
+            or any(f < 0 for f in fr)
+            or abs(sum(fr) - 1) > 1e-6
+            or fr[0] <= 0
+            or fr[2] <= 0
+        ):
+            raise ValueError(
+                "split_fractions: need train, val, test >= 0 summing to 1 (train, test > 0), got "
+                f"{fr}"
+            )
         if self.kfold == 1 or self.kfold < 0:
             raise ValueError(f"kfold must be 0 (off) or >= 2, got {self.kfold}")
         if self.kfold and self.splits is not None:
-            raise ValueError("kfold and splits cannot both be given: a splits file fixes one test set")
+            raise ValueError(
+                "kfold and splits cannot both be given: a splits file fixes one test set"
+            )
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")
 
 
 @dataclass
 class FinetuneTrainConfig:
-    strategies: list[Literal["frozen", "full", "scratch"]] = field(default_factory=lambda: list(STRATEGIES))
+    strategies: list[Literal["frozen", "full", "scratch"]] = field(
+        default_factory=lambda: list(STRATEGIES)
+    )
     epochs: int = 30
     batch_size: int = 32
     lr_head: float = 1e-3  # the head starts from zero knowledge: a head-sized LR
@@ -84,7 +100,9 @@ class FinetuneTrainConfig:
     lr_scratch: float = 3e-4  # scratch trains the whole model from random init (pretraining's LR)
     weight_decay: float = 0.01
     dropout: float = 0.1  # on the pooled embedding, before the head
-    pooling: Literal["mean", "mean_std"] = "mean_std"  # mean: the original; std adds power over windows
+    pooling: Literal["mean", "mean_std"] = (
+        "mean_std"  # mean: the original; std adds power over windows
+    )
     grad_clip: float = 1.0
     patience: int = 5  # epochs without a better validation loss before stopping; 0 disables
     seed: int = 0
@@ -99,7 +117,9 @@ class FinetuneTrainConfig:
             raise ValueError("strategies: give at least one of frozen, full, scratch")
         bad = [s for s in self.strategies if s not in STRATEGIES]
         if bad or len(set(self.strategies)) != len(self.strategies):
-            raise ValueError(f"strategies: {self.strategies} must be distinct names from {STRATEGIES}")
+            raise ValueError(
+                f"strategies: {self.strategies} must be distinct names from {STRATEGIES}"
+            )
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -152,5 +172,10 @@ class FinetuneConfig:
             raise ConfigError(f"data.splits: splits file {self.data.splits!r} does not exist")
         if self.labels.path is not None and not Path(self.labels.path).is_file():
             raise ConfigError(f"labels.path: label file {self.labels.path!r} does not exist")
-        if self.pretrained.checkpoint is not None and not Path(self.pretrained.checkpoint).is_file():
-            raise ConfigError(f"pretrained.checkpoint: {self.pretrained.checkpoint!r} does not exist")
+        if (
+            self.pretrained.checkpoint is not None
+            and not Path(self.pretrained.checkpoint).is_file()
+        ):
+            raise ConfigError(
+                f"pretrained.checkpoint: {self.pretrained.checkpoint!r} does not exist"
+            )

@@ -50,8 +50,12 @@ class Backbone:
     model_cfg: ModelConfig
     state: dict | None
     found_by: str  # "path" | "mlflow run <id>" | "name"
-    seen: set[str] = field(default_factory=set)  # participants of data.root pretraining trained/validated on
-    unchecked: list[str] = field(default_factory=list)  # pretraining roots not found here: overlap unknown
+    seen: set[str] = field(
+        default_factory=set
+    )  # participants of data.root pretraining trained/validated on
+    unchecked: list[str] = field(
+        default_factory=list
+    )  # pretraining roots not found here: overlap unknown
 
 
 @dataclass
@@ -71,20 +75,25 @@ def checkpoint_source(cfg: FinetuneConfig) -> tuple[Path, str]:
     if p.mlflow_run:
         from mlflow import MlflowClient
 
-
         uri = resolve_tracking_uri(cfg.tracking.uri)
         try:
             run = MlflowClient(tracking_uri=uri).get_run(p.mlflow_run)
         except Exception as err:  # MlflowException for unknown ids, network errors, ...
-            raise CheckpointError(f"pretrained.mlflow_run {p.mlflow_run!r}: not found at {uri} ({err})") from err
+            raise CheckpointError(
+                f"pretrained.mlflow_run {p.mlflow_run!r}: not found at {uri} ({err})"
+            ) from err
         tag = run.data.tags.get(TAG_CHECKPOINT)
         if not tag:
-            raise CheckpointError(f"pretrained.mlflow_run {p.mlflow_run!r}: run has no {TAG_CHECKPOINT!r} tag")
+            raise CheckpointError(
+                f"pretrained.mlflow_run {p.mlflow_run!r}: run has no {TAG_CHECKPOINT!r} tag"
+            )
         return Path(tag), f"mlflow run {p.mlflow_run}"
-    name = checkpoint_name({
-        "model": {"backbone": p.backbone, "d_model": p.d_model, "n_layers": p.n_layers},
-        "masking": {"mask_ratio": p.mask_ratio, "style": p.style},
-    })  # fmt: skip
+    name = checkpoint_name(
+        {
+            "model": {"backbone": p.backbone, "d_model": p.d_model, "n_layers": p.n_layers},
+            "masking": {"mask_ratio": p.mask_ratio, "style": p.style},
+        }
+    )
     return Path(p.checkpoint_dir) / name, "name"
 
 
@@ -100,8 +109,13 @@ def load_backbone(cfg: FinetuneConfig, window_samples: int) -> Backbone:
                 "(`eegwb pretrain`), or set pretrained.checkpoint / pretrained.mlflow_run"
             )
         p = cfg.pretrained
-        model_cfg = ModelConfig(window_samples=window_samples, backbone=p.backbone, d_model=p.d_model,
-                                n_layers=p.n_layers, dropout=cfg.train.dropout)
+        model_cfg = ModelConfig(
+            window_samples=window_samples,
+            backbone=p.backbone,
+            d_model=p.d_model,
+            n_layers=p.n_layers,
+            dropout=cfg.train.dropout,
+        )
         log.info("%s not found: strategy 'scratch' uses an untrained %s", path, path.stem)
         return Backbone(None, path.stem, model_cfg, None, found_by)
     ckpt = load_checkpoint(path)
@@ -146,24 +160,40 @@ def _seen_in_pretraining(cfg: FinetuneConfig, path: Path, ckpt: dict) -> tuple[s
         elif same_dataset(pre_root, Path(cfg.data.root)):
             seen |= {str(p) for p in assignment.get(split, [])}
     if unchecked:
-        msg = (f"{path}: pretraining read {sorted(set(unchecked))}, not found from {Path.cwd()}, so whether "
-               f"the backbone saw test participants of {cfg.data.root} cannot be checked")
+        msg = (
+            f"{path}: pretraining read {sorted(set(unchecked))}, not found from {Path.cwd()}, so "
+            "whether "
+            f"the backbone saw test participants of {cfg.data.root} cannot be checked"
+        )
         if cfg.data.pretraining_overlap == "refuse" and not cfg.data.allow_leakage:
-            raise LeakageError(f"{msg}; run from pretraining's directory, or set data.pretraining_overlap=allow")
-        log.warning("%s; data.pretraining_overlap=%s goes on unchecked", msg, cfg.data.pretraining_overlap)
+            raise LeakageError(
+                f"{msg}; run from pretraining's directory, or set data.pretraining_overlap=allow"
+            )
+        log.warning(
+            "%s; data.pretraining_overlap=%s goes on unchecked", msg, cfg.data.pretraining_overlap
+        )
     return seen, sorted(set(unchecked))
 
 
 def _selection(index: pl.DataFrame, labels: pl.DataFrame, participants: list[str]) -> pl.DataFrame:
     """Every window of every *labelled* recording of `participants`."""
     rec = labels.filter(pl.col("participant").is_in(participants)).select("file")
-    return index.join(rec, on="file").select(
-        "file", "participant", "run", pl.lit(0, pl.Int64).alias("row_start"),
-        pl.col("n_windows").cast(pl.Int64).alias("row_end"),
-    ).sort("file")  # fmt: skip
+    return (
+        index.join(rec, on="file")
+        .select(
+            "file",
+            "participant",
+            "run",
+            pl.lit(0, pl.Int64).alias("row_start"),
+            pl.col("n_windows").cast(pl.Int64).alias("row_end"),
+        )
+        .sort("file")
+    )
 
 
-def _fold(name: str, index: pl.DataFrame, labels: pl.DataFrame, assign: dict[str, list[str]]) -> Fold:
+def _fold(
+    name: str, index: pl.DataFrame, labels: pl.DataFrame, assign: dict[str, list[str]]
+) -> Fold:
     people = {s: sorted(assign.get(s, [])) for s in SPLITS}
     return Fold(name, {s: _selection(index, labels, people[s]) for s in SPLITS}, people)
 
@@ -172,7 +202,9 @@ def same_dataset(a: Path, b: Path) -> bool:
     return a.exists() and a.resolve() == b.resolve()
 
 
-def make_folds(cfg: FinetuneConfig, index: pl.DataFrame, labels: pl.DataFrame, backbone: Backbone) -> list[Fold]:
+def make_folds(
+    cfg: FinetuneConfig, index: pl.DataFrame, labels: pl.DataFrame, backbone: Backbone
+) -> list[Fold]:
     """Participant-level folds (see the module docstring); applies `pretraining_overlap`."""
     d = cfg.data
     root = Path(d.root)
@@ -200,43 +232,55 @@ def make_folds(cfg: FinetuneConfig, index: pl.DataFrame, labels: pl.DataFrame, b
         if not unseen or len(test_classes) < 2:
             raise DatasetError(
                 f"{root}: the backbone was pretrained on {len(avoid)} of these participants; the "
-                f"{len(unseen)} it never saw ({unseen[:5]}) cannot form a test set with both classes. "
+                f"{len(unseen)} it never saw ({unseen[:5]}) cannot form a test set with both "
+                "classes. "
                 "Use a backbone pretrained elsewhere or set data.pretraining_overlap=allow"
             )
         log.info("testing on the %d participants pretraining held out: %s", len(unseen), unseen)
         inner = _train_val(sorted(avoid), classes, train_f, val_f, d.split_seed)
         return [_fold("split", index, labels, {**inner, "test": unseen})]
-    assign = split_by_participant(people, classes, (train_f, val_f, test_f), d.split_seed,
-                                  names=("train", "val", "test"))
+    assign = split_by_participant(
+        people, classes, (train_f, val_f, test_f), d.split_seed, names=("train", "val", "test")
+    )
     return [_fold("split", index, labels, assign)]
 
 
-def _train_val(people: list[str], classes: dict | None, train_f: float, val_f: float, seed: int) -> dict:
+def _train_val(
+    people: list[str], classes: dict | None, train_f: float, val_f: float, seed: int
+) -> dict:
     if val_f == 0 or len(people) < 2:
         return {"train": list(people), "val": []}
     total = train_f + val_f
-    return split_by_participant(people, classes, (train_f / total, val_f / total), seed, names=("train", "val"))
+    return split_by_participant(
+        people, classes, (train_f / total, val_f / total), seed, names=("train", "val")
+    )
 
 
 def _splits_file_fold(cfg: FinetuneConfig, root: Path) -> Fold:
     spec = load_splits(cfg.data.splits)
     missing = [s for s in ("train", "test") if s not in spec.splits]
     if missing:
-        raise DatasetError(f"{cfg.data.splits}: fine-tuning needs 'train' and 'test' splits, missing {missing}")
+        raise DatasetError(
+            f"{cfg.data.splits}: fine-tuning needs 'train' and 'test' splits, missing {missing}"
+        )
     sels, people = {}, {}
     for s in SPLITS:
         if s not in spec.splits:
             sels[s], people[s] = empty_selection(), []
             continue
         if not same_dataset(spec.root(s, root), root):
-            raise DatasetError(f"{cfg.data.splits}: split {s!r} uses dataset {spec.root(s, root)}, "
-                               f"but fine-tuning reads data.root {root}")
+            raise DatasetError(
+                f"{cfg.data.splits}: split {s!r} uses dataset {spec.root(s, root)}, "
+                f"but fine-tuning reads data.root {root}"
+            )
         sels[s] = spec.resolve(s, root)
         people[s] = sorted(set(sels[s]["participant"].to_list()))
     return Fold("split", sels, people)
 
 
-def check_folds(cfg: FinetuneConfig, folds: list[Fold], backbone: Backbone, progress: bool = False) -> dict:
+def check_folds(
+    cfg: FinetuneConfig, folds: list[Fold], backbone: Backbone, progress: bool = False
+) -> dict:
     """The leakage gate on each fold's train/val/test, then the pretraining-overlap rule.
 
     Raises LeakageError unless `data.allow_leakage`; returns {"leaky", "summary",
@@ -247,21 +291,31 @@ def check_folds(cfg: FinetuneConfig, folds: list[Fold], backbone: Backbone, prog
     for fold in folds:
         for s in ("train", "test"):
             if fold.selections[s].height == 0:
-                raise DatasetError(f"{root}: fold {fold.name!r} has no labelled recordings in its {s} split")
-        splits = {s: SplitData(root, fold.selections[s]) for s in SPLITS if fold.selections[s].height}
+                raise DatasetError(
+                    f"{root}: fold {fold.name!r} has no labelled recordings in its {s} split"
+                )
+        splits = {
+            s: SplitData(root, fold.selections[s]) for s in SPLITS if fold.selections[s].height
+        }
         result = leakage_gate(splits, allow_leakage=cfg.data.allow_leakage, progress=progress)
         leaky |= result.leaky
         summaries.append(f"{fold.name}: {result.summary()}")
     if backbone.unchecked:
-        summaries.append(f"pretraining overlap NOT checked: {backbone.path} was pretrained on "
-                         f"{backbone.unchecked}, not found from {Path.cwd()}")
+        summaries.append(
+            f"pretraining overlap NOT checked: {backbone.path} was pretrained on "
+            f"{backbone.unchecked}, not found from {Path.cwd()}"
+        )
     overlap = sorted(backbone.seen & {p for f in folds for p in f.participants["test"]})
     if overlap and cfg.data.pretraining_overlap != "allow" and not cfg.data.allow_leakage:
         raise LeakageError(
             f"{backbone.path}: pretraining saw {len(overlap)} test participant(s) of {root} "
             f"({overlap[:5]}); set data.pretraining_overlap=allow to run anyway (tagged 'leaky')"
         )
-    return {"leaky": leaky or bool(overlap), "summary": "\n".join(summaries), "pretraining_overlap": overlap}
+    return {
+        "leaky": leaky or bool(overlap),
+        "summary": "\n".join(summaries),
+        "pretraining_overlap": overlap,
+    }
 
 
 def sequence_labels(index: pl.DataFrame, labels: pl.DataFrame, where: str) -> np.ndarray:
@@ -271,24 +325,28 @@ def sequence_labels(index: pl.DataFrame, labels: pl.DataFrame, where: str) -> np
     )
     missing = joined.filter(pl.col("label").is_null())
     if missing.height:
-        raise DatasetError(f"{where}: {missing.height} sequences have no label, e.g. "
-                           f"{missing.select('participant', 'run').unique().rows()[:3]}")
+        raise DatasetError(
+            f"{where}: {missing.height} sequences have no label, e.g. "
+            f"{missing.select('participant', 'run').unique().rows()[:3]}"
+        )
     out = np.full(int(index["seq_index"].max()) + 1, np.nan, np.float32)
     out[joined["seq_index"].to_numpy()] = joined["label"].to_numpy()
     return out
 
 
-def pretrained_choices(checkpoint_dir: str | Path, uri: str | None = None,
-                       experiment: str = "pretrain") -> dict[str, str]:
+def pretrained_choices(
+    checkpoint_dir: str | Path, uri: str | None = None, experiment: str = "pretrain"
+) -> dict[str, str]:
     """{label: checkpoint path} of pretrained backbones to pick from: best checkpoints in
     `checkpoint_dir` (not `_last` or fine-tuned ones) and MLflow runs of `experiment` that
     recorded one. MLflow being unreachable only drops its entries."""
     out = {}
     for path in sorted(Path(checkpoint_dir).glob("*.pt")):
-        if not (path.stem.endswith("_last") or "_finetuned" in path.stem or path.name.startswith(".")):
+        if not (
+            path.stem.endswith("_last") or "_finetuned" in path.stem or path.name.startswith(".")
+        ):
             out[f"file: {path.name}"] = str(path)
     try:
-
         runs = find_runs(uri, experiment)
     except Exception as err:  # noqa: BLE001 - no store yet, server down: files still work
         log.info("no MLflow runs listed from %s (%s)", uri, err)

@@ -26,11 +26,19 @@ from eegwb.train.checkpoints import CheckpointError, load_checkpoint
 from eegwb.train.tracking import Tracker
 
 TABLE_SCHEMA = {
-    "strategy": pl.String, "level": pl.String, "auroc": pl.Float64, "auroc_low": pl.Float64,
-    "auroc_high": pl.Float64, "balanced_accuracy": pl.Float64, "balanced_accuracy_low": pl.Float64,
-    "balanced_accuracy_high": pl.Float64, "n_units": pl.Int64, "n_participants": pl.Int64,
-    "threshold": pl.Float64, "note": pl.String,
-}  # fmt: skip
+    "strategy": pl.String,
+    "level": pl.String,
+    "auroc": pl.Float64,
+    "auroc_low": pl.Float64,
+    "auroc_high": pl.Float64,
+    "balanced_accuracy": pl.Float64,
+    "balanced_accuracy_low": pl.Float64,
+    "balanced_accuracy_high": pl.Float64,
+    "n_units": pl.Int64,
+    "n_participants": pl.Int64,
+    "threshold": pl.Float64,
+    "note": pl.String,
+}
 TAG_FINETUNED = "eegwb.finetuned_checkpoint"
 TAG_PRETRAINED = "eegwb.pretrained_checkpoint"
 TAG_LEAKY = "eegwb.leaky"
@@ -57,11 +65,20 @@ class FinetuneResult:
     def roc(self, level: str | None = None) -> pl.DataFrame:
         """ROC points of every strategy at `level` (default: the headline level)."""
         level = level or self.level
-        frames = [m[level].roc.with_columns(pl.lit(s).alias("strategy"))
-                  for s, m in self.metrics.items() if isinstance(m.get(level), LevelMetrics)]
+        frames = [
+            m[level].roc.with_columns(pl.lit(s).alias("strategy"))
+            for s, m in self.metrics.items()
+            if isinstance(m.get(level), LevelMetrics)
+        ]
         if not frames:
-            return pl.DataFrame(schema={"fpr": pl.Float64, "tpr": pl.Float64, "threshold": pl.Float64,
-                                        "strategy": pl.String})
+            return pl.DataFrame(
+                schema={
+                    "fpr": pl.Float64,
+                    "tpr": pl.Float64,
+                    "threshold": pl.Float64,
+                    "strategy": pl.String,
+                }
+            )
         return pl.concat(frames)
 
     def roc_chart(self, level: str | None = None):
@@ -72,28 +89,48 @@ class FinetuneResult:
         return self.table.filter(pl.col("level") == self.level)
 
     def format(self, level: str | None = None) -> str:
-        """A plain-text results table (what `eegwb finetune` prints); level "all" for every level."""
-        rows = self.table if level == "all" else self.table.filter(pl.col("level") == (level or self.level))
-        head = f"{'strategy':<10} {'level':<11} {'AUROC [95% CI]':<23} {'bal. acc. [95% CI]':<23} participants"
+        """A plain-text results table (what `eegwb finetune` prints); level "all": every level."""
+        rows = (
+            self.table
+            if level == "all"
+            else self.table.filter(pl.col("level") == (level or self.level))
+        )
+        head = (
+            f"{'strategy':<10} {'level':<11} {'AUROC [95% CI]':<23} {'bal. acc. [95% CI]':<23} "
+            "participants"
+        )
         lines = [head]
         for r in rows.iter_rows(named=True):
             if r["note"]:
                 lines.append(f"{r['strategy']:<10} {r['level']:<11} n/a: {r['note']}")
                 continue
             auc = f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]"
-            bac = f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, {r['balanced_accuracy_high']:.3f}]"
-            lines.append(f"{r['strategy']:<10} {r['level']:<11} {auc:<23} {bac:<23} {r['n_participants']}")
+            bac = (
+                f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, "
+                f"{r['balanced_accuracy_high']:.3f}]"
+            )
+            lines.append(
+                f"{r['strategy']:<10} {r['level']:<11} {auc:<23} {bac:<23} {r['n_participants']}"
+            )
         return "\n".join(lines)
 
 
-def results_table(metrics: dict[str, dict[str, LevelMetrics | str]], thresholds: dict[str, float]) -> pl.DataFrame:
+def results_table(
+    metrics: dict[str, dict[str, LevelMetrics | str]], thresholds: dict[str, float]
+) -> pl.DataFrame:
     rows = []
     for strategy, levels in metrics.items():
         for level, m in levels.items():
-            row: dict[str, Any] = {k: None for k in TABLE_SCHEMA} | {"strategy": strategy, "level": level}
+            row: dict[str, Any] = {k: None for k in TABLE_SCHEMA} | {
+                "strategy": strategy,
+                "level": level,
+            }
             if isinstance(m, LevelMetrics):
                 s = m.summary()
-                row |= {k: s[k] for k in TABLE_SCHEMA if k in s} | {"threshold": thresholds[strategy], "note": ""}
+                row |= {k: s[k] for k in TABLE_SCHEMA if k in s} | {
+                    "threshold": thresholds[strategy],
+                    "note": "",
+                }
             else:
                 row["note"] = m
             rows.append(row)
@@ -105,9 +142,10 @@ def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> P
     "config" (FinetuneConfig), "model_config", "strategy", "threshold", ...}."""
     import torch
 
-
     with atomic_path(path, overwrite=overwrite) as tmp:
-        torch.save({"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}, tmp)
+        torch.save(
+            {"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}, tmp
+        )
     return path
 
 
@@ -127,8 +165,15 @@ def metric_dict(table: pl.DataFrame) -> dict[str, float]:
     """{"frozen.recording.auroc": 0.91, ...}: finite numbers of the results table."""
     out = {}
     for r in table.filter(pl.col("note") == "").iter_rows(named=True):
-        for k in ("auroc", "auroc_low", "auroc_high", "balanced_accuracy", "balanced_accuracy_low",
-                  "balanced_accuracy_high", "threshold"):
+        for k in (
+            "auroc",
+            "auroc_low",
+            "auroc_high",
+            "balanced_accuracy",
+            "balanced_accuracy_low",
+            "balanced_accuracy_high",
+            "threshold",
+        ):
             if r[k] is not None and math.isfinite(r[k]):
                 out[f"{r['strategy']}.{r['level']}.{k}"] = float(r[k])
     return out
@@ -138,22 +183,40 @@ def log_run(result: FinetuneResult, cfg, stem: str) -> str | None:
     """One MLflow run with everything needed to trust (or doubt) the numbers; never raises."""
 
     t = cfg.tracking
-    tags = {TAG_PRETRAINED: result.pretrained, TAG_LEAKY: str(result.leaky).lower(),
-            "eegwb.label": cfg.labels.name, "eegwb.dataset": cfg.data.root}
+    tags = {
+        TAG_PRETRAINED: result.pretrained,
+        TAG_LEAKY: str(result.leaky).lower(),
+        "eegwb.label": cfg.labels.name,
+        "eegwb.dataset": cfg.data.root,
+    }
     if result.checkpoints:
         tags[TAG_FINETUNED] = str(next(iter(result.checkpoints.values()))[0])
-    with Tracker(t.uri, t.experiment, run_name=t.run_name or f"{stem}_finetuned", tags=tags,
-                 enabled=t.enabled) as tracker:
+    with Tracker(
+        t.uri,
+        t.experiment,
+        run_name=t.run_name or f"{stem}_finetuned",
+        tags=tags,
+        enabled=t.enabled,
+    ) as tracker:
         tracker.log_params(to_dict(cfg))
         tracker.log_text(dump_yaml(cfg), "config.yaml")
         tracker.log_metrics(metric_dict(result.table))
         for row in result.history.iter_rows(named=True):
-            tracker.log_metrics({f"{row['strategy']}.{row['fold']}.train_loss": row["train_loss"],
-                                 f"{row['strategy']}.{row['fold']}.val_loss": row["val_loss"]}, step=row["epoch"])
+            tracker.log_metrics(
+                {
+                    f"{row['strategy']}.{row['fold']}.train_loss": row["train_loss"],
+                    f"{row['strategy']}.{row['fold']}.val_loss": row["val_loss"],
+                },
+                step=row["epoch"],
+            )
         tracker.log_text(result.table.write_csv(), "results.csv")
         tracker.log_text(result.format("all"), "results.txt")
-        tracker.log_text(json.dumps({"folds": result.folds, "pretraining_overlap": result.pretraining_overlap},
-                                    indent=2), "splits.json")
+        tracker.log_text(
+            json.dumps(
+                {"folds": result.folds, "pretraining_overlap": result.pretraining_overlap}, indent=2
+            ),
+            "splits.json",
+        )
         tracker.log_text(result.leakage_summary, "leakage.txt")
         if result.roc().height:
             tracker.log_chart(result.roc_chart(), "roc.html")

@@ -46,13 +46,19 @@ class LabelSource:
 
     name: str = "remission"  # the label column / metadata key
     path: str | None = None  # CSV/Parquet; None reads each recording's metadata labels
-    positive: str | bool | int | None = None  # value counted as class 1; None: 0/1 or true/false only
+    positive: str | bool | int | None = (
+        None  # value counted as class 1; None: 0/1 or true/false only
+    )
     drop_missing: bool = False  # False: a recording without a label is an error
 
     def __post_init__(self) -> None:
         if not self.name:
             raise LabelError("labels.name: give the label column or metadata key")
-        if self.path is not None and Path(self.path).suffix.lower() not in (".csv", ".tsv", ".parquet"):
+        if self.path is not None and Path(self.path).suffix.lower() not in (
+            ".csv",
+            ".tsv",
+            ".parquet",
+        ):
             raise LabelError(f"labels.path {self.path}: expected a .csv, .tsv or .parquet file")
 
 
@@ -71,14 +77,17 @@ def read_label_table(path: str | Path, name: str) -> pl.DataFrame:
         if path.suffix.lower() == ".parquet":
             raw = pl.read_parquet(path)
         else:
-            raw = pl.read_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",",
-                              infer_schema=False)
+            raw = pl.read_csv(
+                path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema=False
+            )
     except Exception as err:  # polars raises several error types for malformed files
         raise LabelError(f"{path}: cannot read label table ({err})") from err
     lower = {c.lower().strip(): c for c in raw.columns}
     pcol = next((lower[c] for c in PARTICIPANT_COLUMNS if c in lower), None)
     if pcol is None:
-        raise LabelError(f"{path}: no participant column (one of {PARTICIPANT_COLUMNS}); has {raw.columns}")
+        raise LabelError(
+            f"{path}: no participant column (one of {PARTICIPANT_COLUMNS}); has {raw.columns}"
+        )
     if name not in raw.columns:
         raise LabelError(f"{path}: no label column {name!r}; has {raw.columns}")
     rcol = next((lower[c] for c in RUN_COLUMNS if c in lower), None)
@@ -101,7 +110,9 @@ def metadata_label_table(index: pl.DataFrame, name: str) -> pl.DataFrame:
         v = json.loads(labels_json).get(name)
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # 1.0 and 1 are one class
-        values.append(None if v is None else json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+        values.append(
+            None if v is None else json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        )
     return index.select("participant", "run").with_columns(pl.Series("value", values, pl.String))
 
 
@@ -111,7 +122,9 @@ def binarise(values: pl.Series, positive: str | bool | int | None, where: str) -
     distinct = sorted(set(values.drop_nulls().to_list()))
     if positive is not None:
         if str(positive) not in distinct:
-            raise LabelError(f"{where}: positive value {positive!r} never occurs (values: {distinct[:10]})")
+            raise LabelError(
+                f"{where}: positive value {positive!r} never occurs (values: {distinct[:10]})"
+            )
         return (values == str(positive)).cast(pl.Int64)
     lowered = {v.lower() for v in distinct}
     if not lowered <= TRUE_VALUES | FALSE_VALUES:
@@ -122,10 +135,16 @@ def binarise(values: pl.Series, positive: str | bool | int | None, where: str) -
     return values.str.to_lowercase().is_in(list(TRUE_VALUES)).cast(pl.Int64)
 
 
-def recording_labels(root: str | Path, source: LabelSource, index: pl.DataFrame | None = None) -> pl.DataFrame:
+def recording_labels(
+    root: str | Path, source: LabelSource, index: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """The recording label table of the dataset at `root` (see the module docstring)."""
     index = recordings_index(root) if index is None else index
-    where = f"{source.path}: {source.name!r}" if source.path else f"{root}: metadata label {source.name!r}"
+    where = (
+        f"{source.path}: {source.name!r}"
+        if source.path
+        else f"{root}: metadata label {source.name!r}"
+    )
     if source.path is None:
         table = metadata_label_table(index, source.name)
         keys = ["participant", "run"]
@@ -145,7 +164,8 @@ def recording_labels(root: str | Path, source: LabelSource, index: pl.DataFrame 
     missing = joined.filter(pl.col("value").is_null())
     if missing.height and not source.drop_missing:
         raise LabelError(
-            f"{where}: {missing.height} recording(s) have no label, e.g. {missing['file'].to_list()[:5]} "
+            f"{where}: {missing.height} recording(s) have no label, e.g. "
+            f"{missing['file'].to_list()[:5]} "
             "(set labels.drop_missing=true to leave them out)"
         )
     joined = joined.filter(pl.col("value").is_not_null())
@@ -153,14 +173,18 @@ def recording_labels(root: str | Path, source: LabelSource, index: pl.DataFrame 
         raise LabelError(f"{where}: no recording has a label")
     out = joined.with_columns(binarise(joined["value"], source.positive, where).alias("label"))
     if out["label"].n_unique() < 2:
-        raise LabelError(f"{where}: every labelled recording is class {out['label'][0]}; need two classes")
+        raise LabelError(
+            f"{where}: every labelled recording is class {out['label'][0]}; need two classes"
+        )
     return out.sort("participant", "run")
 
 
 def participant_classes(labels: pl.DataFrame) -> dict[str, int] | None:
     """participant -> class when the label is constant within each participant, else None
     (a per-run label such as rest/task: every participant has both, nothing to stratify)."""
-    per = labels.group_by("participant").agg(pl.col("label").n_unique().alias("n"), pl.col("label").first())
+    per = labels.group_by("participant").agg(
+        pl.col("label").n_unique().alias("n"), pl.col("label").first()
+    )
     if (per["n"] > 1).any():
         return None
     return dict(per.select("participant", "label").iter_rows())

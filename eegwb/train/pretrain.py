@@ -66,12 +66,29 @@ from eegwb.train.tracking import (
 )
 
 # Names notebooks and tests use from here; they live in the step and state modules.
-__all__ = ["RunResult", "evaluate", "loss_chart", "lr_at", "make_optimizer", "pretrain", "train_step"]
+__all__ = [
+    "RunResult",
+    "evaluate",
+    "loss_chart",
+    "lr_at",
+    "make_optimizer",
+    "pretrain",
+    "train_step",
+]
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[dict], None]
-EPOCH_LOG_KEYS = ("train_loss", "val_loss", "grad_norm", "lr", "pred_var", "pred_mean",
-                  "target_var", "target_mean", "var_ratio")
+EPOCH_LOG_KEYS = (
+    "train_loss",
+    "val_loss",
+    "grad_norm",
+    "lr",
+    "pred_var",
+    "pred_mean",
+    "target_var",
+    "target_mean",
+    "var_ratio",
+)
 
 
 def pretrain(
@@ -105,7 +122,9 @@ def pretrain(
         # The best checkpoint (the last if none). `autopsy_once` keeps a marker, so a finished
         # run that also stopped early, or a resumed run ending on the same file, is one autopsy.
         checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
-        autopsy_checkpoint(autopsy, checkpoint, run_id=result.run_id, tracking_uri=result.tracking_uri)
+        autopsy_checkpoint(
+            autopsy, checkpoint, run_id=result.run_id, tracking_uri=result.tracking_uri
+        )
     return result
 
 
@@ -117,7 +136,10 @@ def setup(cfg: PretrainConfig, info: ddp.DistInfo, resume: str | Path | None) ->
     if not cfg.train.overwrite:
         refuse_foreign_checkpoints(paths, ckpt, resume)
     data = prepare_data(cfg, info)
-    if ckpt is not None and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]:
+    if (
+        ckpt is not None
+        and ckpt.get("fingerprint", {}).get("dataset") != data.fingerprint["dataset"]
+    ):
         raise CheckpointError(
             f"{resume}: was trained on dataset fingerprint {ckpt.get('fingerprint')}, "
             f"this config resolves to {data.fingerprint}; resume needs the same data and split"
@@ -128,8 +150,13 @@ def setup(cfg: PretrainConfig, info: ddp.DistInfo, resume: str | Path | None) ->
 def train(run: Run, progress: Progress | None, *, bar: bool) -> RunResult:
     """Epochs until done, stopped (gate, early stopping, max_steps), logging to MLflow."""
     cfg, r, tc = run.cfg, run.result, run.cfg.train
-    with Tracker(cfg.tracking.uri, cfg.tracking.experiment, run_name=cfg.tracking.run_name or run.stem,
-                 tags=run_tags(run), enabled=cfg.tracking.enabled and run.info.is_main) as tracker:
+    with Tracker(
+        cfg.tracking.uri,
+        cfg.tracking.experiment,
+        run_name=cfg.tracking.run_name or run.stem,
+        tags=run_tags(run),
+        enabled=cfg.tracking.enabled and run.info.is_main,
+    ) as tracker:
         tracker.log_params(to_dict(cfg))
         tracker.log_text(dump_yaml(cfg), "config.yaml")
         r.run_id, r.tracking_uri = tracker.run_id, tracker.tracking_uri
@@ -137,14 +164,21 @@ def train(run: Run, progress: Progress | None, *, bar: bool) -> RunResult:
         if bar:
             from tqdm.auto import tqdm
 
-            pbar = tqdm(total=run.total_steps, initial=run.step, desc=run.stem, unit="step",
-                        dynamic_ncols=True)
+            pbar = tqdm(
+                total=run.total_steps,
+                initial=run.step,
+                desc=run.stem,
+                unit="step",
+                dynamic_ncols=True,
+            )
         while run.epoch < tc.epochs and not run.stop:
             t_epoch = time.perf_counter()
             hit_max = train_epoch(run, tracker, progress, pbar)
             improved = False
             if run.step_in_epoch >= run.per_epoch:
-                improved = end_epoch(run, tracker, progress, time.perf_counter() - t_epoch, pbar is None)
+                improved = end_epoch(
+                    run, tracker, progress, time.perf_counter() - t_epoch, pbar is None
+                )
             if hit_max and not run.stop:
                 run.stop, r.stopped = True, "max_steps"
             save_checkpoints(run, improved)
@@ -155,7 +189,12 @@ def train(run: Run, progress: Progress | None, *, bar: bool) -> RunResult:
         r.tracking_failures = list(tracker.failures)
     best = run.paths["best"]
     ckpt = run.resumed_from
-    if r.best_checkpoint is None and ckpt is not None and best.exists() and same_run(best, ckpt, run.resume_path):
+    if (
+        r.best_checkpoint is None
+        and ckpt is not None
+        and best.exists()
+        and same_run(best, ckpt, run.resume_path)
+    ):
         r.best_checkpoint = best  # written before the resume
     return r
 
@@ -181,18 +220,34 @@ def train_epoch(run: Run, tracker: Tracker, progress: Progress | None, pbar) -> 
     """The rest of the current epoch's batches (all of them unless resuming mid-epoch), with
     mid-epoch validation every `val_every_steps`; True when `max_steps` was reached."""
     cfg, tc, info, r = run.cfg, run.cfg.train, run.info, run.result
-    batches = ddp.epoch_batches(len(run.data.train), tc.batch_size, seed=tc.seed, epoch=run.epoch,
-                                rank=info.rank, world_size=info.world_size)
+    batches = ddp.epoch_batches(
+        len(run.data.train),
+        tc.batch_size,
+        seed=tc.seed,
+        epoch=run.epoch,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
     # A private generator: creating a loader must not draw from the global RNG.
-    loader = DataLoader(run.data.train, batch_sampler=batches[run.step_in_epoch:], collate_fn=collate,
-                        num_workers=cfg.data.num_workers,
-                        generator=torch.Generator().manual_seed(tc.seed + run.epoch))
+    loader = DataLoader(
+        run.data.train,
+        batch_sampler=batches[run.step_in_epoch :],
+        collate_fn=collate,
+        num_workers=cfg.data.num_workers,
+        generator=torch.Generator().manual_seed(tc.seed + run.epoch),
+    )
     for batch in loader:
         if at_max_steps(run.step, tc):  # a resume of a run that stopped there
             return True
-        m = train_step(run.train_obj, run.optimizer, batch.to(info.device),
-                       lr=lr_at(run.step, run.total_steps, tc), grad_clip=tc.grad_clip,
-                       generator=run.mask_gen, precision=tc.precision)
+        m = train_step(
+            run.train_obj,
+            run.optimizer,
+            batch.to(info.device),
+            lr=lr_at(run.step, run.total_steps, tc),
+            grad_clip=tc.grad_clip,
+            generator=run.mask_gen,
+            precision=tc.precision,
+        )
         m = ddp.all_reduce_mean(m, info)
         run.step, run.step_in_epoch = run.step + 1, run.step_in_epoch + 1
         if not math.isfinite(m["train_loss"]):
@@ -210,8 +265,15 @@ def train_epoch(run: Run, tracker: Tracker, progress: Progress | None, pbar) -> 
             pbar.update(1)
             pbar.set_postfix(loss=f"{m['train_loss']:.4f}", epoch=run.epoch + 1)
         if progress is not None and info.is_main:
-            progress({"kind": "step", "epoch": run.epoch + 1, "step": run.step,
-                      "total_steps": run.total_steps, **m})
+            progress(
+                {
+                    "kind": "step",
+                    "epoch": run.epoch + 1,
+                    "step": run.step,
+                    "total_steps": run.total_steps,
+                    **m,
+                }
+            )
         if tc.val_every_steps and run.step % tc.val_every_steps == 0:
             v = validate(run)
             r.history.append({"kind": "val", "epoch": run.epoch + 1, "step": run.step, **v})
@@ -232,29 +294,45 @@ def validate(run: Run) -> dict[str, float]:
     out = None
     if run.info.is_main:
         batches = (b.to(run.info.device) for b in run.val_loader)
-        out = evaluate(run.objective, batches, seed=run.cfg.train.seed + EVAL_SEED_OFFSET,
-                       precision=run.cfg.train.precision)
+        out = evaluate(
+            run.objective,
+            batches,
+            seed=run.cfg.train.seed + EVAL_SEED_OFFSET,
+            precision=run.cfg.train.precision,
+        )
     return ddp.broadcast_object(out, run.info)
 
 
-def end_epoch(run: Run, tracker: Tracker, progress: Progress | None, epoch_s: float, log_line: bool) -> bool:
+def end_epoch(
+    run: Run, tracker: Tracker, progress: Progress | None, epoch_s: float, log_line: bool
+) -> bool:
     """Validate, check collapse and gates, count towards early stopping, move to the next
     epoch; True when the validation loss improved (a new `best`)."""
     tc, r, step = run.cfg.train, run.result, run.step
     v = validate(run)
     n = max(1, run.sums["steps"])
-    row = {"kind": "epoch", "epoch": run.epoch + 1, "step": step, "train_loss": run.sums["train_loss"] / n,
-           "grad_norm": run.sums["grad_norm"] / n, "lr": lr_at(max(0, step - 1), run.total_steps, tc),
-           **v, "epoch_s": epoch_s}
+    row = {
+        "kind": "epoch",
+        "epoch": run.epoch + 1,
+        "step": step,
+        "train_loss": run.sums["train_loss"] / n,
+        "grad_norm": run.sums["grad_norm"] / n,
+        "lr": lr_at(max(0, step - 1), run.total_steps, tc),
+        **v,
+        "epoch_s": epoch_s,
+    }
     r.history.append(row)
     row["warnings"] = collapse_warnings(v)
     for w in row["warnings"]:
         logger.warning("epoch %d: %s", run.epoch + 1, w)
-    tracker.log_metrics({k: row[k] for k in EPOCH_LOG_KEYS if math.isfinite(row.get(k, math.nan))}, step=step)
+    tracker.log_metrics(
+        {k: row[k] for k in EPOCH_LOG_KEYS if math.isfinite(row.get(k, math.nan))}, step=step
+    )
     results, failures, gate_stop = check_gates(run.cfg, run.epoch + 1, row)
     r.gates += results
-    tracker.log_metrics({f"gate_{g['metric']}_e{g['epoch']}_passed": float(g["passed"]) for g in results},
-                        step=step)
+    tracker.log_metrics(
+        {f"gate_{g['metric']}_e{g['epoch']}_passed": float(g["passed"]) for g in results}, step=step
+    )
     for msg in failures:
         logger.warning(msg)
     if failures:
@@ -270,9 +348,18 @@ def end_epoch(run: Run, tracker: Tracker, progress: Progress | None, epoch_s: fl
             run.stop, r.stopped = True, "early_stopping"
     run.epoch, run.step_in_epoch, run.sums = run.epoch + 1, 0, dict(EMPTY_SUMS)
     if log_line and run.info.is_main:
-        logger.info("%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
-                    run.stem, run.epoch, tc.epochs, step, row["train_loss"], row["val_loss"],
-                    row["var_ratio"], row["epoch_s"], " *" if improved else "")
+        logger.info(
+            "%s epoch %d/%d step %d: train %.4f val %.4f var_ratio %.3g (%.1f s)%s",
+            run.stem,
+            run.epoch,
+            tc.epochs,
+            step,
+            row["train_loss"],
+            row["val_loss"],
+            row["var_ratio"],
+            row["epoch_s"],
+            " *" if improved else "",
+        )
     if progress is not None and run.info.is_main:
         progress({**row, "total_steps": run.total_steps})
     return improved
@@ -285,17 +372,30 @@ def save_checkpoints(run: Run, improved: bool) -> None:
     if run.info.is_main:
         r = run.result
         if improved:
-            r.best_checkpoint = save_checkpoint(run.paths["best"], checkpoint_state(run, "best", ranks_rng))
-        r.last_checkpoint = save_checkpoint(run.paths["last"], checkpoint_state(run, "last", ranks_rng))
+            r.best_checkpoint = save_checkpoint(
+                run.paths["best"], checkpoint_state(run, "best", ranks_rng)
+            )
+        r.last_checkpoint = save_checkpoint(
+            run.paths["last"], checkpoint_state(run, "last", ranks_rng)
+        )
 
 
 def log_summary(run: Run, tracker: Tracker) -> None:
     """Checkpoint tags, the run summary and the loss chart, into the MLflow run."""
     r = run.result
-    tracker.set_tags({TAG_CHECKPOINT: str(r.best_checkpoint or ""),
-                      TAG_CHECKPOINT_LAST: str(r.last_checkpoint or ""), "eegwb.stopped": r.stopped})
-    summary = {"best": str(r.best_checkpoint or ""), "last": str(r.last_checkpoint or ""),
-               "gates": r.gates, "history": r.history}
+    tracker.set_tags(
+        {
+            TAG_CHECKPOINT: str(r.best_checkpoint or ""),
+            TAG_CHECKPOINT_LAST: str(r.last_checkpoint or ""),
+            "eegwb.stopped": r.stopped,
+        }
+    )
+    summary = {
+        "best": str(r.best_checkpoint or ""),
+        "last": str(r.last_checkpoint or ""),
+        "gates": r.gates,
+        "history": r.history,
+    }
     tracker.log_text(json.dumps(summary, indent=1, default=str), "run_summary.json")
     if tracker.enabled and any(h.get("kind") == "epoch" for h in r.history):
         tracker.log_chart(loss_chart(r.history, title=run.stem), "loss_chart.html")

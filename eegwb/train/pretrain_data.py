@@ -102,10 +102,13 @@ def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
 
     def open_split(s: str) -> EEGDataset:
         return EEGDataset.open(
-            roots[s], selection=sels[s], channels=cfg.data.channels,
-            normalisation=cfg.data.normalisation, max_windows=cfg.data.max_windows,
+            roots[s],
+            selection=sels[s],
+            channels=cfg.data.channels,
+            normalisation=cfg.data.normalisation,
+            max_windows=cfg.data.max_windows,
             cache_dir=cfg.data.cache_dir,
-        )  # fmt: skip
+        )
 
     # The main process fills the cache first, so ranks do not decode the same files at once.
     if info.distributed and not info.is_main:

@@ -152,8 +152,13 @@ def new_run(
             f"sequences of {data.roots['train']}"
         )
     mask_gen = torch.Generator(device=device).manual_seed(tc.seed * 7919 + info.rank + 1)
-    result = RunResult(best_checkpoint=None, last_checkpoint=None, config=to_dict(cfg),
-                       fingerprint=data.fingerprint, leaky=data.leaky)
+    result = RunResult(
+        best_checkpoint=None,
+        last_checkpoint=None,
+        config=to_dict(cfg),
+        fingerprint=data.fingerprint,
+        leaky=data.leaky,
+    )
     run_uid = (ckpt or {}).get("run_uid") or uuid.uuid4().hex
     # Running sums of the epoch under way: saved, so a mid-epoch resume averages all its steps.
     sums = dict((ckpt or {}).get("epoch_sums") or EMPTY_SUMS)
@@ -166,16 +171,41 @@ def new_run(
         )
     describe = model.describe()
     result.kernel_path = str(describe.get("kernel_path", ""))
-    val_loader = DataLoader(data.val, batch_size=tc.batch_size, shuffle=False, collate_fn=collate,
-                            generator=torch.Generator().manual_seed(tc.seed))
-    run = Run(cfg, data, info, paths, model, objective, train_obj, optimizer, mask_gen, prefix,
-              per_epoch, tc.epochs * per_epoch, val_loader, describe, run_uid, result,
-              resumed_from=ckpt, resume_path=resume_path, sums=sums)
+    val_loader = DataLoader(
+        data.val,
+        batch_size=tc.batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(tc.seed),
+    )
+    run = Run(
+        cfg,
+        data,
+        info,
+        paths,
+        model,
+        objective,
+        train_obj,
+        optimizer,
+        mask_gen,
+        prefix,
+        per_epoch,
+        tc.epochs * per_epoch,
+        val_loader,
+        describe,
+        run_uid,
+        result,
+        resumed_from=ckpt,
+        resume_path=resume_path,
+        sums=sums,
+    )
     if ckpt is not None:
         run.epoch, run.step_in_epoch, run.step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["step"]
         run.bad_epochs, result.best_val_loss = ckpt["bad_epochs"], ckpt["best_val_loss"]
         result.history, result.steps, result.gates = (
-            list(ckpt["history"]), list(ckpt["steps"]), list(ckpt["gates"])
+            list(ckpt["history"]),
+            list(ckpt["steps"]),
+            list(ckpt["gates"]),
         )
     return run
 
@@ -187,8 +217,9 @@ def _model_prefix(objective: nn.Module, model: nn.Module) -> str:
     raise RuntimeError("the objective does not hold the model as a direct submodule")
 
 
-def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int,
-             world_size: int) -> None:
+def _restore(
+    ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, rank: int, world_size: int
+) -> None:
     """Weights, optimizer and this rank's RNG states from a `last` checkpoint."""
     model.load_state_dict(ckpt["model"])
     objective.load_state_dict(
@@ -200,7 +231,8 @@ def _restore(ckpt: dict, model, objective, optimizer, prefix: str, mask_gen, ran
         logger.warning(
             "resuming a run of %d process(es) with %d: training goes on, but not exactly as "
             "the uninterrupted run would have (other batches and masks per process)",
-            len(ranks), world_size,
+            len(ranks),
+            world_size,
         )
     set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0], mask_gen)
 

@@ -129,7 +129,10 @@ def check_gates(cfg: PretrainConfig, epoch: int, row: dict) -> tuple[list[dict],
         res = g.check(row[g.metric])
         results.append(res)
         if not res["passed"]:
-            bounds = (f"<= {g.max}" if g.max is not None else "", f">= {g.min}" if g.min is not None else "")
+            bounds = (
+                f"<= {g.max}" if g.max is not None else "",
+                f">= {g.min}" if g.min is not None else "",
+            )
             failures.append(
                 f"gate failed at epoch {g.epoch}: {g.metric} = {res['value']:.4g}, "
                 f"required {' and '.join(b for b in bounds if b)} (action: {g.action})"

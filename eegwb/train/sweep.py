@@ -83,7 +83,8 @@ class SweepResult:
     runs: list[SweepRun] = field(default_factory=list)
 
     def table(self) -> pl.DataFrame:
-        """One row per run: swept values, best/final loss, epochs, stop reason, run id, checkpoint."""
+        """One row per run: swept values, best/final loss, epochs, stop reason, run id,
+        checkpoint."""
         import polars as pl
 
         rows = []

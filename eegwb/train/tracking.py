@@ -57,7 +57,8 @@ HTTP_ENV_DEFAULTS = {
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above `start` (default cwd) holding pyproject.toml, else `start`."""
+    """The nearest directory at or above `start` (default cwd) holding pyproject.toml, else
+    `start`."""
     start = Path(start or Path.cwd()).resolve()
     for d in (start, *start.parents):
         if (d / "pyproject.toml").is_file():
@@ -267,7 +268,9 @@ class Tracker:
         items = []
         for k, v in metrics.items():
             try:
-                items.append(Metric(str(k)[:MAX_KEY_CHARS], _metric_value(v), now_ms, int(step or 0)))
+                items.append(
+                    Metric(str(k)[:MAX_KEY_CHARS], _metric_value(v), now_ms, int(step or 0))
+                )
             except (TypeError, ValueError):
                 self._record("log_metrics", f"metric {k!r}", TypeError(f"not a number: {v!r}"))
         if not items:
@@ -284,7 +287,9 @@ class Tracker:
             return
         from mlflow.entities import RunTag
 
-        items = [RunTag(str(k)[:MAX_KEY_CHARS], str(v)[:MAX_TAG_VALUE_CHARS]) for k, v in tags.items()]
+        items = [
+            RunTag(str(k)[:MAX_KEY_CHARS], str(v)[:MAX_TAG_VALUE_CHARS]) for k, v in tags.items()
+        ]
 
         def log(c) -> None:
             for i in range(0, len(items), PARAMS_PER_BATCH):
@@ -294,13 +299,20 @@ class Tracker:
 
     def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         path = Path(path)
-        self._call("log_artifact", str(path), lambda c: c.log_artifact(self.run_id, str(path), artifact_path))
+        self._call(
+            "log_artifact",
+            str(path),
+            lambda c: c.log_artifact(self.run_id, str(path), artifact_path),
+        )
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._call("log_text", artifact_file, lambda c: c.log_text(self.run_id, text, artifact_file))
+        self._call(
+            "log_text", artifact_file, lambda c: c.log_text(self.run_id, text, artifact_file)
+        )
 
     def log_chart(self, chart: Any, artifact_file: str) -> None:
-        """An Altair chart as `<artifact_file>` (HTML) and the same name with `.json` (Vega-Lite spec)."""
+        """An Altair chart as `<artifact_file>` (HTML) and the same name with `.json` (the
+        Vega-Lite spec)."""
         stem = artifact_file.removesuffix(".html")
 
         def log(c) -> None:
@@ -321,11 +333,17 @@ class Tracker:
         if not self.enabled:
             return
         if self.run_id is None or self._client is None:
-            self._record(what, detail, RuntimeError("no MLflow run (starting it failed)"), warn=False)
+            self._record(
+                what, detail, RuntimeError("no MLflow run (starting it failed)"), warn=False
+            )
             return
         if time.monotonic() < self._paused_until:
-            self._record(what, detail, RuntimeError("skipped: tracking server paused after failures"),
-                         warn=False)
+            self._record(
+                what,
+                detail,
+                RuntimeError("skipped: tracking server paused after failures"),
+                warn=False,
+            )
             return
         self._guard(what, detail, lambda: fn(self._client))
 
@@ -396,8 +414,13 @@ def find_runs(uri: str | None, experiment: str, params: list[str] | None = None)
         for k, v in run.data.metrics.items():
             row[f"metrics.{k}"] = float(v)
         rows.append(row)
-    base = {"run_id": pl.String, "run_name": pl.String, "status": pl.String,
-            "start_time": pl.Int64, "checkpoint": pl.String}
+    base = {
+        "run_id": pl.String,
+        "run_name": pl.String,
+        "status": pl.String,
+        "start_time": pl.Int64,
+        "checkpoint": pl.String,
+    }
     if not rows:
         return pl.DataFrame(schema={**base, "start_time": pl.Datetime("ms", "UTC")})
     frame = pl.DataFrame(rows, infer_schema_length=None)
@@ -406,5 +429,9 @@ def find_runs(uri: str | None, experiment: str, params: list[str] | None = None)
         pl.from_epoch(pl.col("start_time"), time_unit="ms").dt.replace_time_zone("UTC"),
         *[pl.col(c).cast(pl.Float64) for c in metric_cols],
     )
-    ordered = list(base) + sorted(c for c in frame.columns if c.startswith("params.")) + sorted(metric_cols)
+    ordered = (
+        list(base)
+        + sorted(c for c in frame.columns if c.startswith("params."))
+        + sorted(metric_cols)
+    )
     return frame.select(ordered)

@@ -8,12 +8,38 @@ from eegwb.lazy import lazy_exports
 
 EXPORTS = {
     "Check": "checks",
-    "ValidationReport": "validation", "resolve_splits": "validation", "validate": "validation",
-    "AuditResult": "leakage", "LeakageConfig": "leakage", "LeakageError": "leakage", "audit_leakage": "leakage", "leakage_gate": "leakage",
-    "QualityConfig": "data_quality", "QualityReport": "data_quality", "run_quality": "data_quality",
+    "ValidationReport": "validation",
+    "resolve_splits": "validation",
+    "validate": "validation",
+    "AuditResult": "leakage",
+    "LeakageConfig": "leakage",
+    "LeakageError": "leakage",
+    "audit_leakage": "leakage",
+    "leakage_gate": "leakage",
+    "QualityConfig": "data_quality",
+    "QualityReport": "data_quality",
+    "run_quality": "data_quality",
     "ContentConfig": "near_duplicates",
-    "BANDS_HZ": "spectra", "welch_psd": "spectra",
+    "BANDS_HZ": "spectra",
+    "welch_psd": "spectra",
     "topomap_figure": "quality_charts",
 }
-__all__ = sorted(EXPORTS)
+__all__ = [
+    "BANDS_HZ",
+    "AuditResult",
+    "Check",
+    "ContentConfig",
+    "LeakageConfig",
+    "LeakageError",
+    "QualityConfig",
+    "QualityReport",
+    "ValidationReport",
+    "audit_leakage",
+    "leakage_gate",
+    "resolve_splits",
+    "run_quality",
+    "topomap_figure",
+    "validate",
+    "welch_psd",
+]
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

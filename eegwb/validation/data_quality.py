@@ -215,7 +215,8 @@ def channel_checks(stats: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
             "quality/outliers",
             outliers,
             "warn",
-            f"file-channels with > {cfg.outlier_max_fraction:.0e} of samples beyond robust z {cfg.outlier_z}",
+            f"file-channels with > {cfg.outlier_max_fraction:.0e} of samples beyond robust z "
+            f"{cfg.outlier_z}",
             [*ids, "outlier_fraction"],
             max_fraction=outliers["outlier_fraction"].max() if outliers.height else 0.0,
         ),
@@ -223,7 +224,8 @@ def channel_checks(stats: pl.DataFrame, cfg: QualityConfig) -> list[Check]:
             "quality/line_noise",
             noisy,
             "warn",
-            f"file-channels with a 50/60 Hz line > {cfg.line_noise_max_ratio}x the neighbouring spectrum",
+            f"file-channels with a 50/60 Hz line > {cfg.line_noise_max_ratio}x the neighbouring "
+            "spectrum",
             [*ids, "line_ratio_50", "line_ratio_60"],
             max_ratio=line["line_ratio"].max(),
             median_ratio=line["line_ratio"].median(),

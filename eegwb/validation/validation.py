@@ -39,7 +39,8 @@ class ValidationReport:
 
     def summary(self) -> str:
         sizes = ", ".join(
-            f"{name}: {s.resolved()['participant'].n_unique()} participants, {s.n_windows()} windows"
+            f"{name}: {s.resolved()['participant'].n_unique()} participants, {s.n_windows()} "
+            "windows"
             for name, s in self.splits.items()
         )
         return f"splits from {self.source}\n{sizes}\n" + format_checks(self.checks)
@@ -81,7 +82,10 @@ def resolve_splits(
         participant_labels(data_dir, stratify)  # raises when it is not a participant label
     spec = default_splits(data_dir, fractions=fractions, seed=seed, label=stratify)
     how = f", stratified by {stratify!r}" if stratify else ""
-    desc = f"the default split_by_participant (fractions {list(fractions)}, seed {seed}{how}) of {data_dir}"
+    desc = (
+        f"the default split_by_participant (fractions {list(fractions)}, seed {seed}{how}) of "
+        f"{data_dir}"
+    )
     return spec.split_data(), desc
 
 

@@ -19,8 +19,17 @@ from eegwb.validation.leakage import LeakageError
 
 @pytest.mark.parametrize(
     "error",
-    [ConfigError, DatasetError, MontageError, CheckpointError, LabelError, LeakageError,
-     MetricsError, OutputExistsError, MissingInputError],
+    [
+        ConfigError,
+        DatasetError,
+        MontageError,
+        CheckpointError,
+        LabelError,
+        LeakageError,
+        MetricsError,
+        OutputExistsError,
+        MissingInputError,
+    ],
 )
 def test_every_input_error_derives_from_input_error_and_stays_what_it_was(error) -> None:
     assert issubclass(error, InputError) and issubclass(error, ValueError)
@@ -39,7 +48,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys) -> None:
 
 
 def test_a_bug_is_not_reported_as_bad_input(tiny_dataset, monkeypatch) -> None:
-    import eegwb.validation.validation as validation
+    from eegwb.validation import validation
 
     def broken(*args, **kwargs):
         raise ValueError("shapes (3,) and (4,) do not match")  # a bug, not the user's input

@@ -75,7 +75,8 @@ def test_nan_samples_exit_1_from_a_subprocess(tmp_path, recording_table):
         write_recording(tmp_path, recording_table(p, "1", signals))
     run = subprocess.run(
         [sys.executable, "-m", "eegwb", "validate", str(tmp_path), "--ids-only"],
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
         text=True,
         timeout=120,
     )

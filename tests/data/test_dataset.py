@@ -74,9 +74,11 @@ def test_batched_fetch_matches_per_sample(tiny_dataset):
 
 def test_collate_refuses_partly_labelled_batches(tmp_path, write_cohort):
     root = write_cohort(
-        tmp_path / "d", participants=("01", "02"), runs=("1",),
+        tmp_path / "d",
+        participants=("01", "02"),
+        runs=("1",),
         labels=lambda p, r: {"score": 2.0} if p == 0 else {},
-    )  # fmt: skip
+    )
     ds = EEGDataset.open(root).with_label("score")
     assert ds[0]["label"] == 2.0 and ds[len(ds) - 1]["label"] is None
     with pytest.raises(ValueError, match="no label but others do"):
@@ -125,8 +127,22 @@ def test_index_columns_coords_and_labels(tiny_dataset):
     assert ds.sfreq == 64.0 and ds.window_samples == 32
     assert ds.channels == ["FZ", "CZ", "PZ", "OZ"]
     assert len(ds) == 6 * 4 and ds.participants() == ["01", "02", "03"]
-    for col in ("seq_index", "file", "participant", "run", "channel", "row_start", "n_windows",
-                "x", "y", "z", "window_start_first", "window_start_last", "remission", "age"):  # fmt: skip
+    for col in (
+        "seq_index",
+        "file",
+        "participant",
+        "run",
+        "channel",
+        "row_start",
+        "n_windows",
+        "x",
+        "y",
+        "z",
+        "window_start_first",
+        "window_start_last",
+        "remission",
+        "age",
+    ):
         assert col in ds.index.columns
     meta = pq.read_schema(tiny_dataset / "sub-02_run-1.parquet").metadata
     positions = __import__("json").loads(meta[b"eegwb.channel_positions"])
@@ -230,7 +246,7 @@ def test_pickle_sends_paths_not_samples(tiny_dataset):
     assert torch.equal(clone[3]["x"], ds[3]["x"])
 
 
-# ---- bad input ------------------------------------------------------------------------------------
+# ---- bad input -----------------------------------------------------------------------------------
 def signals(n=6, t=16, channels=("FZ", "CZ"), seed=0):
     rng = np.random.default_rng(seed)
     return {ch: rng.normal(0, 10, (n, t)).astype(np.float32) for ch in channels}
@@ -344,9 +360,14 @@ def test_synthetic_defects_match_manifest(tmp_path):
     """Known answer: the generator's planted NaN/Inf windows are exactly what gets skipped."""
     synthetic = pytest.importorskip("eegwb.data.synthetic")
     cfg = synthetic.SynthConfig(
-        n_participants=2, runs_per_participant=2, montage="muse", sfreq=128.0,
-        window_samples=64, n_windows=6, defects=("nan_stretch", "inf_stretch", "flat_channel"),
-    )  # fmt: skip
+        n_participants=2,
+        runs_per_participant=2,
+        montage="muse",
+        sfreq=128.0,
+        window_samples=64,
+        n_windows=6,
+        defects=("nan_stretch", "inf_stretch", "flat_channel"),
+    )
     manifest = synthetic.generate_cohort(tmp_path / "syn", cfg, progress=False)
     planted = {
         (d["file"], d["channel"], d["rows"][0])
@@ -385,9 +406,11 @@ def test_real_eeg_through_ingest(tmp_path, eegmat_dir):
 
 def test_label_columns_types_and_clashes(tmp_path, write_cohort):
     root = write_cohort(
-        tmp_path / "d", participants=("01", "02"), runs=("1",),
+        tmp_path / "d",
+        participants=("01", "02"),
+        runs=("1",),
         labels=lambda p, r: {"group": ["ctrl", "case"][p], "responder": bool(p)},
-    )  # fmt: skip
+    )
     ds = EEGDataset.open(root)
     assert ds.index.schema["group"] == pl.String and ds.index.schema["responder"] == pl.Float64
     assert ds.with_label("responder")[len(ds) - 1]["label"] == 1.0

@@ -20,8 +20,27 @@ from eegwb.data.layout import DatasetError, channel_array, read_recording, recor
 from eegwb.data.montage import electrode_positions
 
 EEGMAT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eegmat"
-SCALP = ["FP1", "FP2", "F3", "F4", "F7", "F8", "T7", "T8", "C3", "C4",
-         "P7", "P8", "P3", "P4", "O1", "O2", "FZ", "CZ", "PZ"]  # fmt: skip
+SCALP = [
+    "FP1",
+    "FP2",
+    "F3",
+    "F4",
+    "F7",
+    "F8",
+    "T7",
+    "T8",
+    "C3",
+    "C4",
+    "P7",
+    "P8",
+    "P3",
+    "P4",
+    "O1",
+    "O2",
+    "FZ",
+    "CZ",
+    "PZ",
+]
 WINDOW = 512
 
 needs_eegmat = pytest.mark.skipif(
@@ -290,8 +309,16 @@ def test_bids_tree_ids_entities_labels_and_bad_segments(tmp_path):
     np.testing.assert_array_equal(channel_array(table, "PZ"), pz[starts[:, None] + np.arange(128)])
 
 
-def _muse_csv(path: Path, *, ms: bool = False, gap: bool = True, seed: int = 0,
-              seconds: int = 12, rounded: bool = False, step_at_gap: float = 0.0) -> np.ndarray:
+def _muse_csv(
+    path: Path,
+    *,
+    ms: bool = False,
+    gap: bool = True,
+    seed: int = 0,
+    seconds: int = 12,
+    rounded: bool = False,
+    step_at_gap: float = 0.0,
+) -> np.ndarray:
     """A Muse-style CSV at 256 Hz; `rounded`: whole-ms timestamps (steps of 3 and 4 ms);
     `step_at_gap`: µV added to every channel after the dropout (an electrode settling)."""
     rng = np.random.default_rng(seed)
@@ -352,8 +379,7 @@ def test_filters_do_not_ring_across_a_csv_dropout(tmp_path):
     src = tmp_path / "csv"
     src.mkdir()
     _muse_csv(src / "participant4_rest.csv", seconds=64, step_at_gap=200.0)
-    ingest([src], tmp_path / "out", window_samples=256, l_freq=1.0, h_freq=40.0,
-           progress=False)
+    ingest([src], tmp_path / "out", window_samples=256, l_freq=1.0, h_freq=40.0, progress=False)
     _, table = read_recording(tmp_path / "out" / "sub-4_run-rest.parquet")
     stds = channel_array(table, "TP9").std(axis=1)
     parent = table.column("parent_window_id").to_numpy()
@@ -504,9 +530,18 @@ def test_cli_config_then_set_then_flags(tmp_path):
     config.write_text("window_samples: 1024\ncrop_start_seconds: 1\ncrop_end_seconds: 1\n")
     out = tmp_path / "out"
     args = ["ingest", str(src), "--out", str(out), "--config", str(config), "--no-progress"]
-    assert cli_main([*args, "--set", "window_samples=512", "--set", "crop_end_seconds=3", "--crop-end", "2"]) == 0
+    assert (
+        cli_main(
+            [*args, "--set", "window_samples=512", "--set", "crop_end_seconds=3", "--crop-end", "2"]
+        )
+        == 0
+    )
     options = json.loads((out / "dataset.json").read_text())["options"]
-    assert (options["window_samples"], options["crop_start_seconds"], options["crop_end_seconds"]) == (512, 1.0, 2.0)
+    assert (
+        options["window_samples"],
+        options["crop_start_seconds"],
+        options["crop_end_seconds"],
+    ) == (512, 1.0, 2.0)
     # A bad key in the file is refused before any work, naming the file and the key.
     config.write_text("window_sampels: 1024\n")
     assert cli_main([*args, "--overwrite"]) == 2

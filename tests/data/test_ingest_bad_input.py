@@ -340,8 +340,10 @@ def test_rerun_refuses_recordings_whose_sources_are_gone(tmp_path):
         ingest([src], out, window_samples=64, progress=False)
     assert (out / "sub-02_run-1.parquet").exists()  # refused: nothing removed
     report = ingest([src], out, window_samples=64, overwrite=True, progress=False)
-    assert [p.name for p in list_recordings(out)] == ["sub-00_run-1.parquet",
-                                                      "sub-01_run-1.parquet"]
+    assert [p.name for p in list_recordings(out)] == [
+        "sub-00_run-1.parquet",
+        "sub-01_run-1.parquet",
+    ]
     assert len(report.written) == 2
 
 
@@ -353,8 +355,12 @@ def test_rerun_refuses_another_file_for_the_same_recording(tmp_path):
     out = tmp_path / "o"
     ingest([first], out, window_samples=64, progress=False)
     before = (out / "sub-00_run-1.parquet").read_bytes()
-    with pytest.raises(DatasetError, match=re.escape(str(out / "sub-00_run-1.parquet"))
-                       + ".*holds.*" + re.escape(str(first / "sub00_1_raw.fif"))):
+    with pytest.raises(
+        DatasetError,
+        match=re.escape(str(out / "sub-00_run-1.parquet"))
+        + ".*holds.*"
+        + re.escape(str(first / "sub00_1_raw.fif")),
+    ):
         ingest([other], out, window_samples=64, progress=False)
     assert (out / "sub-00_run-1.parquet").read_bytes() == before
     report = ingest([other], out, window_samples=64, overwrite=True, progress=False)
@@ -381,8 +387,13 @@ def test_file_stems_as_participant_ids_are_warned_about(tmp_path):
     assert sorted(r.participant for r in report.written) == ["S001R01", "S001R02"]
     warning = next(w for w in report.warnings if "its own participant" in w)
     assert "S001R01.fif" in warning and "participant_pattern" in warning
-    report = ingest([src], tmp_path / "o2", window_samples=64, progress=False,
-                    participant_pattern=r"S(?P<participant>\d+)R(?P<run>\d+)")
+    report = ingest(
+        [src],
+        tmp_path / "o2",
+        window_samples=64,
+        progress=False,
+        participant_pattern=r"S(?P<participant>\d+)R(?P<run>\d+)",
+    )
     assert {(r.participant, r.run) for r in report.written} == {("001", "01"), ("001", "02")}
     assert not any("its own participant" in w for w in report.warnings)
 

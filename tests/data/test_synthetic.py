@@ -39,9 +39,13 @@ def _auc(scores, labels):
 def defect_cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("defects")
     cfg = SynthConfig(
-        n_participants=6, runs_per_participant=2, window_samples=256, n_windows=8,
-        defects=DEFECT_KINDS, seed=3,
-    )  # fmt: skip
+        n_participants=6,
+        runs_per_participant=2,
+        window_samples=256,
+        n_windows=8,
+        defects=DEFECT_KINDS,
+        seed=3,
+    )
     manifest = generate_cohort(root, cfg, progress=False)
     return root, manifest
 
@@ -173,9 +177,13 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 def spectral_cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("spectral")
     cfg = SynthConfig(
-        n_participants=3, runs_per_participant=1, window_samples=1024, n_windows=8,
-        line_noise_hz=60.0, seed=11,
-    )  # fmt: skip
+        n_participants=3,
+        runs_per_participant=1,
+        window_samples=1024,
+        n_windows=8,
+        line_noise_hz=60.0,
+        seed=11,
+    )
     return root, generate_cohort(root, cfg, progress=False)
 
 
@@ -232,7 +240,13 @@ def test_neighbouring_channels_share_more_signal(spectral_cohort):
 @pytest.fixture(scope="module")
 def effect_pair(tmp_path_factory):
     """The same cohort with and without the label effect (same seed, so all else is equal)."""
-    small = {"n_participants": 12, "runs_per_participant": 1, "window_samples": 512, "n_windows": 8, "seed": 2}
+    small = {
+        "n_participants": 12,
+        "runs_per_participant": 1,
+        "window_samples": 512,
+        "n_windows": 8,
+        "seed": 2,
+    }
     out = {}
     for size in (1.0, 0.0):
         root = tmp_path_factory.mktemp(f"effect{size}")

@@ -51,11 +51,15 @@ def test_config_is_validated():
         BaselineConfig(C=0)
 
 
-def write_alpha_cohort(root: Path, n_participants: int, effect_uv: float, seed: int) -> pl.DataFrame:
+def write_alpha_cohort(
+    root: Path, n_participants: int, effect_uv: float, seed: int
+) -> pl.DataFrame:
     """One run per participant; class-1 participants carry extra 10 Hz alpha of `effect_uv`
     amplitude on AF7 (phase random per window) on top of 1/f-ish noise. Returns the label table."""
     rng = np.random.default_rng(seed)
-    pos = {c: list(v) for c, v in zip(CHANNELS, np.eye(3).tolist() + [[0.0, -1.0, 0.0]], strict=True)}
+    pos = {
+        c: list(v) for c, v in zip(CHANNELS, np.eye(3).tolist() + [[0.0, -1.0, 0.0]], strict=True)
+    }
     n_windows = 12
     tt = np.arange(T) / SFREQ
     rows = []
@@ -70,8 +74,14 @@ def write_alpha_cohort(root: Path, n_participants: int, effect_uv: float, seed: 
                 phase = rng.uniform(0, 2 * np.pi, (n_windows, 1))
                 x += effect_uv * np.sin(2 * np.pi * 10.0 * tt + phase)
             signals[c] = x.astype(np.float32)
-        meta = RecordingMeta(sfreq=SFREQ, window_samples=T, hop_samples=T, channel_positions=pos,
-                             montage="muse", labels={"y": label})
+        meta = RecordingMeta(
+            sfreq=SFREQ,
+            window_samples=T,
+            hop_samples=T,
+            channel_positions=pos,
+            montage="muse",
+            labels={"y": label},
+        )
         write_recording(root, build_table(pid, "1", signals, np.arange(n_windows) * T, meta))
         rows.append((f"sub-{pid}_run-1.parquet", pid, "1", str(label), label))
     return pl.DataFrame(rows, schema=["file", "participant", "run", "value", "label"], orient="row")
@@ -79,7 +89,11 @@ def write_alpha_cohort(root: Path, n_participants: int, effect_uv: float, seed: 
 
 def selection(labels: pl.DataFrame, participants: list[str]) -> pl.DataFrame:
     return labels.filter(pl.col("participant").is_in(participants)).select(
-        "file", "participant", "run", pl.lit(0, pl.Int64).alias("row_start"), pl.lit(12, pl.Int64).alias("row_end")
+        "file",
+        "participant",
+        "run",
+        pl.lit(0, pl.Int64).alias("row_start"),
+        pl.lit(12, pl.Int64).alias("row_end"),
     )
 
 
@@ -104,7 +118,9 @@ def test_baseline_finds_a_planted_effect_and_nothing_in_a_null(tmp_path, effect_
 
 def test_window_features_shapes_and_errors(tmp_path):
     labels = write_alpha_cohort(tmp_path, n_participants=2, effect_uv=0.0, seed=2)
-    sel = selection(labels, ["00"]).with_columns(pl.lit(3, pl.Int64).alias("row_start"), pl.lit(7, pl.Int64).alias("row_end"))
+    sel = selection(labels, ["00"]).with_columns(
+        pl.lit(3, pl.Int64).alias("row_start"), pl.lit(7, pl.Int64).alias("row_end")
+    )
     cfg = BaselineConfig()
     x, rows = window_features(tmp_path, sel, ["af7", "tp9"], cfg)
     assert x.shape == (4, 2 * len(cfg.bands_hz)) and np.isfinite(x).all()
@@ -112,4 +128,10 @@ def test_window_features_shapes_and_errors(tmp_path):
     with pytest.raises(DatasetError, match="sub-00_run-1.parquet"):
         window_features(tmp_path, sel, ["FZ"], cfg)
     with pytest.raises(DatasetError, match="no label"):
-        run_baseline(tmp_path, selection(labels, ["00", "01"]), sel, labels.filter(pl.col("participant") == "00"), CHANNELS)
+        run_baseline(
+            tmp_path,
+            selection(labels, ["00", "01"]),
+            sel,
+            labels.filter(pl.col("participant") == "00"),
+            CHANNELS,
+        )

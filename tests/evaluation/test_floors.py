@@ -80,12 +80,18 @@ def test_streaming_batches_equal_one_shot() -> None:
     order = rng.permutation(len(index))
     for a, b in itertools.pairwise(cuts):
         sel = order[a:b]
-        acc.update(torch.tensor(values[sel]), torch.tensor(index[sel]), torch.tensor(lengths[sel]),
-                   torch.tensor(channel[sel]))
+        acc.update(
+            torch.tensor(values[sel]),
+            torch.tensor(index[sel]),
+            torch.tensor(lengths[sel]),
+            torch.tensor(channel[sel]),
+        )
     parts = acc.result()
     for kind in KINDS:
         assert parts.mse(kind) == pytest.approx(whole.mse(kind), rel=1e-10)
-        assert parts.mse(kind, unbiased=True) == pytest.approx(whole.mse(kind, unbiased=True), rel=1e-10)
+        assert parts.mse(kind, unbiased=True) == pytest.approx(
+            whole.mse(kind, unbiased=True), rel=1e-10
+        )
         assert parts[kind].n_groups == whole[kind].n_groups
 
 
@@ -117,8 +123,12 @@ def test_collapsed_targets_keep_their_tiny_variance() -> None:
     values = 1e6 + rng.normal(size=(len(index), 3)) * 1e-3
     acc = FloorAccumulator()
     for part in np.array_split(np.arange(len(index)), 7):
-        acc.update(torch.tensor(values[part]), torch.tensor(index[part]),
-                   torch.tensor(lengths[part]), torch.tensor(channel[part]))
+        acc.update(
+            torch.tensor(values[part]),
+            torch.tensor(index[part]),
+            torch.tensor(lengths[part]),
+            torch.tensor(channel[part]),
+        )
     f = acc.result()
     assert f.target_var == pytest.approx(values.var(axis=0).mean(), rel=1e-6)
     assert f.target_var < 2e-6 and f.target_mean == pytest.approx(1e6, rel=1e-9)

@@ -73,11 +73,18 @@ def test_roc_curve_area_is_auroc():
 
 
 def _pred(participants, runs, labels, scores) -> pl.DataFrame:
-    return pl.DataFrame({"participant": participants, "run": runs, "label": labels, "score": scores})
+    return pl.DataFrame(
+        {"participant": participants, "run": runs, "label": labels, "score": scores}
+    )
 
 
 def test_aggregate_means_scores_per_recording_and_participant():
-    pred = _pred(["a", "a", "a", "b", "b"], ["1", "1", "2", "1", "1"], [1, 1, 1, 0, 0], [0.2, 0.4, 0.9, 0.1, 0.3])
+    pred = _pred(
+        ["a", "a", "a", "b", "b"],
+        ["1", "1", "2", "1", "1"],
+        [1, 1, 1, 0, 0],
+        [0.2, 0.4, 0.9, 0.1, 0.3],
+    )
     rec = aggregate(pred, "recording").sort("participant", "run")
     assert rec["score"].to_list() == pytest.approx([0.3, 0.9, 0.2])
     assert rec["n_units"].to_list() == [2, 1, 2]
@@ -108,7 +115,9 @@ def test_bad_prediction_tables_are_refused():
 
 def _clustered_null(rng, n_participants=20, units_each=10):
     """Null data: labels per participant, scores driven by a per-person offset only."""
-    lab = rng.permutation(np.r_[np.zeros(n_participants // 2), np.ones(n_participants - n_participants // 2)])
+    lab = rng.permutation(
+        np.r_[np.zeros(n_participants // 2), np.ones(n_participants - n_participants // 2)]
+    )
     offset = rng.normal(0, 1, n_participants)
     part = np.repeat(np.arange(n_participants), units_each).astype(str)
     score = 1 / (1 + np.exp(-(np.repeat(offset, units_each) + rng.normal(0, 1, part.size))))
@@ -153,7 +162,14 @@ def test_evaluate_reports_every_level_with_cis():
         lab = i % 2
         for run in ("1", "2"):
             for _ in range(4):
-                rows.append((f"p{i}", run, lab, float(np.clip(0.5 + 0.3 * (lab - 0.5) + rng.normal(0, 0.2), 0, 1))))
+                rows.append(
+                    (
+                        f"p{i}",
+                        run,
+                        lab,
+                        float(np.clip(0.5 + 0.3 * (lab - 0.5) + rng.normal(0, 0.2), 0, 1)),
+                    )
+                )
     pred = pl.DataFrame(rows, schema=["participant", "run", "label", "score"], orient="row")
     out = evaluate_levels(pred, n_boot=200)
     assert [out[k].n_units for k in ("prediction", "recording", "participant")] == [128, 32, 16]

@@ -21,13 +21,25 @@ def tiny_cohort(root: Path) -> Path:
     from eegwb.data.synthetic import SynthConfig, generate_cohort
 
     if not (root / "manifest.json").is_file():
-        generate_cohort(root, SynthConfig(n_participants=6, runs_per_participant=1, montage="muse", sfreq=128.0,
-                                          window_samples=WINDOW_SAMPLES, n_windows=8, seed=0), progress=False)
+        generate_cohort(
+            root,
+            SynthConfig(
+                n_participants=6,
+                runs_per_participant=1,
+                montage="muse",
+                sfreq=128.0,
+                window_samples=WINDOW_SAMPLES,
+                n_windows=8,
+                seed=0,
+            ),
+            progress=False,
+        )
     return root
 
 
-def pretrained_checkpoint(root: Path, out_dir: Path, tracking_uri: str | None = None,
-                          masking: dict | None = None) -> Path:
+def pretrained_checkpoint(
+    root: Path, out_dir: Path, tracking_uri: str | None = None, masking: dict | None = None
+) -> Path:
     """An untrained tiny masked-reconstruction checkpoint in the pretraining format
     (`masking`: MaskingConfig fields, e.g. {"mask_ratio": 1.0, "style": "bert"})."""
     from eegwb.config import to_dict
@@ -39,15 +51,30 @@ def pretrained_checkpoint(root: Path, out_dir: Path, tracking_uri: str | None = 
     cfg = PretrainConfig(
         model=ModelConfig(window_samples=WINDOW_SAMPLES, **TINY_MODEL),
         masking=MaskingConfig(**(masking or {})),
-        data=DataConfig(root=str(root), split_fractions=(0.5, 0.5, 0.0), max_windows=8, cache_dir=str(out_dir / "cache")),
+        data=DataConfig(
+            root=str(root),
+            split_fractions=(0.5, 0.5, 0.0),
+            max_windows=8,
+            cache_dir=str(out_dir / "cache"),
+        ),
         train=TrainConfig(checkpoint_dir=str(out_dir)),
-        tracking=TrackingConfig(enabled=tracking_uri is not None, uri=tracking_uri, experiment="autopsy-test"),
+        tracking=TrackingConfig(
+            enabled=tracking_uri is not None, uri=tracking_uri, experiment="autopsy-test"
+        ),
     )
     torch.manual_seed(0)
     model = EEGModel(cfg.model)
     path = out_dir / checkpoint_name(cfg)
-    save_checkpoint(path, {"kind": "best", "model": model.state_dict(), "objective": {}, "config": to_dict(cfg),
-                           "describe": {"kernel_path": "reference"}})
+    save_checkpoint(
+        path,
+        {
+            "kind": "best",
+            "model": model.state_dict(),
+            "objective": {},
+            "config": to_dict(cfg),
+            "describe": {"kernel_path": "reference"},
+        },
+    )
     return path
 
 
@@ -66,8 +93,17 @@ def finetuned_checkpoint(root: Path, out_dir: Path) -> Path:
     cfg.tracking.enabled = False
     model_cfg = ModelConfig(window_samples=WINDOW_SAMPLES, **TINY_MODEL)
     clf = build_classifier("scratch", model_cfg, None, seed=0)
-    people = [p["participant"] for p in json.loads((root / "manifest.json").read_text())["participants"]]
-    state = {"config": to_dict(cfg), "model_config": to_dict(model_cfg), "pretrained": "none (scratch only)",
-             "threshold": 0.5, "label": "remission", "channels": [], "history": [],
-             "participants": {"train": [], "val": [], "test": people}}
+    people = [
+        p["participant"] for p in json.loads((root / "manifest.json").read_text())["participants"]
+    ]
+    state = {
+        "config": to_dict(cfg),
+        "model_config": to_dict(model_cfg),
+        "pretrained": "none (scratch only)",
+        "threshold": 0.5,
+        "label": "remission",
+        "channels": [],
+        "history": [],
+        "participants": {"train": [], "val": [], "test": people},
+    }
     return save_finetuned(out_dir / "tiny_finetuned_scratch.pt", clf, state, overwrite=True)

@@ -42,7 +42,9 @@ def test_report_renders_every_section_and_is_logged_under_the_checkpoints_run(co
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ckpt = pretrained_checkpoint(cohort, tmp_path / "ckpt", tracking_uri=uri)
-    with Tracker(uri, "autopsy-test", run_name="pretraining", tags={TAG_CHECKPOINT: str(ckpt)}) as tracker:
+    with Tracker(
+        uri, "autopsy-test", run_name="pretraining", tags={TAG_CHECKPOINT: str(ckpt)}
+    ) as tracker:
         parent = tracker.run_id  # what pretraining leaves behind: a run tagged with its checkpoint
     out = tmp_path / "report"
     report = run_autopsy(ckpt, sections=",".join(SECTIONS), out_dir=out, config=TINY)
@@ -52,13 +54,20 @@ def test_report_renders_every_section_and_is_logged_under_the_checkpoints_run(co
     for text, heading in ((md, "## {}"), (page, "<h2>{}</h2>")):
         assert heading.format("Detected issues and recommendations") in text
         for section in report.sections.values():
-            assert heading.format(html.escape(section.title) if text is page else section.title) in text
+            assert (
+                heading.format(html.escape(section.title) if text is page else section.title)
+                in text
+            )
         assert "reference PyTorch path" in text and str(ckpt) in text and str(cohort) in text
-    assert page.count("<svg") >= 10 and "data:image/png;base64," in page  # Altair charts + MNE topomaps
+    assert (
+        page.count("<svg") >= 10 and "data:image/png;base64," in page
+    )  # Altair charts + MNE topomaps
     for chart in (out / "charts").glob("*.svg"):
         assert f"charts/{chart.name}" in md
     numbers = json.loads((out / "report.json").read_text())["sections"]["predictions"]["numbers"]
-    assert numbers["var_ratio"] == pytest.approx(report.sections["predictions"].numbers["var_ratio"])
+    assert numbers["var_ratio"] == pytest.approx(
+        report.sections["predictions"].numbers["var_ratio"]
+    )
     with pytest.raises(OutputExistsError):
         report.write(out)  # no silent overwrite
 
@@ -73,14 +82,30 @@ def test_report_renders_every_section_and_is_logged_under_the_checkpoints_run(co
 def test_cli_exit_code_follows_the_findings(cohort, tmp_path, capsys):
     ckpt = finetuned_checkpoint(cohort, tmp_path)
     out = tmp_path / "out"
-    code = main(["autopsy", "--checkpoint", str(ckpt), "--sections", "predictions,failures", "--out", str(out),
-                 "--max-sequences", "8", "--no-track"])
+    code = main(
+        [
+            "autopsy",
+            "--checkpoint",
+            str(ckpt),
+            "--sections",
+            "predictions,failures",
+            "--out",
+            str(out),
+            "--max-sequences",
+            "8",
+            "--no-track",
+        ]
+    )
     stdout = capsys.readouterr().out
     findings = json.loads((out / "report.json").read_text())["findings"]
     assert code == (1 if any(f["severity"] == "fail" for f in findings) else 0)
     assert str(out / "report.html") in stdout
     md = (out / "report.md").read_text()
-    assert "## Predictions vs labels" in md and "## Failure modes" in md and "## Gradient flow" not in md
+    assert (
+        "## Predictions vs labels" in md
+        and "## Failure modes" in md
+        and "## Gradient flow" not in md
+    )
     assert "calibration" in md and "per participant" in md and "worst" in md
 
     assert main(["autopsy", "--checkpoint", str(tmp_path / "missing.pt"), "--no-track"]) == 2
@@ -93,7 +118,11 @@ def test_autopsy_once_runs_once_and_never_raises(cohort, tmp_path):
     out = tmp_path / "once"
     once = {"out_dir": out, "sections": ["predictions"], "config": TINY, "track": False}
     first = autopsy_once(ckpt, **once)
-    assert first is not None and (out / "report.html").is_file() and (out / marker_name(ckpt)).is_file()
+    assert (
+        first is not None
+        and (out / "report.html").is_file()
+        and (out / marker_name(ckpt)).is_file()
+    )
     assert autopsy_once(ckpt, **once) is None  # stopped early, then finished: one autopsy
     os.utime(ckpt, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new training run rewrote it
     assert autopsy_once(ckpt, **once) is not None
@@ -110,7 +139,9 @@ def test_at_100_percent_mask_only_bert_leaves_windows_to_attribute(cohort, tmp_p
     sees, so attributions must run on those rather than report "every window is masked"."""
     from eegwb.experiments.autopsy import Autopsy
 
-    ckpt = pretrained_checkpoint(cohort, tmp_path / style, masking={"mask_ratio": 1.0, "style": style})
+    ckpt = pretrained_checkpoint(
+        cohort, tmp_path / style, masking={"mask_ratio": 1.0, "style": style}
+    )
     autopsy = Autopsy(ckpt, None, AutopsyConfig(max_sequences=12, seed=3))
     probe = autopsy.probe
     assert bool(probe.mask[~probe.pad_mask].all())  # every real window is scored

@@ -43,8 +43,12 @@ def controls(tmp_path_factory):
         write_control_cohort(root / "data", COHORT)
         out = {}
         for letter, epochs in EPOCHS.items():
-            result = train_controls([letter], data_root=root / "data", checkpoint_dir=root / "ckpt",
-                                    overrides=[*COMMON, f"train.epochs={epochs}"])[letter]
+            result = train_controls(
+                [letter],
+                data_root=root / "data",
+                checkpoint_dir=root / "ckpt",
+                overrides=[*COMMON, f"train.epochs={epochs}"],
+            )[letter]
             out[letter] = (result, run_control(result.best_checkpoint, name=letter))
         yield root, out
     finally:
@@ -68,7 +72,9 @@ def test_a_encodings_off_is_no_information_or_implicit_position(controls) -> Non
 def test_b_temporal_only_is_position_only_with_no_channel_diversity(controls) -> None:
     _, reports = controls
     report = reports["b"][1]
-    assert (report.verdict.label, report.verdict.implicit) == ("position_only", False), report.verdict.text()
+    assert (report.verdict.label, report.verdict.implicit) == ("position_only", False), (
+        report.verdict.text()
+    )
     d = report.diagnostics
     assert d.channel_std < 0.01 and d.channel_eta2 < 1e-6  # the original's "0.0000"
     assert d.position_eta2 > 0.9
@@ -129,7 +135,9 @@ def test_planted_leak_is_suspected(controls, tmp_path: Path) -> None:
     from eegwb.train.pretrain import make_optimizer, train_step
 
     root, _ = controls
-    cfg = load_config(PretrainConfig, control_config_path("a"), [f"data.root={root / 'data'}", *COMMON])
+    cfg = load_config(
+        PretrainConfig, control_config_path("a"), [f"data.root={root / 'data'}", *COMMON]
+    )
     assert cfg.masking.mask_ratio == 1.0 and cfg.model.disable_temporal_encoding
     torch.manual_seed(0)
     objective = LeakyReconstruction(EEGModel(cfg.model), cfg.masking)
@@ -163,11 +171,22 @@ def test_cli_prints_table_and_verdict(controls, tmp_path: Path, capsys) -> None:
     assert "0.0000 (channels ignored)" in text
     data = json.loads(out_json.read_text())
     assert data["verdict"]["label"] == "position_only"
-    assert data["floors"]["position"]["mse"] == pytest.approx(reports["b"][1].floors.mse("position"))
+    assert data["floors"]["position"]["mse"] == pytest.approx(
+        reports["b"][1].floors.mse("position")
+    )
     # another dataset directory, every sequence of it: all 32 recordings x 4 channels x 16 windows
     root = controls[0]
-    args = ["control", "--checkpoint", str(result.best_checkpoint), "--data", str(root / "data"),
-            "--split", "all", "--json", str(out_json)]
+    args = [
+        "control",
+        "--checkpoint",
+        str(result.best_checkpoint),
+        "--data",
+        str(root / "data"),
+        "--split",
+        "all",
+        "--json",
+        str(out_json),
+    ]
     before = out_json.read_text()
     assert main(args) == 2  # the report exists: refused before any probing, file untouched
     captured = capsys.readouterr()
@@ -225,7 +244,9 @@ def test_embedding_floors_use_the_checkpoint_encoder(controls) -> None:
             item = val[i]
             emb = objective.model.token_encoder(torch.as_tensor(item["x"])[None])[0]  # (l, d)
             n = emb.shape[0]
-            rows.append((emb, torch.arange(n), torch.full((n,), n), coder(item["coords"][None]).repeat(n)))
+            rows.append(
+                (emb, torch.arange(n), torch.full((n,), n), coder(item["coords"][None]).repeat(n))
+            )
     direct = compute_floors(*(torch.cat(parts) for parts in zip(*rows, strict=True)))
     assert report.floors.dim == cfg.model.d_model
     for kind in ("nothing", "position", "channel", "channel_position"):

@@ -16,7 +16,9 @@ from eegwb.experiments.verdict import decide
 def _report(name: str) -> ControlReport:
     floors = _floors(1.0, 1.0)
     diagnostics = _diag(floors.mse("nothing", unbiased=True))
-    return ControlReport(name, MASK1_BOTH_ON, floors, diagnostics, decide(floors, diagnostics, MASK1_BOTH_ON))
+    return ControlReport(
+        name, MASK1_BOTH_ON, floors, diagnostics, decide(floors, diagnostics, MASK1_BOTH_ON)
+    )
 
 
 def test_save_json_refuses_an_existing_file_unless_overwrite(tmp_path: Path) -> None:
@@ -32,6 +34,8 @@ def test_save_json_refuses_an_existing_file_unless_overwrite(tmp_path: Path) -> 
 def test_several_reports_as_one_list(tmp_path: Path) -> None:
     path = save_reports_json([_report("a"), _report("b")], tmp_path / "reports.json")
     data = json.loads(path.read_text())
-    assert [r["name"] for r in data] == ["a", "b"] and data[0]["verdict"]["label"] == "no_information"
+    assert [r["name"] for r in data] == ["a", "b"] and data[0]["verdict"][
+        "label"
+    ] == "no_information"
     with pytest.raises(OutputExistsError):
         save_reports_json([_report("c")], path)

@@ -14,8 +14,9 @@ from eegwb.experiments.model_probe import ModelDiagnostics
 from eegwb.experiments.verdict import InputInfo, VerdictConfig, decide
 
 
-def _floors(pos_sd: float, chan_sd: float, noise_sd: float = 0.5, offset: float = 0.0,
-            seed: int = 0) -> Floors:
+def _floors(
+    pos_sd: float, chan_sd: float, noise_sd: float = 0.5, offset: float = 0.0, seed: int = 0
+) -> Floors:
     """Tokens y = a(position) + b(channel) + noise, 200 sequences per channel."""
     rng = np.random.default_rng(seed)
     n_ch, length, n_seq, dim = 4, 8, 200, 3
@@ -31,15 +32,34 @@ def _floors(pos_sd: float, chan_sd: float, noise_sd: float = 0.5, offset: float 
 def _diag(loss: float, position_eta2: float = 0.0, channel_eta2: float = 0.0) -> ModelDiagnostics:
     nan = math.nan
     return ModelDiagnostics(
-        val_loss=loss, n_tokens=1000, pred_mean=0.0, target_mean=0.0, pred_var=0.5, target_var=1.0,
-        var_ratio=0.5, corr_t=0.0, position_eta2=position_eta2, channel_eta2=channel_eta2,
-        channel_position_eta2=max(position_eta2, channel_eta2), channel_std=0.0, top3_var=1.0,
-        consistency_same=nan, consistency_between=nan, consistency_ratio=nan)
+        val_loss=loss,
+        n_tokens=1000,
+        pred_mean=0.0,
+        target_mean=0.0,
+        pred_var=0.5,
+        target_var=1.0,
+        var_ratio=0.5,
+        corr_t=0.0,
+        position_eta2=position_eta2,
+        channel_eta2=channel_eta2,
+        channel_position_eta2=max(position_eta2, channel_eta2),
+        channel_std=0.0,
+        top3_var=1.0,
+        consistency_same=nan,
+        consistency_between=nan,
+        consistency_ratio=nan,
+    )
 
 
-MASK1_TEMPORAL = InputInfo(1.0, temporal_encoding=True, spatial_encoding=False, implicit_position=True)
-MASK1_BOTH_OFF = InputInfo(1.0, temporal_encoding=False, spatial_encoding=False, implicit_position=True)
-MASK1_BOTH_ON = InputInfo(1.0, temporal_encoding=True, spatial_encoding=True, implicit_position=True)
+MASK1_TEMPORAL = InputInfo(
+    1.0, temporal_encoding=True, spatial_encoding=False, implicit_position=True
+)
+MASK1_BOTH_OFF = InputInfo(
+    1.0, temporal_encoding=False, spatial_encoding=False, implicit_position=True
+)
+MASK1_BOTH_ON = InputInfo(
+    1.0, temporal_encoding=True, spatial_encoding=True, implicit_position=True
+)
 
 
 def test_mean_predictor_is_no_information() -> None:
@@ -144,7 +164,10 @@ def test_collapsed_targets_come_first() -> None:
     embedding = InputInfo(1.0, False, False, implicit_position=True, target="embedding")
     assert decide(tiny, _diag(1e-7), embedding).label == "target_collapse"
     # the same numbers as signal targets are data in small units, not a collapse
-    assert decide(tiny, _diag(tiny.mse("position", unbiased=True)), MASK1_BOTH_OFF).label != "target_collapse"
+    assert (
+        decide(tiny, _diag(tiny.mse("position", unbiased=True)), MASK1_BOTH_OFF).label
+        != "target_collapse"
+    )
 
 
 def test_config_validation_and_serialisation() -> None:
@@ -164,9 +187,13 @@ def test_config_validation_and_serialisation() -> None:
 def test_input_info_from_configs() -> None:
     from eegwb.model.config import MaskingConfig, ModelConfig
 
-    info = InputInfo.from_config(ModelConfig(disable_temporal_encoding=True), MaskingConfig(mask_ratio=1.0))
+    info = InputInfo.from_config(
+        ModelConfig(disable_temporal_encoding=True), MaskingConfig(mask_ratio=1.0)
+    )
     assert info.available == "channel_position" and info.implicit_position
-    info = InputInfo.from_config(ModelConfig(disable_spatial_encoding=True), MaskingConfig(mask_ratio=0.5))
+    info = InputInfo.from_config(
+        ModelConfig(disable_spatial_encoding=True), MaskingConfig(mask_ratio=0.5)
+    )
     assert info.available is None and info.knows_position
     bert = InputInfo.from_config(ModelConfig(), MaskingConfig(mask_ratio=1.0, style="bert"))
     assert bert.mask_style == "bert" and bert.context_visible and bert.available is None

@@ -46,8 +46,15 @@ def test_textbook_scan_is_the_same_ssd(bench, l, chunk):
 
 
 def test_no_scan_ceiling_still_backpropagates_into_the_whole_block(bench):
-    cfg = ModelConfig(window_samples=32, d_model=16, n_layers=1, d_state=8, headdim=8,
-                      chunk_size=8, kernel_backend="ref")
+    cfg = ModelConfig(
+        window_samples=32,
+        d_model=16,
+        n_layers=1,
+        d_state=8,
+        headdim=8,
+        chunk_size=8,
+        kernel_backend="ref",
+    )
     model = bench.with_scan(EEGModel(cfg), bench.no_scan)
     x = torch.randn(2, 10, 32)
     coords = torch.nn.functional.normalize(torch.randn(2, 3), dim=1)
@@ -62,15 +69,43 @@ def test_no_scan_ceiling_still_backpropagates_into_the_whole_block(bench):
 def test_benchmark_runs_and_reports_every_variant(tmp_path):
     out = tmp_path / "bench.json"
     subprocess.run(
-        [sys.executable, str(BENCH), "--batch", "2", "--length", "12", "--window-samples", "16",
-         "--d-model", "16", "--n-layers", "1", "--repeats", "1", "--warmup", "0",
-         "--threads", "1", "--device", "cpu", "--json", str(out)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(BENCH),
+            "--batch",
+            "2",
+            "--length",
+            "12",
+            "--window-samples",
+            "16",
+            "--d-model",
+            "16",
+            "--n-layers",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     report = json.loads(out.read_text())
     names = set(report["results"])
-    assert {"mamba2 (eegwb reference SSD)", "mamba2 (textbook SSD, Listing 1)", "transformer",
-            "mamba2 (no scan: y = D x, ceiling)"} <= names
+    assert {
+        "mamba2 (eegwb reference SSD)",
+        "mamba2 (textbook SSD, Listing 1)",
+        "transformer",
+        "mamba2 (no scan: y = D x, ceiling)",
+    } <= names
     assert all(r["tokens_per_s"] > 0 for r in report["results"].values())
     assert report["model_no_scan_over_textbook"] > 0 and report["scan_reference_over_textbook"] > 0
     assert report["meta"]["config"]["length"] == 12

@@ -13,15 +13,26 @@ from eegwb.kernels.fused import KernelUnavailableError, kernel_ops, reset_kernel
 from eegwb.kernels.ssd_reference import mamba_chunk_scan_ref
 from eegwb.model import EEGModel, ModelConfig
 
-TINY = {"window_samples": 16, "d_model": 16, "n_layers": 1, "d_state": 4, "headdim": 8,
-        "chunk_size": 4}
+TINY = {
+    "window_samples": 16,
+    "d_model": 16,
+    "n_layers": 1,
+    "d_state": 4,
+    "headdim": 8,
+    "chunk_size": 4,
+}
 
 
 @pytest.fixture
 def no_mamba_ssm(monkeypatch):
     """mamba_ssm made unimportable (None in sys.modules), decisions forgotten before/after."""
-    for name in ("mamba_ssm", "mamba_ssm.ops", "mamba_ssm.ops.triton",
-                 "mamba_ssm.ops.triton.ssd_combined", "mamba_ssm.ops.triton.layernorm_gated"):
+    for name in (
+        "mamba_ssm",
+        "mamba_ssm.ops",
+        "mamba_ssm.ops.triton",
+        "mamba_ssm.ops.triton.ssd_combined",
+        "mamba_ssm.ops.triton.layernorm_gated",
+    ):
         monkeypatch.setitem(sys.modules, name, None)
     reset_kernel_cache()
     yield

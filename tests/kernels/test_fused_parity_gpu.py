@@ -20,13 +20,23 @@ from eegwb.model.mamba2 import EEGMamba2
 _FUSED_OK, _FUSED_WHY = fused_available() if torch.cuda.is_available() else (False, "")
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(),
-                       reason="needs a CUDA GPU (fused Triton kernels)"),
-    pytest.mark.skipif(torch.cuda.is_available() and not _FUSED_OK,
-                       reason=f"CUDA present but the fused kernels are not: {_FUSED_WHY}"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU (fused Triton kernels)"
+    ),
+    pytest.mark.skipif(
+        torch.cuda.is_available() and not _FUSED_OK,
+        reason=f"CUDA present but the fused kernels are not: {_FUSED_WHY}",
+    ),
 ]
-ARGS = {"d_model": 64, "d_state": 32, "d_conv": 4, "expand": 2, "headdim": 16, "ngroups": 2,
-        "chunk_size": 32}
+ARGS = {
+    "d_model": 64,
+    "d_state": 32,
+    "d_conv": 4,
+    "expand": 2,
+    "headdim": 16,
+    "ngroups": 2,
+    "chunk_size": 32,
+}
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -61,8 +71,15 @@ def test_block_fused_matches_reference_fp32(seqlen):
 
 
 def test_model_fused_matches_reference_and_bf16_is_finite():
-    cfg = ModelConfig(window_samples=64, d_model=32, n_layers=2, d_state=16, headdim=16,
-                      chunk_size=16, kernel_backend="ref")
+    cfg = ModelConfig(
+        window_samples=64,
+        d_model=32,
+        n_layers=2,
+        d_state=16,
+        headdim=16,
+        chunk_size=16,
+        kernel_backend="ref",
+    )
     torch.manual_seed(0)
     ref = EEGModel(cfg).cuda()
     fused = EEGModel(replace(cfg, kernel_backend="fused")).cuda()

@@ -22,12 +22,18 @@ from eegwb.kernels import fused
 from eegwb.kernels.ssd_reference import mamba_chunk_scan_ref, rmsnorm_gated_ref
 from eegwb.model.mamba2 import EEGMamba2
 
-pytestmark = pytest.mark.skipif(why_not_available() is not None,
-                                reason=why_not_available() or "")
+pytestmark = pytest.mark.skipif(why_not_available() is not None, reason=why_not_available() or "")
 
 FWD_TOL, GRAD_TOL = 1e-5, 1e-4
-ARGS = {"d_model": 64, "d_state": 32, "d_conv": 4, "expand": 2, "headdim": 16, "ngroups": 2,
-        "chunk_size": 32}
+ARGS = {
+    "d_model": 64,
+    "d_state": 32,
+    "d_conv": 4,
+    "expand": 2,
+    "headdim": 16,
+    "ngroups": 2,
+    "chunk_size": 32,
+}
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -58,22 +64,33 @@ def test_triton_scan_matches_reference(upstream, case):  # noqa: F811
     def rnd(*shape):
         return torch.randn(*shape, generator=gen)
 
-    inputs = {"x": rnd(b, l, h, p), "A": -torch.exp(rnd(h)), "B": rnd(b, l, g, n),
-              "C": rnd(b, l, g, n)}
+    inputs = {
+        "x": rnd(b, l, h, p),
+        "A": -torch.exp(rnd(h)),
+        "B": rnd(b, l, g, n),
+        "C": rnd(b, l, g, n),
+    }
     if case == "block-style":  # how EEGMamba2 calls it: dt already softplus-ed, D per head
         inputs |= {"dt": F.softplus(rnd(b, l, h) - 1), "D": rnd(h)}
         kwargs = {}
     else:  # raw dt + bias (without softplus some are < 0: clamped to dt_limit), a gate,
         # a (h, p) skip, entering states and the final states
-        inputs |= {"dt": rnd(b, l, h) - 0.5, "dt_bias": 0.3 * rnd(h), "D": rnd(h, p),
-                   "z": rnd(b, l, h, p), "initial_states": rnd(b, h, p, n)}
+        inputs |= {
+            "dt": rnd(b, l, h) - 0.5,
+            "dt_bias": 0.3 * rnd(h),
+            "D": rnd(h, p),
+            "z": rnd(b, l, h, p),
+            "initial_states": rnd(b, h, p, n),
+        }
         kwargs = {"dt_softplus": case == "softplus-dt", "return_final_states": True}
     weight = rnd(b, l, h, p)
     ops = fused_ops()
-    ref_out, ref_grads = forward_backward(mamba_chunk_scan_ref, inputs, weight,
-                                          chunk_size=chunk, **kwargs)
-    tri_out, tri_grads = forward_backward(ops.chunk_scan, inputs, weight, chunk_size=chunk,
-                                          **kwargs)
+    ref_out, ref_grads = forward_backward(
+        mamba_chunk_scan_ref, inputs, weight, chunk_size=chunk, **kwargs
+    )
+    tri_out, tri_grads = forward_backward(
+        ops.chunk_scan, inputs, weight, chunk_size=chunk, **kwargs
+    )
     if isinstance(ref_out, tuple):
         assert rel(tri_out[1], ref_out[1]) <= FWD_TOL, "final states"
         ref_out, tri_out = ref_out[0], tri_out[0]
@@ -84,9 +101,11 @@ def test_triton_scan_matches_reference(upstream, case):  # noqa: F811
 
 def test_triton_gated_rmsnorm_matches_reference(upstream):  # noqa: F811
     gen = torch.Generator().manual_seed(2)
-    inputs = {"x": torch.randn(3, 20, 128, generator=gen),
-              "weight": 1 + 0.1 * torch.randn(128, generator=gen),
-              "z": torch.randn(3, 20, 128, generator=gen)}
+    inputs = {
+        "x": torch.randn(3, 20, 128, generator=gen),
+        "weight": 1 + 0.1 * torch.randn(128, generator=gen),
+        "z": torch.randn(3, 20, 128, generator=gen),
+    }
     weight = torch.randn(3, 20, 128, generator=gen)
     kwargs = {"eps": 1e-5, "group_size": 64, "norm_before_gate": False}
     ref_out, ref_grads = forward_backward(rmsnorm_gated_ref, inputs, weight, **kwargs)

@@ -66,8 +66,9 @@ def test_reference_matches_recurrence_float64(seed):
     x, dt, A, B, C = random_inputs(b, l, h, p, g, n, gen)
     D = torch.randn(h, generator=gen, dtype=torch.float64)
     init = torch.randn(b, h, p, n, generator=gen, dtype=torch.float64)
-    y, final = mamba_chunk_scan_ref(x, dt, A, B, C, chunk, D=D, initial_states=init,
-                                    return_final_states=True)
+    y, final = mamba_chunk_scan_ref(
+        x, dt, A, B, C, chunk, D=D, initial_states=init, return_final_states=True
+    )
     y_naive, final_naive = naive_scan(x, dt, A, B, C, D=D, initial_states=init)
     assert y.shape == (b, l, h, p) and y.dtype == torch.float64
     assert rel_err(y, y_naive) <= 1e-10, (l, chunk)

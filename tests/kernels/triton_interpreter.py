@@ -57,12 +57,14 @@ def _cpu_device_properties(original):
         if device is not None and torch.device(device).type == "cpu":
             return types.SimpleNamespace(multi_processor_count=4, name="cpu (Triton interpreter)")
         return original(device)
+
     return properties
 
 
 def _one_config(original):
     def prune(self, kwargs):
         return original(self, kwargs)[-1:]  # any config computes the same; the last is quickest
+
     return prune
 
 
@@ -85,10 +87,14 @@ def upstream() -> Iterator[types.ModuleType]:
             hub.PyTorchModelHubMixin = type("PyTorchModelHubMixin", (), {})
             mp.setitem(sys.modules, "huggingface_hub", hub)
         mp.setattr(torch.cuda, "device", _DeviceNoneIsNoOp)
-        mp.setattr(torch.cuda, "get_device_properties",
-                   _cpu_device_properties(torch.cuda.get_device_properties))
-        mp.setattr(autotuner.Autotuner, "prune_configs",
-                   _one_config(autotuner.Autotuner.prune_configs))
+        mp.setattr(
+            torch.cuda,
+            "get_device_properties",
+            _cpu_device_properties(torch.cuda.get_device_properties),
+        )
+        mp.setattr(
+            autotuner.Autotuner, "prune_configs", _one_config(autotuner.Autotuner.prune_configs)
+        )
         reset_kernel_cache()
         yield package
         for name in [m for m in sys.modules if m.startswith("mamba_ssm.")]:

@@ -12,8 +12,9 @@ from eegwb.model import EEGModel, ModelConfig
 from eegwb.model.backbone import reversal_index, reverse_real
 
 T = 24  # samples per window
-TINY = ModelConfig(window_samples=T, d_model=16, n_layers=2, d_state=8, headdim=8, chunk_size=4,
-                   n_heads=2)
+TINY = ModelConfig(
+    window_samples=T, d_model=16, n_layers=2, d_state=8, headdim=8, chunk_size=4, n_heads=2
+)
 
 
 def make(cfg: ModelConfig = TINY, seed: int = 0) -> EEGModel:
@@ -29,8 +30,9 @@ def padded(lengths: list[int], l: int) -> torch.Tensor:
     return torch.arange(l)[None, :] >= torch.tensor(lengths)[:, None]
 
 
-@pytest.mark.parametrize("backbone,bidirectional", [("mamba2", True), ("mamba2", False),
-                                                    ("transformer", True)])
+@pytest.mark.parametrize(
+    "backbone,bidirectional", [("mamba2", True), ("mamba2", False), ("transformer", True)]
+)
 def test_sequence_alone_equals_sequence_in_padded_batch(backbone, bidirectional):
     model = make(replace(TINY, backbone=backbone, bidirectional=bidirectional))
     seq = torch.randn(1, 7, T)
@@ -135,11 +137,16 @@ def test_bad_inputs_name_the_problem():
 
 
 def test_config_rejects_bad_values_naming_the_field():
-    for kwargs, field in [({"headdim": 30}, "headdim"), ({"backbone": "lstm"}, "backbone"),
-                          ({"dropout": 1.0}, "dropout"), ({"d_model": "128"}, "d_model"),
-                          ({"bidirectional": "yes"}, "bidirectional"), ({"ngroups": 3}, "ngroups"),
-                          ({"backbone": "transformer", "n_heads": 5}, "n_heads"),
-                          ({"kernel_backend": "triton"}, "kernel_backend")]:
+    for kwargs, field in [
+        ({"headdim": 30}, "headdim"),
+        ({"backbone": "lstm"}, "backbone"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"d_model": "128"}, "d_model"),
+        ({"bidirectional": "yes"}, "bidirectional"),
+        ({"ngroups": 3}, "ngroups"),
+        ({"backbone": "transformer", "n_heads": 5}, "n_heads"),
+        ({"kernel_backend": "triton"}, "kernel_backend"),
+    ]:
         with pytest.raises(ValueError, match=f"ModelConfig.{field}"):
             ModelConfig(**kwargs)
     cfg = ModelConfig()

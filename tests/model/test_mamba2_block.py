@@ -23,8 +23,15 @@ UPSTREAM_STATE_DICT = [
     ("norm.weight", (128,)),
     ("out_proj.weight", (64, 128)),
 ]
-ARGS = {"d_model": 64, "d_state": 16, "d_conv": 4, "expand": 2, "headdim": 16, "ngroups": 2,
-        "chunk_size": 32}
+ARGS = {
+    "d_model": 64,
+    "d_state": 16,
+    "d_conv": 4,
+    "expand": 2,
+    "headdim": 16,
+    "ngroups": 2,
+    "chunk_size": 32,
+}
 
 
 def test_state_dict_keys_and_shapes_equal_upstream():
@@ -53,7 +60,7 @@ def manual_mamba2(block: EEGMamba2, u: torch.Tensor) -> torch.Tensor:
     di, g, n = block.d_inner, block.ngroups, block.d_state
     h, p, w = block.nheads, block.headdim, block.d_conv
     zxbcdt = u @ sd["in_proj.weight"].T
-    z, xBC, dt = zxbcdt[..., :di], zxbcdt[..., di:2 * di + 2 * g * n], zxbcdt[..., -h:]
+    z, xBC, dt = zxbcdt[..., :di], zxbcdt[..., di : 2 * di + 2 * g * n], zxbcdt[..., -h:]
     conv = torch.zeros_like(xBC)
     for t in range(l):  # causal depthwise conv over the last w steps
         for k in range(w):
@@ -61,8 +68,8 @@ def manual_mamba2(block: EEGMamba2, u: torch.Tensor) -> torch.Tensor:
                 conv[:, t] += xBC[:, t - (w - 1) + k] * sd["conv1d.weight"][:, 0, k]
     xBC = F.silu(conv + sd["conv1d.bias"])
     x = xBC[..., :di].reshape(b, l, h, p)
-    Bm = xBC[..., di:di + g * n].reshape(b, l, g, n)
-    Cm = xBC[..., di + g * n:].reshape(b, l, g, n)
+    Bm = xBC[..., di : di + g * n].reshape(b, l, g, n)
+    Cm = xBC[..., di + g * n :].reshape(b, l, g, n)
     dt = F.softplus(dt + sd["dt_bias"])
     A = -torch.exp(sd["A_log"])
     state = torch.zeros(b, h, p, n, dtype=torch.float64)

@@ -26,8 +26,9 @@ def make_batch(lengths: list[int], seed: int = 0, t: int = T) -> Batch:
     return Batch(x, coords, pad, torch.tensor(lengths), torch.arange(len(lengths)))
 
 
-def objective(target: str = "signal", ratio: float = 0.5,
-              style: str = "mae") -> MaskedReconstruction:
+def objective(
+    target: str = "signal", ratio: float = 0.5, style: str = "mae"
+) -> MaskedReconstruction:
     torch.manual_seed(0)
     return MaskedReconstruction(EEGModel(replace(TINY, target=target)), MaskingConfig(ratio, style))
 
@@ -138,8 +139,9 @@ def test_learns_on_real_eeg(eegmat_dir):
     the 1.0 that predicting zero scores on z-scored signals."""
     batch = eegmat_windows(eegmat_dir)
     torch.manual_seed(0)
-    obj = MaskedReconstruction(EEGModel(replace(TINY, window_samples=128, d_model=32)),
-                               MaskingConfig(0.5))
+    obj = MaskedReconstruction(
+        EEGModel(replace(TINY, window_samples=128, d_model=32)), MaskingConfig(0.5)
+    )
 
     def loss_at_fixed_mask() -> float:
         with torch.no_grad():

@@ -18,8 +18,9 @@ def run(cmd: list[str], expect: int | None = 0, timeout: int = 300) -> subproces
     """`cmd` from the repository root with one torch thread and CI set, as CI runs it; the
     exit code must be `expect` (None: any, for tests that inspect it themselves)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true"}
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False,
-                          timeout=timeout, env=env)
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout, env=env
+    )
     if expect is not None:
         assert done.returncode == expect, (
             f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

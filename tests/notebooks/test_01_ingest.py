@@ -57,16 +57,46 @@ def test_headless_ingest_then_export_html(tmp_path):
 
 
 def test_synthetic_source_takes_sfreq_and_hides_what_does_not_apply(tmp_path):
-    args = ["--source", "synthetic", "--montage", "muse", "--n-participants", "2", "--window-samples", "256"]
+    args = [
+        "--source",
+        "synthetic",
+        "--montage",
+        "muse",
+        "--n-participants",
+        "2",
+        "--window-samples",
+        "256",
+    ]
     _run([sys.executable, str(NOTEBOOK), *args, "--out", str(tmp_path / "at128"), "--sfreq", "128"])
     index = recordings_index(tmp_path / "at128")
-    assert index["sfreq"].unique().to_list() == [128.0] and index["window_samples"].unique().to_list() == [256]
+    assert index["sfreq"].unique().to_list() == [128.0] and index[
+        "window_samples"
+    ].unique().to_list() == [256]
 
     html = tmp_path / "01_synthetic.html"  # no --sfreq: the generator's 256 Hz
-    _run([str(MARIMO), "export", "html", "--no-include-code", str(NOTEBOOK), "-o", str(html), "--", *args,
-          "--out", str(tmp_path / "default")])  # fmt: skip
+    _run(
+        [
+            str(MARIMO),
+            "export",
+            "html",
+            "--no-include-code",
+            str(NOTEBOOK),
+            "-o",
+            str(html),
+            "--",
+            *args,
+            "--out",
+            str(tmp_path / "default"),
+        ]
+    )
     assert recordings_index(tmp_path / "default")["sfreq"].unique().to_list() == [256.0]
     text = html.read_text()
     assert "Resample to Hz" in text and "apply to recordings only" in text
-    for recording_only in ("High-pass Hz", "Hop (samples", "Crop start", "Labels CSV", "On a bad file"):
+    for recording_only in (
+        "High-pass Hz",
+        "Hop (samples",
+        "Crop start",
+        "Labels CSV",
+        "On a bad file",
+    ):
         assert recording_only not in text, recording_only

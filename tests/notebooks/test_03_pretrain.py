@@ -105,11 +105,24 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
 def test_headless_rerun_needs_overwrite(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
     """With train.overwrite false in the config, a second run refuses to replace the first
     run's checkpoints, and `--overwrite true` (the widget the error points to) replaces them."""
-    root = write_cohort(tmp_path / "data", participants=["01", "02", "03", "04"], n_windows=8,
-                        window_samples=64, sfreq=128.0)  # fmt: skip
-    cfg = load_config(PretrainConfig, ROOT / "configs" / "tiny.yaml",
-                      TINY + [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}",
-                              "train.overwrite=false", "tracking.enabled=false"])  # fmt: skip
+    root = write_cohort(
+        tmp_path / "data",
+        participants=["01", "02", "03", "04"],
+        n_windows=8,
+        window_samples=64,
+        sfreq=128.0,
+    )
+    cfg = load_config(
+        PretrainConfig,
+        ROOT / "configs" / "tiny.yaml",
+        TINY
+        + [
+            f"data.root={root}",
+            f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+            "train.overwrite=false",
+            "tracking.enabled=false",
+        ],
+    )
     config = tmp_path / "nb.yaml"
     config.write_text(dump_yaml(cfg))
     cmd = [sys.executable, str(NOTEBOOK), "--config", str(config)]
@@ -119,7 +132,11 @@ def test_headless_rerun_needs_overwrite(write_cohort: Callable[..., Path], tmp_p
     first = best.stat().st_mtime_ns
     refused = _run(cmd, expect=None)
     assert refused.returncode != 0
-    assert f"{best}" in refused.stderr and "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert (
+        f"{best}" in refused.stderr
+        and "already exists" in refused.stderr
+        and "--overwrite" in refused.stderr
+    )
     assert best.stat().st_mtime_ns == first  # untouched
 
     done = _run([*cmd, "--overwrite", "true"])

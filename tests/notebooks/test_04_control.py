@@ -26,9 +26,26 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
     write_control_cohort(data, ControlCohortConfig(n_participants=8, n_windows=8))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     report_json = tmp_path / "reports.json"
-    done = _run([sys.executable, str(NOTEBOOK), "--train", "b", "--data", str(data), "--epochs", "2",
-                 "--checkpoint-dir", str(tmp_path / "ckpt"), "--tracking-uri", uri,
-                 "--experiment", "nb-control", "--json", str(report_json)])
+    done = _run(
+        [
+            sys.executable,
+            str(NOTEBOOK),
+            "--train",
+            "b",
+            "--data",
+            str(data),
+            "--epochs",
+            "2",
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "nb-control",
+            "--json",
+            str(report_json),
+        ]
+    )
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("b: "))
     reports = json.loads(report_json.read_text())
     assert len(reports) == 1 and reports[0]["name"] == "b"
@@ -36,13 +53,25 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
     assert verdict["label"] in VERDICTS and verdict["title"] in line
     checkpoint = Path(reports[0]["checkpoint"])
     assert checkpoint.is_file() and checkpoint.parent.name == "control_b_mask100_temporal"
-    assert reports[0]["inputs"] == {"mask_ratio": 1.0, "temporal_encoding": True,
-                                    "spatial_encoding": False, "implicit_position": True,
-                                    "mask_style": "mae", "target": "signal"}
+    assert reports[0]["inputs"] == {
+        "mask_ratio": 1.0,
+        "temporal_encoding": True,
+        "spatial_encoding": False,
+        "implicit_position": True,
+        "mask_style": "mae",
+        "target": "signal",
+    }
 
     # Probing that checkpoint: an existing --json file is refused before any work, and
     # replaced with --overwrite true.
-    probe = [sys.executable, str(NOTEBOOK), "--checkpoint", str(checkpoint), "--json", str(report_json)]
+    probe = [
+        sys.executable,
+        str(NOTEBOOK),
+        "--checkpoint",
+        str(checkpoint),
+        "--json",
+        str(report_json),
+    ]
     refused = _run(probe, expect=2)
     assert f"error: {report_json}: already exists" in refused.stderr
     assert f"{checkpoint.stem}: " not in refused.stdout  # no probe ran
@@ -53,8 +82,21 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
 
     # Export: the notebook finds the run in MLflow (its checkpoint tag) and reports on it.
     html = tmp_path / "04.html"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--",
-          "--tracking-uri", uri, "--experiment", "nb-control"])
+    _run(
+        [
+            str(MARIMO),
+            "export",
+            "html",
+            str(NOTEBOOK),
+            "-o",
+            str(html),
+            "--",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "nb-control",
+        ]
+    )
     text = html.read_text()
     assert f"Verdict: {verdict['title']}" in text
     assert "application/vnd.vegalite" in text and "floor ladder" in text
@@ -65,8 +107,19 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
 def test_json_refuses_an_existing_file_before_any_work(tmp_path: Path) -> None:
     report_json = tmp_path / "reports.json"
     report_json.write_text("[]")
-    done = _run([sys.executable, str(NOTEBOOK), "--train", "b", "--data", str(tmp_path / "control"),
-                 "--json", str(report_json)], expect=2)  # fmt: skip
+    done = _run(
+        [
+            sys.executable,
+            str(NOTEBOOK),
+            "--train",
+            "b",
+            "--data",
+            str(tmp_path / "control"),
+            "--json",
+            str(report_json),
+        ],
+        expect=2,
+    )
     assert f"error: {report_json}: already exists (pass --overwrite true" in done.stderr
     assert not (tmp_path / "control").exists()  # the control cohort was not even written
     assert report_json.read_text() == "[]"

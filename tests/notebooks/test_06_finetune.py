@@ -28,15 +28,31 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
     the pretraining format: the notebook is under test here, not pretraining."""
     base = tmp_path_factory.mktemp("nb06")
     root = base / "muse"
-    generate_cohort(root, SynthConfig(n_participants=12, runs_per_participant=1, montage="muse",
-                                      window_samples=128, n_windows=8, effect_size=8.0,
-                                      effect_channels=("TP9", "AF7", "AF8", "TP10"), seed=3), progress=False)
-    cfg = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
+    generate_cohort(
+        root,
+        SynthConfig(
+            n_participants=12,
+            runs_per_participant=1,
+            montage="muse",
+            window_samples=128,
+            n_windows=8,
+            effect_size=8.0,
+            effect_channels=("TP9", "AF7", "AF8", "TP10"),
+            seed=3,
+        ),
+        progress=False,
+    )
+    cfg = ModelConfig(
+        window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8
+    )
     torch.manual_seed(0)
-    ckpt = save_checkpoint(base / "backbone.pt", {
-        "model": EEGModel(cfg).state_dict(),
-        "config": {"model": to_dict(cfg), "masking": {"mask_ratio": 0.5, "style": "mae"}},
-    })  # fmt: skip
+    ckpt = save_checkpoint(
+        base / "backbone.pt",
+        {
+            "model": EEGModel(cfg).state_dict(),
+            "config": {"model": to_dict(cfg), "masking": {"mask_ratio": 0.5, "style": "mae"}},
+        },
+    )
     return root, ckpt
 
 
@@ -46,24 +62,69 @@ def test_marimo_check_passes() -> None:
 
 def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
     root, ckpt = inputs
-    args = ["--config", "configs/finetune_tiny.yaml", "--set", f"data.root={root}", "--set",
-            f"pretrained.checkpoint={ckpt}", "--set", "train.epochs=2", "--set", f"train.checkpoint_dir={tmp_path / 'ckpt'}"]
-    done = _run([sys.executable, str(NOTEBOOK), *args, "--set", "train.strategies=[scratch]", "--no-track", "true"])
+    args = [
+        "--config",
+        "configs/finetune_tiny.yaml",
+        "--set",
+        f"data.root={root}",
+        "--set",
+        f"pretrained.checkpoint={ckpt}",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+    ]
+    done = _run(
+        [
+            sys.executable,
+            str(NOTEBOOK),
+            *args,
+            "--set",
+            "train.strategies=[scratch]",
+            "--no-track",
+            "true",
+        ]
+    )
     table = done.stdout
     for strategy in ("scratch", "baseline"):
-        assert re.search(rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", table, re.MULTILINE), table
-    assert "full" not in table and "frozen" not in table  # --set train.strategies chose, not the config
+        assert re.search(
+            rf"^{strategy}\s+recording\s+\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]",
+            table,
+            re.MULTILINE,
+        ), table
+    assert (
+        "full" not in table and "frozen" not in table
+    )  # --set train.strategies chose, not the config
     assert (tmp_path / "ckpt" / "backbone_finetuned_scratch.pt").is_file()
 
     html = tmp_path / "06_finetune.html"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", *args,
-          "--set", "train.strategies=[frozen]", "--set", f"tracking.uri={uri}", "--set", "tracking.experiment=nb06"])
+    _run(
+        [
+            str(MARIMO),
+            "export",
+            "html",
+            str(NOTEBOOK),
+            "-o",
+            str(html),
+            "--",
+            *args,
+            "--set",
+            "train.strategies=[frozen]",
+            "--set",
+            f"tracking.uri={uri}",
+            "--set",
+            "tracking.experiment=nb06",
+        ]
+    )
     text = html.read_text()
     assert "Results on held-out participants (recording level)" in text
     assert "application/vnd.vegalite" in text and "ROC on held-out participants" in text
     # the markdown results table is stored rendered and escaped: <td> is \u003Ctd\u003E
     for strategy in ("frozen", "baseline"):
         cell = r"\\u003Ctd\\u003E"
-        assert re.search(rf"{cell}{strategy}\\u003C/td\\u003E\\n{cell}\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]", text), strategy
+        assert re.search(
+            rf"{cell}{strategy}\\u003C/td\\u003E\\n{cell}\d\.\d{{3}} \[\d\.\d{{3}}, \d\.\d{{3}}\]",
+            text,
+        ), strategy
     assert re.search(r"MLflow: run \\u003Ccode\\u003E[0-9a-f]{32}", text), "MLflow run id missing"

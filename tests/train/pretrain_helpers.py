@@ -31,7 +31,8 @@ def subprocess_env() -> dict[str, str]:
 
 
 def synth_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 participants x 2 runs x 4 Muse channels x 16 windows of 128 samples (256 Hz), once per process."""
+    """8 participants x 2 runs x 4 Muse channels x 16 windows of 128 samples (256 Hz), once
+    per process."""
     from eegwb.data.synthetic import SynthConfig, generate_cohort
 
     if "synth" not in _COHORTS:

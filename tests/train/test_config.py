@@ -59,9 +59,13 @@ def test_defaults_yaml_and_overrides_apply(tmp_path: Path) -> None:
     again.write_text(dump_yaml(cfg))
     assert load_config(Outer, again) == cfg
     assert config_diff(cfg, Outer()) == {
-        "flag": (True, False), "inner.kind": ("b", "a"), "inner.names": (["FZ", "CZ"], None),
-        "inner.ratio": (1.0, 0.5), "inner.size": (7, 4), "pair": ([0.2, 0.8], [0.1, 0.9]),
-    }  # fmt: skip
+        "flag": (True, False),
+        "inner.kind": ("b", "a"),
+        "inner.names": (["FZ", "CZ"], None),
+        "inner.ratio": (1.0, 0.5),
+        "inner.size": (7, 4),
+        "pair": ([0.2, 0.8], [0.1, 0.9]),
+    }
 
 
 @pytest.mark.parametrize(
@@ -210,9 +214,13 @@ def test_cuda_without_cuda_is_a_config_error(tiny_dataset: Path, tmp_path: Path)
     cfg = load_config(
         PretrainConfig,
         CONFIGS / "tiny.yaml",
-        [f"data.root={tiny_dataset}", "model.window_samples=32", "train.device=cuda",
-         f"train.checkpoint_dir={tmp_path / 'ckpt'}"],
-    )  # fmt: skip
+        [
+            f"data.root={tiny_dataset}",
+            "model.window_samples=32",
+            "train.device=cuda",
+            f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+        ],
+    )
     with pytest.raises(ConfigError, match=r"train\.device: 'cuda' was asked for"):
         pretrain(cfg, bar=False)
     assert not (tmp_path / "ckpt").exists()

@@ -19,13 +19,22 @@ from eegwb.train.labels import (
 )
 
 
-def write_tiny(root: Path, runs: dict[str, list[str]], meta_labels: dict[tuple[str, str], dict]) -> None:
+def write_tiny(
+    root: Path, runs: dict[str, list[str]], meta_labels: dict[tuple[str, str], dict]
+) -> None:
     """One 1-window, 1-channel file per (participant, run)."""
     for p, rs in runs.items():
         for r in rs:
-            meta = RecordingMeta(sfreq=16.0, window_samples=4, hop_samples=4,
-                                 channel_positions={"CZ": [0.0, 0.0, 1.0]}, labels=meta_labels.get((p, r), {}))
-            write_recording(root, build_table(p, r, {"CZ": np.zeros((1, 4), np.float32)}, [0], meta))
+            meta = RecordingMeta(
+                sfreq=16.0,
+                window_samples=4,
+                hop_samples=4,
+                channel_positions={"CZ": [0.0, 0.0, 1.0]},
+                labels=meta_labels.get((p, r), {}),
+            )
+            write_recording(
+                root, build_table(p, r, {"CZ": np.zeros((1, 4), np.float32)}, [0], meta)
+            )
 
 
 @pytest.fixture
@@ -34,9 +43,13 @@ def dataset(tmp_path) -> Path:
     write_tiny(
         root,
         {"01": ["1", "2"], "02": ["1", "2"], "03": ["1"]},
-        {("01", "1"): {"task": 0, "group": "MDD"}, ("01", "2"): {"task": 1, "group": "MDD"},
-         ("02", "1"): {"task": 0, "group": "HC"}, ("02", "2"): {"task": 1, "group": "HC"},
-         ("03", "1"): {"task": 0}},
+        {
+            ("01", "1"): {"task": 0, "group": "MDD"},
+            ("01", "2"): {"task": 1, "group": "MDD"},
+            ("02", "1"): {"task": 0, "group": "HC"},
+            ("02", "2"): {"task": 1, "group": "HC"},
+            ("03", "1"): {"task": 0},
+        },
     )
     return root
 
@@ -46,7 +59,11 @@ def test_participant_csv_labels_every_run_and_strips_sub_prefix(dataset, tmp_pat
     csv.write_text("participant_id,remission\nsub-01,1\nsub-02,0\nsub-03,true\nsub-99,0\n")
     table = recording_labels(dataset, LabelSource(name="remission", path=str(csv)))
     assert table.select("participant", "run", "label").rows() == [
-        ("01", "1", 1), ("01", "2", 1), ("02", "1", 0), ("02", "2", 0), ("03", "1", 1),
+        ("01", "1", 1),
+        ("01", "2", 1),
+        ("02", "1", 0),
+        ("02", "2", 0),
+        ("03", "1", 1),
     ]
     assert participant_classes(table) == {"01": 1, "02": 0, "03": 1}
     assert label_lookup(table)[("02", "2")] == 0
@@ -54,8 +71,13 @@ def test_participant_csv_labels_every_run_and_strips_sub_prefix(dataset, tmp_pat
 
 def test_recording_parquet_labels_are_per_run(dataset, tmp_path):
     pq = tmp_path / "runs.parquet"
-    pl.DataFrame({"subject": ["01", "01", "02", "02", "03"], "run": ["1", "2", "1", "2", "1"],
-                  "state": ["rest", "math", "rest", "math", "rest"]}).write_parquet(pq)
+    pl.DataFrame(
+        {
+            "subject": ["01", "01", "02", "02", "03"],
+            "run": ["1", "2", "1", "2", "1"],
+            "state": ["rest", "math", "rest", "math", "rest"],
+        }
+    ).write_parquet(pq)
     table = recording_labels(dataset, LabelSource(name="state", path=str(pq), positive="math"))
     assert table["label"].to_list() == [0, 1, 0, 1, 0]
     assert participant_classes(table) is None  # label varies within a participant

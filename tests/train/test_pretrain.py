@@ -159,7 +159,8 @@ def test_gates_stop_or_warn_and_are_recorded(synth: Path, tmp_path: Path, mlflow
         "train.batch_size=32",
         "tracking.enabled=true",
         f"tracking.uri={uri}",
-        "gates=[{epoch: 1, metric: val_loss, max: 100.0}, {epoch: 1, metric: var_ratio, min: 1000.0, action: warn},"
+        "gates=[{epoch: 1, metric: val_loss, max: 100.0}, {epoch: 1, metric: var_ratio, min: "
+        "1000.0, action: warn},"
         " {epoch: 2, metric: val_loss, max: 0.0}]",
     )
     result = pretrain(cfg, bar=False)
@@ -199,7 +200,12 @@ def test_early_stopping_then_autopsy_once(synth: Path, tmp_path: Path) -> None:
     # The run stopped early and finished: one autopsy of the best checkpoint, not two.
     out = result.best_checkpoint.parent / "autopsy" / result.best_checkpoint.stem
     report = (out / "report.md").read_text()
-    for heading in ("## Predictions vs targets", "## Gradient flow", "## Attributions", "## Ablations"):
+    for heading in (
+        "## Predictions vs targets",
+        "## Gradient flow",
+        "## Attributions",
+        "## Ablations",
+    ):
         assert heading in report
     assert len(list(out.glob("autopsy.*.started.json"))) == 1
     assert autopsy_once(result.best_checkpoint, out_dir=out) is None
@@ -209,9 +215,13 @@ def test_early_stopping_then_autopsy_once(synth: Path, tmp_path: Path) -> None:
 def test_bf16_autocast_and_validation_every_n_steps(synth: Path, tmp_path: Path) -> None:
     # bf16 autocast is the CUDA default; asked for explicitly it also runs on CPU.
     cfg = tiny_config(
-        synth, tmp_path / "ckpt", "train.epochs=1", "train.batch_size=32", "train.precision=bf16",
+        synth,
+        tmp_path / "ckpt",
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.precision=bf16",
         "train.val_every_steps=1",
-    )  # fmt: skip
+    )
     result = pretrain(cfg, bar=False)
     steps = len(result.steps)
     assert steps >= 2 and all(math.isfinite(s["train_loss"]) for s in result.steps)

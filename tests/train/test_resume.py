@@ -163,6 +163,9 @@ def test_resume_with_another_number_of_processes_says_it_is_not_exact(
     assert "resuming a run of 2 process(es) with 1" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="eegwb.train"):
-        pretrain(tiny_config(root, tmp_path / "b", "train.max_steps=2"),
-                 resume=first.last_checkpoint, bar=False)
+        pretrain(
+            tiny_config(root, tmp_path / "b", "train.max_steps=2"),
+            resume=first.last_checkpoint,
+            bar=False,
+        )
     assert "process(es)" not in caplog.text

@@ -62,7 +62,10 @@ def test_default_uri_is_project_sqlite(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     assert default_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
-    assert default_tracking_uri(tmp_path / "x") == f"sqlite:///{(tmp_path / 'x').resolve() / 'mlflow.db'}"
+    assert (
+        default_tracking_uri(tmp_path / "x")
+        == f"sqlite:///{(tmp_path / 'x').resolve() / 'mlflow.db'}"
+    )
 
 
 def _read_back(uri: str, run_id: str, tmp: Path) -> tuple:
@@ -89,8 +92,10 @@ def _log_everything(tracker: Tracker, tmp: Path) -> None:
     cfg_file.write_text("lr: 0.0003\n")
     tracker.log_artifact(cfg_file)
     tracker.log_text("hello", "notes/summary.txt")
-    chart = alt.Chart(pl.DataFrame({"step": [0, 1], "loss": [1.0, 0.5]})).mark_line().encode(
-        x="step", y="loss"
+    chart = (
+        alt.Chart(pl.DataFrame({"step": [0, 1], "loss": [1.0, 0.5]}))
+        .mark_line()
+        .encode(x="step", y="loss")
     )
     tracker.log_chart(chart, "charts/loss.html")
 
@@ -102,7 +107,9 @@ def _check_read_back(uri: str, tracker: Tracker, tmp: Path) -> None:
     assert run.data.tags[TAG_CHECKPOINT] == "/ckpt/best.pt"
     assert run.data.tags["purpose"] == "test"
     assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
-        (0, 1.0), (1, 0.7), (2, 0.5)
+        (0, 1.0),
+        (1, 0.7),
+        (2, 0.5),
     ]
     assert {"config.yaml", "notes", "charts", "charts/loss.html", "charts/loss.json"} <= arts
     assert text == "hello"
@@ -143,10 +150,12 @@ def test_disabled_tracker_does_nothing(tmp_path: Path) -> None:
     assert tracker.run_id is None and tracker.failures == []
     assert not (tmp_path / "m.db").exists()
     # a disabled tracker never imports mlflow (seconds of start-up for a tracking-off run)
-    code = ("import sys; from eegwb.train.tracking import Tracker; "
-            "t = Tracker(None, 'x', enabled=False); t.log_params({'a': 1}); "
-            "t.log_metrics({'l': 1.0}, 0); t.set_tags({'a': 1}); t.end(); "
-            "sys.exit(int('mlflow' in sys.modules))")
+    code = (
+        "import sys; from eegwb.train.tracking import Tracker; "
+        "t = Tracker(None, 'x', enabled=False); t.log_params({'a': 1}); "
+        "t.log_metrics({'l': 1.0}, 0); t.set_tags({'a': 1}); t.end(); "
+        "sys.exit(int('mlflow' in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False).returncode == 0
 
 
@@ -158,10 +167,23 @@ def mlflow_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     proc = subprocess.Popen(
-        [exe, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp / 'm.db'}",
-         "--artifacts-destination", str(tmp / "art")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            exe,
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp / 'm.db'}",
+            "--artifacts-destination",
+            str(tmp / "art"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 150  # a loaded 2-core CI box
@@ -224,7 +246,10 @@ def test_real_mlflow_server_round_trip_then_killed(mlflow_server, tmp_path: Path
 def test_unreachable_server_never_raises(tmp_path: Path, caplog) -> None:
     url = f"http://127.0.0.1:{_free_port()}"  # closed port: connection refused
     caplog.set_level(logging.WARNING, logger="eegwb.train.tracking")
-    env_before = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")}
+    env_before = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+    }
     start = time.monotonic()
     with Tracker(url, "nowhere") as tracker:
         tracker.log_params({"lr": 0.1})

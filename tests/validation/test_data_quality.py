@@ -14,7 +14,12 @@ from eegwb.validation.spectra import bh_adjust, consecutive_overlap, line_noise_
 from eegwb.validation.split_compare import label_checks, labels_table
 
 SYNTH = {
-    "n_participants": 6, "runs_per_participant": 2, "sfreq": 128.0, "window_samples": 256, "n_windows": 6, "seed": 5
+    "n_participants": 6,
+    "runs_per_participant": 2,
+    "sfreq": 128.0,
+    "window_samples": 256,
+    "n_windows": 6,
+    "seed": 5,
 }
 CH = ("FZ", "CZ", "PZ", "OZ")
 
@@ -187,7 +192,8 @@ def test_label_balance_counts_participants_not_recordings(tmp_path, write_cohort
         assert three[name].numbers["p_value"] == pytest.approx(one[name].numbers["p_value"])
         assert three[name].numbers["unit"] == "participant"
     assert three["quality/label/group"].numbers["counts"] == {  # keys are JSON values
-        "a": {'"case"': 3, '"control"': 1}, "b": {'"case"': 1, '"control"': 3}
+        "a": {'"case"': 3, '"control"': 1},
+        "b": {'"case"': 1, '"control"': 3},
     }
     # A label that varies within a participant keeps one row per recording, and says so.
     task = three["quality/label/task"]

@@ -256,7 +256,12 @@ def test_blocked_search_matches_brute_force(tmp_path, dense):
 
 # ---- known answers from the synthetic cohort's manifest and from real EEG -------------------
 SYNTH = {
-    "n_participants": 8, "runs_per_participant": 2, "sfreq": 128.0, "window_samples": 256, "n_windows": 8, "seed": 3
+    "n_participants": 8,
+    "runs_per_participant": 2,
+    "sfreq": 128.0,
+    "window_samples": 256,
+    "n_windows": 8,
+    "seed": 3,
 }
 
 
