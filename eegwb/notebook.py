@@ -15,7 +15,7 @@ from typing import Any
 
 from eegwb.commands.ingest import add_config_options as add_ingest_options
 from eegwb.commands.ingest import config_overrides as ingest_overrides
-from eegwb.commands.pretrain import shortcut_overrides
+from eegwb.commands.pretrain import add_set_argument, shortcut_overrides
 
 EXIT_BAD_INPUT = 2  # as the `eegwb` commands exit on unreadable data, configs or checkpoints
 
@@ -95,9 +95,7 @@ def config_overrides() -> list[str]:
     """A headless run's config overrides, read as `eegwb pretrain` reads them: `--set
     KEY=VALUE` (repeatable, e.g. `--set model.d_model=64`), then `--overwrite` and
     `--no-track` (`shortcut_overrides`). [] in an open notebook."""
-    sets = _known_args(
-        lambda p: p.add_argument("--set", dest="overrides", action="append", default=[])
-    )
+    sets = _known_args(lambda parser: add_set_argument(parser, "model.d_model=64"))
     return sets.overrides + shortcut_overrides(
         overwrite=flag("overwrite"), no_track=flag("no-track")
     )

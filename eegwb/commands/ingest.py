@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from eegwb.commands.pretrain import add_set_argument
+
 log = logging.getLogger(__name__)
 KEEP = argparse.SUPPRESS  # a flag not given leaves the config's value
 
@@ -48,14 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """--config, --set and the IngestConfig flags: what `eegwb ingest` and notebook 01 read."""
     parser.add_argument("--config", default=None, help="YAML IngestConfig (default: its defaults)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set crop_end_seconds=3 (repeatable)",
-    )
+    add_set_argument(parser, "crop_end_seconds=3")
     group = parser.add_argument_group(
         "config keys as flags (each sets its key, after --config and --set)"
     )

@@ -24,6 +24,16 @@ def add_config_arguments(
 ) -> None:
     """The config options `pretrain`, `sweep` and `finetune` share (each its own default)."""
     parser.add_argument("--config", default=default, help=f"YAML config (default {default})")
+    add_set_argument(parser, example)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--no-bar", action="store_true", help="one log line per epoch, no progress bar"
+    )
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--set KEY=VALUE` (repeatable) into `args.overrides`: every command and notebook's."""
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -31,11 +41,6 @@ def add_config_arguments(
         default=[],
         metavar="KEY=VALUE",
         help=f"override a config value, e.g. --set {example} (repeatable)",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing checkpoints")
-    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
-    parser.add_argument(
-        "--no-bar", action="store_true", help="one log line per epoch, no progress bar"
     )
 
 

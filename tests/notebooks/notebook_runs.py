@@ -26,3 +26,16 @@ def run(cmd: list[str], expect: int | None = 0, timeout: int = 300) -> subproces
             f"{cmd[:3]} gave {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
     return done
+
+
+def export_html(
+    notebook: Path, html: Path, *args: str, flags: tuple[str, ...] = (), expect: int | None = 0
+) -> subprocess.CompletedProcess:
+    """`marimo export html [flags] NOTEBOOK -o HTML -- ARGS`, as a user writes a report."""
+    cmd = [str(MARIMO), "export", "html", *flags, str(notebook), "-o", str(html), "--", *args]
+    return run(cmd, expect=expect)
+
+
+def headless(notebook: Path, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
+    """`python NOTEBOOK ARGS`: the notebook run headless, without a click."""
+    return run([sys.executable, str(notebook), *args], expect=expect)

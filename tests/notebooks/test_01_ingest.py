@@ -4,10 +4,9 @@ export of a resumed run showing the summary table."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 from eegwb.data.layout import recordings_index
@@ -41,7 +40,7 @@ def test_headless_ingest_then_export_html(tmp_path):
         "--run-label-name",
         "task",
     ]
-    done = _run([sys.executable, str(NOTEBOOK), *args])
+    done = headless(NOTEBOOK, *args)
     assert "2 written, 0 skipped" in done.stdout
     index = recordings_index(out)
     assert index.select("participant", "run").rows() == [("05", "2"), ("06", "2")]
@@ -49,7 +48,7 @@ def test_headless_ingest_then_export_html(tmp_path):
     assert all(n == 60 for n in index["n_windows"])  # 31000 samples // 512 (62 s at 500 Hz)
 
     html = tmp_path / "01_ingest.html"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(html), "--", *args])
+    export_html(NOTEBOOK, html, *args)
     text = html.read_text()
     assert "0 written, 2 skipped (unchanged)" in text  # the export ran it again: resumed
     assert "sub-05_run-2.parquet" in text and "sub-06_run-2.parquet" in text
@@ -67,27 +66,15 @@ def test_synthetic_source_takes_sfreq_and_hides_what_does_not_apply(tmp_path):
         "--window-samples",
         "256",
     ]
-    _run([sys.executable, str(NOTEBOOK), *args, "--out", str(tmp_path / "at128"), "--sfreq", "128"])
+    headless(NOTEBOOK, *args, "--out", str(tmp_path / "at128"), "--sfreq", "128")
     index = recordings_index(tmp_path / "at128")
     assert index["sfreq"].unique().to_list() == [128.0] and index[
         "window_samples"
     ].unique().to_list() == [256]
 
     html = tmp_path / "01_synthetic.html"  # no --sfreq: the generator's 256 Hz
-    _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            "--no-include-code",
-            str(NOTEBOOK),
-            "-o",
-            str(html),
-            "--",
-            *args,
-            "--out",
-            str(tmp_path / "default"),
-        ]
+    export_html(
+        NOTEBOOK, html, *args, "--out", str(tmp_path / "default"), flags=("--no-include-code",)
     )
     assert recordings_index(tmp_path / "default")["sfreq"].unique().to_list() == [256.0]
     text = html.read_text()

@@ -4,9 +4,8 @@ splits, and an HTML export of a clean dataset showing checks, charts and the top
 from __future__ import annotations
 
 import json
-import sys
 
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 NOTEBOOK = ROOT / "notebooks" / "02_validate_data.py"
@@ -19,29 +18,14 @@ def test_marimo_check_passes():
 def test_headless_run_exits_1_on_leaky_splits(tiny_dataset, tmp_path):
     splits = tmp_path / "leaky.json"
     splits.write_text(json.dumps({"splits": {"train": ["01", "02/1"], "test": ["02/2", "03"]}}))
-    done = _run(
-        [sys.executable, str(NOTEBOOK), "--data", str(tiny_dataset), "--splits", str(splits)],
-        expect=1,
-    )
+    done = headless(NOTEBOOK, "--data", str(tiny_dataset), "--splits", str(splits), expect=1)
     assert "FAIL  leakage/participant [level 1]: 1 participants in two splits" in done.stdout
     assert "participant=02" in done.stdout
 
 
 def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
     html = tmp_path / "02.html"
-    _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            str(NOTEBOOK),
-            "-o",
-            str(html),
-            "--",
-            "--data",
-            str(tiny_dataset),
-        ]
-    )
+    export_html(NOTEBOOK, html, "--data", str(tiny_dataset))
     text = html.read_text()
     assert "default split_by_participant" in text  # says where the splits came from
     for needle in (

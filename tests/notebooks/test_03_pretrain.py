@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 from eegwb.config import dump_yaml, load_config
@@ -35,35 +35,30 @@ def test_marimo_check_passes() -> None:
     _run([str(MARIMO), "check", str(NOTEBOOK)])
 
 
-def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
+def _tiny_config(write_cohort: Callable[..., Path], tmp_path: Path, *overrides: str) -> Path:
+    """configs/tiny.yaml made tinier, over a 4-participant cohort, written to nb.yaml."""
     root = write_cohort(
         tmp_path / "data",
-        participants=[f"{i:02d}" for i in range(1, 5)],
+        participants=["01", "02", "03", "04"],
         n_windows=8,
         window_samples=64,
         sfreq=128.0,
     )
-    cfg = load_config(
-        PretrainConfig,
-        ROOT / "configs" / "tiny.yaml",
-        TINY + [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}"],
-    )
+    extra = [f"data.root={root}", f"train.checkpoint_dir={tmp_path / 'ckpt'}", *overrides]
     config = tmp_path / "nb.yaml"
-    config.write_text(dump_yaml(cfg))
+    config.write_text(
+        dump_yaml(load_config(PretrainConfig, ROOT / "configs" / "tiny.yaml", TINY + extra))
+    )
+    return config
+
+
+def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
+    config = _tiny_config(write_cohort, tmp_path)
 
     # Headless: trains without a click; --set and --no-track override the config as they
     # do for `eegwb pretrain`.
-    done = _run(
-        [
-            sys.executable,
-            str(NOTEBOOK),
-            "--config",
-            str(config),
-            "--set",
-            "masking.mask_ratio=0.75",
-            "--no-track",
-            "true",
-        ]
+    done = headless(
+        NOTEBOOK, "--config", str(config), "--set", "masking.mask_ratio=0.75", "--no-track", "true"
     )
     assert "pretraining: best_val_loss=" in done.stdout and "stopped=completed" in done.stdout
     best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m75_mae.pt"  # the --set mask ratio was used
@@ -76,22 +71,15 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
     # Export: the report holds the chart, the per-epoch table and the MLflow run.
     html = tmp_path / "03_pretrain.html"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            str(NOTEBOOK),
-            "-o",
-            str(html),
-            "--",
-            "--config",
-            str(config),
-            "--set",
-            f"tracking.uri={uri}",
-            "--set",
-            "tracking.experiment=nb-test",
-        ]
+    export_html(
+        NOTEBOOK,
+        html,
+        "--config",
+        str(config),
+        "--set",
+        f"tracking.uri={uri}",
+        "--set",
+        "tracking.experiment=nb-test",
     )
     text = html.read_text()
     assert "application/vnd.vegalite" in text and "loss per epoch \\u00b7 mamba2 d16" in text
@@ -105,26 +93,7 @@ def test_headless_run_and_html_export(write_cohort: Callable[..., Path], tmp_pat
 def test_headless_rerun_needs_overwrite(write_cohort: Callable[..., Path], tmp_path: Path) -> None:
     """With train.overwrite false in the config, a second run refuses to replace the first
     run's checkpoints, and `--overwrite true` (the widget the error points to) replaces them."""
-    root = write_cohort(
-        tmp_path / "data",
-        participants=["01", "02", "03", "04"],
-        n_windows=8,
-        window_samples=64,
-        sfreq=128.0,
-    )
-    cfg = load_config(
-        PretrainConfig,
-        ROOT / "configs" / "tiny.yaml",
-        TINY
-        + [
-            f"data.root={root}",
-            f"train.checkpoint_dir={tmp_path / 'ckpt'}",
-            "train.overwrite=false",
-            "tracking.enabled=false",
-        ],
-    )
-    config = tmp_path / "nb.yaml"
-    config.write_text(dump_yaml(cfg))
+    config = _tiny_config(write_cohort, tmp_path, "train.overwrite=false", "tracking.enabled=false")
     cmd = [sys.executable, str(NOTEBOOK), "--config", str(config)]
     best = tmp_path / "ckpt" / "mamba2_eeg_d16_l1_m50_mae.pt"
 

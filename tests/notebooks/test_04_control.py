@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 from eegwb.experiments.control import ControlCohortConfig, write_control_cohort
@@ -26,25 +26,22 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
     write_control_cohort(data, ControlCohortConfig(n_participants=8, n_windows=8))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     report_json = tmp_path / "reports.json"
-    done = _run(
-        [
-            sys.executable,
-            str(NOTEBOOK),
-            "--train",
-            "b",
-            "--data",
-            str(data),
-            "--epochs",
-            "2",
-            "--checkpoint-dir",
-            str(tmp_path / "ckpt"),
-            "--tracking-uri",
-            uri,
-            "--experiment",
-            "nb-control",
-            "--json",
-            str(report_json),
-        ]
+    done = headless(
+        NOTEBOOK,
+        "--train",
+        "b",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        "nb-control",
+        "--json",
+        str(report_json),
     )
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("b: "))
     reports = json.loads(report_json.read_text())
@@ -82,21 +79,7 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
 
     # Export: the notebook finds the run in MLflow (its checkpoint tag) and reports on it.
     html = tmp_path / "04.html"
-    _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            str(NOTEBOOK),
-            "-o",
-            str(html),
-            "--",
-            "--tracking-uri",
-            uri,
-            "--experiment",
-            "nb-control",
-        ]
-    )
+    export_html(NOTEBOOK, html, "--tracking-uri", uri, "--experiment", "nb-control")
     text = html.read_text()
     assert f"Verdict: {verdict['title']}" in text
     assert "application/vnd.vegalite" in text and "floor ladder" in text
@@ -107,17 +90,14 @@ def test_headless_training_then_export_from_mlflow(tmp_path: Path) -> None:
 def test_json_refuses_an_existing_file_before_any_work(tmp_path: Path) -> None:
     report_json = tmp_path / "reports.json"
     report_json.write_text("[]")
-    done = _run(
-        [
-            sys.executable,
-            str(NOTEBOOK),
-            "--train",
-            "b",
-            "--data",
-            str(tmp_path / "control"),
-            "--json",
-            str(report_json),
-        ],
+    done = headless(
+        NOTEBOOK,
+        "--train",
+        "b",
+        "--data",
+        str(tmp_path / "control"),
+        "--json",
+        str(report_json),
         expect=2,
     )
     assert f"error: {report_json}: already exists (pass --overwrite true" in done.stderr

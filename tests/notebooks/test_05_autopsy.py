@@ -5,10 +5,9 @@ findings and every section."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 
 import pytest
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 NOTEBOOK = ROOT / "notebooks" / "05_autopsy.py"
@@ -41,7 +40,7 @@ def test_headless_run_then_export_html(checkpoint, tmp_path):
         "zero",
     ]
     out = tmp_path / "report"
-    done = _run([sys.executable, str(NOTEBOOK), *args, "--out", str(out)])
+    done = headless(NOTEBOOK, *args, "--out", str(out))
     assert "autopsy:" in done.stdout and f"report written to {out}" in done.stdout
     assert "FAIL predictions: Collapse" in done.stdout  # an untrained model predicts ~ a constant
     md = (out / "report.md").read_text()
@@ -56,7 +55,7 @@ def test_headless_run_then_export_html(checkpoint, tmp_path):
         assert f"## {title}" in md
 
     page = tmp_path / "05_autopsy.html"
-    _run([str(MARIMO), "export", "html", str(NOTEBOOK), "-o", str(page), "--", *args])
+    export_html(NOTEBOOK, page, *args)
     text = page.read_text()
     assert "Detected issues" in text and "Collapse" in text
     assert (

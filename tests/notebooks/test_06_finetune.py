@@ -5,12 +5,11 @@ the MLflow run."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from notebook_runs import MARIMO, ROOT
+from notebook_runs import MARIMO, ROOT, export_html, headless
 from notebook_runs import run as _run
 
 from eegwb.config import to_dict
@@ -74,17 +73,7 @@ def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
         "--set",
         f"train.checkpoint_dir={tmp_path / 'ckpt'}",
     ]
-    done = _run(
-        [
-            sys.executable,
-            str(NOTEBOOK),
-            *args,
-            "--set",
-            "train.strategies=[scratch]",
-            "--no-track",
-            "true",
-        ]
-    )
+    done = headless(NOTEBOOK, *args, "--set", "train.strategies=[scratch]", "--no-track", "true")
     table = done.stdout
     for strategy in ("scratch", "baseline"):
         assert re.search(
@@ -99,23 +88,16 @@ def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
 
     html = tmp_path / "06_finetune.html"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            str(NOTEBOOK),
-            "-o",
-            str(html),
-            "--",
-            *args,
-            "--set",
-            "train.strategies=[frozen]",
-            "--set",
-            f"tracking.uri={uri}",
-            "--set",
-            "tracking.experiment=nb06",
-        ]
+    export_html(
+        NOTEBOOK,
+        html,
+        *args,
+        "--set",
+        "train.strategies=[frozen]",
+        "--set",
+        f"tracking.uri={uri}",
+        "--set",
+        "tracking.experiment=nb06",
     )
     text = html.read_text()
     assert "Results on held-out participants (recording level)" in text

@@ -4,12 +4,10 @@ these runs hit a bare `mo.stop` and exited 0 with no output, so scripts carried 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-from notebook_runs import MARIMO, ROOT
-from notebook_runs import run as _run
+from notebook_runs import ROOT, export_html, headless
 
 # (notebook, arguments, what stderr must name); {tmp} and {data} are filled in per test.
 CASES = {
@@ -79,10 +77,7 @@ def test_headless_run_on_bad_input_exits_2_naming_it(
 ) -> None:
     notebook, args, message = CASES[case]
     fill = {"tmp": str(tmp_path), "data": str(tiny_dataset)}
-    done = _run(
-        [sys.executable, str(ROOT / "notebooks" / notebook), *(a.format(**fill) for a in args)],
-        expect=None,
-    )
+    done = headless(ROOT / "notebooks" / notebook, *(a.format(**fill) for a in args), expect=None)
     assert done.returncode == 2, (
         f"{case}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     )
@@ -94,18 +89,11 @@ def test_headless_run_on_bad_input_exits_2_naming_it(
 
 def test_export_on_bad_input_fails_naming_it(tmp_path: Path) -> None:
     html = tmp_path / "03.html"
-    done = _run(
-        [
-            str(MARIMO),
-            "export",
-            "html",
-            str(ROOT / "notebooks" / "03_pretrain.py"),
-            "-o",
-            str(html),
-            "--",
-            "--config",
-            str(tmp_path / "nope.yaml"),
-        ],
+    done = export_html(
+        ROOT / "notebooks" / "03_pretrain.py",
+        html,
+        "--config",
+        str(tmp_path / "nope.yaml"),
         expect=None,
     )
     assert done.returncode != 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -120,17 +108,14 @@ def test_headless_ingest_refused_by_the_library_exits_2_naming_it(
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("someone else's")
-    done = _run(
-        [
-            sys.executable,
-            str(ROOT / "notebooks" / "01_ingest.py"),
-            "--source",
-            str(eegmat_dir / "Subject00_1.edf"),
-            "--out",
-            str(out),
-            "--window-samples",
-            "512",
-        ],
+    done = headless(
+        ROOT / "notebooks" / "01_ingest.py",
+        "--source",
+        str(eegmat_dir / "Subject00_1.edf"),
+        "--out",
+        str(out),
+        "--window-samples",
+        "512",
         expect=None,
     )
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]

@@ -4,6 +4,7 @@ checkpoints, names and MLflow records are what the docs promise."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -14,20 +15,33 @@ from pretrain_helpers import mlflow_store
 
 from eegwb.atomic import OutputExistsError
 from eegwb.config import ConfigError, load_config
+from eegwb.data.layout import recordings_index
 from eegwb.data.synthetic import SynthConfig, generate_cohort
 from eegwb.experiments.autopsy import autopsy_once
 from eegwb.train.checkpoints import CheckpointError
 from eegwb.train.config import PretrainConfig
 from eegwb.train.finetune import finetune, output_paths
 from eegwb.train.finetune_config import FinetuneConfig
-from eegwb.train.finetune_data import checkpoint_source
+from eegwb.train.finetune_data import check_folds, checkpoint_source, load_backbone, make_folds
 from eegwb.train.finetune_report import load_finetuned
+from eegwb.train.labels import recording_labels
 from eegwb.train.pretrain import pretrain
 from eegwb.validation.leakage import LeakageError
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_YAML = REPO / "configs" / "finetune_tiny.yaml"
 MUSE = ["TP9", "AF7", "AF8", "TP10"]
+
+
+# A tiny pretraining model on 128-sample windows (the cohorts below).
+TINY_MODEL = [
+    "model.window_samples=128",
+    "model.d_model=16",
+    "model.n_layers=1",
+    "model.headdim=8",
+    "model.d_state=8",
+    "model.chunk_size=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +65,7 @@ def pretrained(tmp_path_factory) -> Path:
         None,
         [
             f"data.root={base / 'cap'}",
-            "model.window_samples=128",
-            "model.d_model=16",
-            "model.n_layers=1",
-            "model.headdim=8",
-            "model.d_state=8",
-            "model.chunk_size=8",
+            *TINY_MODEL,
             "data.max_windows=8",
             "data.split_fractions=[0.75, 0.25, 0.0]",
             "train.epochs=1",
@@ -315,14 +324,23 @@ def test_eegmat_rest_vs_arithmetic_end_to_end_with_mlflow(
     } <= artifacts
 
 
+def _folds_for(planted, tmp_path, ckpt, *overrides):
+    """(config, backbone, folds) of a tiny fine-tuning config over `planted` from `ckpt`."""
+    cfg = tiny(planted, tmp_path, ckpt, *overrides)
+    backbone = load_backbone(cfg, 128)
+    index = recordings_index(planted)
+    return (
+        cfg,
+        backbone,
+        make_folds(cfg, index, recording_labels(planted, cfg.labels, index), backbone),
+    )
+
+
 def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted, tmp_path):
     from eegwb.config import to_dict
-    from eegwb.data.layout import recordings_index
     from eegwb.model.config import ModelConfig
     from eegwb.model.eeg_model import EEGModel
     from eegwb.train.checkpoints import save_checkpoint
-    from eegwb.train.finetune_data import check_folds, load_backbone, make_folds
-    from eegwb.train.labels import recording_labels
 
     mc = ModelConfig(window_samples=128, d_model=16, n_layers=1, headdim=8, d_state=8, chunk_size=8)
     seen = [f"{i:02d}" for i in range(1, 17)]  # pretraining used 16 of the 24, held out 17-24
@@ -334,16 +352,7 @@ def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted
             "assignment": {"train": seen[:12], "val": seen[12:], "test": []},
         },
     )
-    index = recordings_index(planted)
-
-    def folds_for(*overrides):
-        cfg = tiny(planted, tmp_path, ckpt, *overrides)
-        backbone = load_backbone(cfg, 128)
-        return (
-            cfg,
-            backbone,
-            make_folds(cfg, index, recording_labels(planted, cfg.labels, index), backbone),
-        )
+    folds_for = functools.partial(_folds_for, planted, tmp_path, ckpt)
 
     cfg, backbone, (fold,) = folds_for()  # "avoid" (the default)
     assert backbone.seen == set(seen)
@@ -361,22 +370,13 @@ def test_participants_seen_in_pretraining_are_kept_out_of_the_test_split(planted
 def test_pretraining_overlap_is_detected_from_another_working_directory(
     planted, tmp_path, monkeypatch
 ):
-    from eegwb.data.layout import recordings_index
-    from eegwb.train.finetune_data import check_folds, load_backbone, make_folds
-    from eegwb.train.labels import recording_labels
-
     monkeypatch.chdir(planted.parent)  # pretraining names its data relative to here
     pre = load_config(
         PretrainConfig,
         None,
         [
             f"data.root={planted.name}",
-            "model.window_samples=128",
-            "model.d_model=16",
-            "model.n_layers=1",
-            "model.headdim=8",
-            "model.d_state=8",
-            "model.chunk_size=8",
+            *TINY_MODEL,
             "data.max_windows=8",
             "data.split_fractions=[0.5, 0.2, 0.3]",
             "train.epochs=1",
@@ -392,16 +392,7 @@ def test_pretraining_overlap_is_detected_from_another_working_directory(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    index = recordings_index(planted)
-
-    def folds_for(*overrides):
-        cfg = tiny(planted, tmp_path, ckpt, *overrides)
-        backbone = load_backbone(cfg, 128)
-        return (
-            cfg,
-            backbone,
-            make_folds(cfg, index, recording_labels(planted, cfg.labels, index), backbone),
-        )
+    folds_for = functools.partial(_folds_for, planted, tmp_path, ckpt)
 
     cfg, backbone, (fold,) = folds_for()  # "avoid"
     assert fold.participants["test"] and not set(fold.participants["test"]) & seen
