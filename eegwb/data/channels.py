@@ -27,6 +27,13 @@ _PREFIX = re.compile(r"^(?:EEG|RAW)[\s_:]+", re.IGNORECASE)
 # FCZ, AFF1H, E23). Used to recognise 'X-Y' derivations between two electrodes.
 _ELECTRODE = re.compile(r"^[A-Z]{1,4}(?:\d{1,3}H?|Z)$")
 
+# Muse's 'Right AUX' (Mind Monitor: AUX_RIGHT, AUX_LEFT): a socket for an extra electrode
+# the user places anywhere; without one it records noise. Kept only when asked for by name.
+AUX_REASON = (
+    "auxiliary input (an optional extra electrode socket, noise without one), not a scalp "
+    "electrode; name it in the channels option to keep it"
+)
+
 # (pattern on the upper-cased name, reason). Checked in order; first match wins.
 _NON_EEG_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p), reason)
@@ -35,12 +42,15 @@ _NON_EEG_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"EOG|^(?:EEG\s*)?(?:LOC|ROC)\b", "EOG (eye movement), not EEG"),
         (r"EMG|CHIN", "EMG (muscle), not EEG"),
         (r"STI|TRIG|STATUS|EVENT|MARKER", "stimulus/trigger channel, not EEG"),
-        (r"AUX", "headset auxiliary input, not EEG"),
+        (r"AUX", AUX_REASON),
         (r"ACC|GYRO|MAGN", "motion sensor (accelerometer/gyroscope), not EEG"),
+        (r"^[XYZ]$", "motion axis (muse-lsl's ACC/GYRO streams), not EEG"),
         (
-            r"PPG|PLETH|SPO2|SAO2|PULSE|RESP|PHOTIC|\bIBI\b|BURSTS|SUPPR|\bHR\b",
+            r"PPG|PLETH|SPO2|SAO2|PULSE|RESP|PHOTIC|\bIBI\b|BURSTS|SUPPR|\bHR\b|HEART",
             "physiological/auxiliary signal, not EEG",
         ),
+        (r"OPTICS|FNIRS", "optical (fNIRS/PPG) sensor, not EEG"),
+        (r"MELLOW|CONCENTRATION", "headset app score, not EEG"),
         (r"^(?:DELTA|THETA|ALPHA|BETA|GAMMA)_", "band-power column (not raw EEG samples)"),
         (r"TIMESTAMP|^TIME$", "timestamp column, not EEG"),
         (r"HSI|HEADBAND|BATTERY|ELEMENTS", "headset status column, not EEG"),

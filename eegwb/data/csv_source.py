@@ -1,15 +1,20 @@
 """Reading a CSV export (a timestamp column plus one column per channel) into an MNE RawArray.
 
-E.g. Muse: `timestamps,TP9,AF7,AF8,TP10,Right AUX`. The timestamp column is the first whose
-name contains 'time'; other numeric columns are channels, non-numeric ones are dropped
-(with the reason), and rows with no channel value (event/marker rows) are ignored.
+Supported layouts (`README.md`, "Muse exports"): muse-lsl and eeg-notebooks
+(`timestamps,TP9,AF7,AF8,TP10,Right AUX[,Marker0...]`; muse-lsl's direct recording writes a
+pandas index first and `timestamps` last), brainflow via eeg-notebooks (`...,stim`), Mind
+Monitor (`TimeStamp` as date-times, `RAW_TP9...` samples beside band powers, sensors and
+`Elements` event rows), and any CSV with a timestamp column. The timestamp column is the
+first whose name contains 'time'; other numeric columns are channels, non-numeric and unnamed
+ones are dropped with the reason, and rows with no value in any EEG column (event/marker
+rows, other sensors' rows) are ignored.
 
 Units: channel columns are read as microvolts (`units` scales other units) and turned into
 volts for MNE's `RawArray`, so ingest scales every source back to µV identically.
 Timestamps are seconds or milliseconds (`time_unit`; "auto" reads a median step >= 0.1 as
-milliseconds, since a 10 Hz rate is not EEG); sfreq is 1 / the median step; a step > 1.5x
-the median is a recording gap and becomes a zero-length `BAD_gap` annotation, which ingest
-treats as a segment boundary.
+milliseconds, since a 10 Hz rate is not EEG) or date-times. Where the samples go in time
+(nominal rate, dropouts, what is refused) is `csv_timing.py`'s; a dropout becomes a
+zero-length `BAD_gap` annotation, which ingest treats as a segment boundary.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from eegwb.data.channels import classify_channel
+from eegwb.data.csv_timing import MUSE_RATES_HZ, STANDARD_RATES_HZ, time_axis
 from eegwb.data.layout import DatasetError
+from eegwb.data.montage import MONTAGES
 from eegwb.data.raw_source import RawSource
 
 CSV_UNIT_SCALE = {"uV": 1.0, "mV": 1e3, "V": 1e6}  # multiply by this to get µV
-CSV_GAP_FACTOR = 1.5  # a timestamp step this many medians long is a dropout
 
 
 def csv_header(path: Path) -> list[str]:
@@ -41,33 +48,36 @@ def time_column(columns: Sequence[str]) -> str | None:
     return None
 
 
-def _csv_sfreq(path: Path, stamps: np.ndarray, time_unit: str) -> tuple[float, np.ndarray, str]:
-    """(sfreq Hz, indices where a gap starts, note) from the timestamp column."""
-    steps = np.diff(stamps)
-    if len(steps) < 2 or not np.isfinite(steps).all():
-        raise DatasetError(f"{path}: timestamp column has fewer than 3 finite values")
-    bad = np.flatnonzero(steps <= 0)
-    if len(bad):
+def eeg_columns(columns: Sequence[str]) -> list[str]:
+    """The columns `channels.classify_channel` would keep as scalp EEG (by name)."""
+    return [c for c in columns if c.strip() and classify_channel(c)[0] is not None]
+
+
+def _stamps_s(path: Path, frame, time_col: str, time_unit: str) -> tuple[np.ndarray, str]:
+    """(timestamps in seconds, how they were read) from numbers or date-time strings."""
+    import polars as pl
+
+    column = frame[time_col]
+    if column.dtype.is_numeric():
+        stamps = column.cast(pl.Float64).to_numpy()
+        how = "as ms" if time_unit == "ms" else "as s"
+        if time_unit == "auto":
+            steps = np.diff(stamps)
+            how = "as ms" if len(steps) and float(np.nanmedian(steps)) >= 0.1 else "as s"
+        return (stamps / 1000.0 if how == "as ms" else stamps), how
+    try:  # Mind Monitor's TimeStamp: '2025-07-01 14:56:05.592' (local time, to the ms)
+        parsed = column.cast(pl.String).str.to_datetime(strict=False)
+    except pl.exceptions.PolarsError as err:
         raise DatasetError(
-            f"{path}: timestamps do not increase (row {int(bad[0]) + 2} of the data)"
-        )
-    median = float(np.median(steps))
-    unit = time_unit if time_unit != "auto" else ("ms" if median >= 0.1 else "s")
-    is_gap = steps > CSV_GAP_FACTOR * median
-    # The mean step between gaps, not the median: timestamps rounded to whole ms (256 Hz:
-    # steps of 3 and 4 ms) have a median of 4 ms, which would read as 250 Hz.
-    mean = float(steps[~is_gap].mean())
-    step_s = mean / 1000.0 if unit == "ms" else mean
-    sfreq = 1.0 / step_s
-    if abs(sfreq - round(sfreq)) / sfreq < 0.005:  # LSL jitter around a nominal rate
-        sfreq = float(round(sfreq))
-    gaps = np.flatnonzero(is_gap) + 1
-    note = f"timestamps read as {unit} ({time_unit}); mean step {mean:g} -> sfreq {sfreq:g} Hz"
-    return sfreq, gaps, note
+            f"{path}: timestamp column {time_col!r} holds neither numbers nor date-times "
+            f"(first value {column[0]!r}; {err})"
+        ) from err
+    stamps = parsed.dt.epoch("us").cast(pl.Float64).to_numpy() / 1e6
+    return stamps, "as date-times"
 
 
 def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> RawSource:
-    """A timestamp + channels CSV as an MNE RawArray (volts), gaps annotated `BAD_gap`."""
+    """A timestamp + channels CSV as an MNE RawArray (volts), dropouts annotated `BAD_gap`."""
     import mne
     import polars as pl
 
@@ -80,35 +90,49 @@ def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> R
         raise DatasetError(f"{path}: no timestamp column (a column whose name contains 'time')")
     dropped: dict[str, str] = {}
     numeric = []
-    for name in frame.columns:
+    for k, name in enumerate(frame.columns):
         if name == time_col:
             continue
-        if frame.schema[name].is_numeric():
+        if not name.strip():
+            dropped[f"column {k + 1} (unnamed)"] = "unnamed column (a row index: pandas' to_csv)"
+        elif frame.schema[name].is_numeric():
             numeric.append(name)
         else:
-            dropped[name] = f"non-numeric CSV column ({frame.schema[name]})"
+            why = classify_channel(name)[1]
+            dropped[name] = why if why != "kept" else f"non-numeric column ({frame.schema[name]})"
     if not numeric:
         raise DatasetError(f"{path}: no numeric channel columns")
-    notes = []
-    # Marker/event rows of headset exports carry a timestamp but no samples.
-    empty = frame.select(pl.all_horizontal(pl.col(numeric).is_null())).to_series()
+    eeg = eeg_columns(numeric) or numeric
+    frame = frame.with_row_index("_line", offset=2)  # header is line 1
+    notes, warnings = [], []
+    # Marker/event rows, and rows of other sensors, carry a timestamp but no EEG sample.
+    empty = frame.select(pl.all_horizontal(pl.col(eeg).is_null())).to_series()
     if empty.any():
-        notes.append(
-            f"{int(empty.sum())} rows without any channel value (event/marker rows) ignored"
-        )
+        notes.append(f"{int(empty.sum())} rows without EEG values (events, markers) ignored")
         frame = frame.filter(~empty)
-    stamps = frame[time_col].cast(pl.Float64).to_numpy()
-    sfreq, gaps, note = _csv_sfreq(path, stamps, time_unit)
-    notes.append(note)
+    stamps, how = _stamps_s(path, frame, time_col, time_unit)
+    lines = frame["_line"].to_numpy()
+    if len(stamps) < 3 or not np.isfinite(stamps).all():
+        bad = np.flatnonzero(~np.isfinite(stamps))
+        where = f" (line {lines[bad[0]]}: {frame[time_col][int(bad[0])]!r})" if len(bad) else ""
+        raise DatasetError(
+            f"{path}: timestamp column {time_col!r} needs 3 or more numbers or date-times{where}"
+        )
+    muse = set(MONTAGES["muse"]) <= {classify_channel(c)[0] for c in eeg}
+    axis = time_axis(
+        path, stamps, lines, rates=MUSE_RATES_HZ if muse else STANDARD_RATES_HZ,
+        device="Muse" if muse else "",
+    )
+    notes.append(f"timestamps read {how} ({time_unit}); {axis.notes[0]}")
+    notes += axis.notes[1:]
+    warnings += axis.warnings
     data = frame.select(pl.col(numeric).cast(pl.Float64)).to_numpy().T  # (c, n) in `units`
     data = data * (CSV_UNIT_SCALE[units] * 1e-6)  # -> volts, MNE's unit for EEG
-    info = mne.create_info(numeric, sfreq, "eeg")
+    info = mne.create_info(numeric, axis.sfreq, "eeg")
     raw = mne.io.RawArray(data, info, verbose="error")
+    gaps = axis.gap_starts
     if len(gaps):
-        notes.append(
-            f"{len(gaps)} timestamp gaps (> {CSV_GAP_FACTOR}x median step) split the recording"
-        )
         raw.set_annotations(
-            mne.Annotations(gaps / sfreq, np.zeros(len(gaps)), ["BAD_gap"] * len(gaps))
+            mne.Annotations(gaps / axis.sfreq, np.zeros(len(gaps)), ["BAD_gap"] * len(gaps))
         )
-    return RawSource(raw, dropped=dropped, notes=notes)
+    return RawSource(raw, dropped=dropped, notes=notes, warnings=warnings)

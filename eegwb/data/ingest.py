@@ -24,7 +24,12 @@ from eegwb.atomic import OutputExistsError, atomic_write_text
 from eegwb.data.ingest_config import IngestConfig
 from eegwb.data.ingest_report import IngestReport, SourceResult
 from eegwb.data.ingest_source import montage_name, process_source
-from eegwb.data.labels_table import label_warnings, labels_for, read_label_table
+from eegwb.data.labels_table import (
+    label_table_column,
+    label_warnings,
+    labels_for,
+    read_label_table,
+)
 from eegwb.data.layout import (
     DatasetError,
     channel_columns,
@@ -146,6 +151,23 @@ def _stem_id_warnings(planned: Sequence[Source]) -> list[str]:
     ]
 
 
+def _ignored_warnings(ignored: dict[Path, str], labels: Sequence[str]) -> list[str]:
+    """Files left out of the sources, said once: a labels table passed as labels is in use
+    (nothing to say); one that is not gets a hint to pass it."""
+    used = {Path(p).resolve() for p in labels}
+    out = []
+    for path, why in ignored.items():
+        if path in used:
+            continue
+        column = label_table_column(path) if path.suffix.lower() == ".csv" else None
+        if column is not None:
+            out.append(f"{path}: a labels table (participant column {column!r}), not a "
+                       "recording; pass it as labels (--labels) to join its columns")
+        else:
+            out.append(f"{path}: ignored: {why}")
+    return out
+
+
 def _same_source(recorded: str, path: Path) -> bool:
     return not recorded or recorded == str(path) or Path(recorded).resolve() == path.resolve()
 
@@ -212,7 +234,7 @@ def ingest(
     tables = [read_label_table(p) for p in cfg.labels]
     ignored: dict[Path, str] = {}
     planned = _plan(expand_sources(sources, ignored), cfg, report)
-    report.warnings += [f"{path}: ignored: {why}" for path, why in ignored.items()]
+    report.warnings += _ignored_warnings(ignored, cfg.labels)
     fingerprint = cfg.fingerprint()
     reusable = _existing_outputs(out, fingerprint, overwrite, report)
     _refuse_stale(out, reusable, planned)
@@ -234,6 +256,7 @@ def ingest(
         for src in tqdm(planned, desc="ingest", unit="file", disable=not progress):
             result = _ingest_one(src, cfg, out, tables, reusable, save_record)
             report.results.append(result)
+            report.warnings += [f"{src.path}: {w}" for w in result.warnings]
             if on_progress is not None:
                 on_progress(result)
         record["complete"] = True
@@ -248,6 +271,8 @@ def ingest(
             record["failed"] = {r.source: r.reason for r in report.failed}
             record["warnings"] = report.warnings
             save_record()
+    for line in report.channel_decisions():
+        log.info("%s", line)
     log.info(report.summary())
     return report
 

@@ -25,6 +25,7 @@ class SourceResult:
     bad_s: float = 0.0  # signal inside BAD/EDGE annotations
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # repaired on the way (jittered timestamps)
 
 
 @dataclass
@@ -56,12 +57,24 @@ class IngestReport:
         first = ("status", "source", "participant", "run", "file", "n_windows")
         rows = [
             {c: getattr(r, c) for c in first}
-            | {"n_channels": len(r.channels), "dropped": join_reasons(r.dropped)}
+            | {"n_channels": len(r.channels), "channels": ", ".join(r.channels)}
+            | {"dropped": join_reasons(r.dropped)}
             | {"unwindowed_s": r.unwindowed_s, "bad_s": r.bad_s, "reason": r.reason}
+            | {"warnings": "; ".join(r.warnings), "notes": "; ".join(r.notes)}
             for r in self.results
         ]
         strings = {"participant": pl.String, "run": pl.String, "file": pl.String}
         return pl.DataFrame(rows, schema_overrides=strings)
+
+    def channel_decisions(self) -> list[str]:
+        """One line per dropped channel name and reason, with how many sources it was in."""
+        counts: dict[tuple[str, str], int] = {}
+        for r in self.written:
+            for name, why in r.dropped.items():
+                counts[(name, why)] = counts.get((name, why), 0) + 1
+        n = len(self.written)
+        return [f"dropped {name!r} in {k} of {n} written sources: {why}"
+                for (name, why), k in counts.items()]
 
     def summary(self) -> str:
         return (

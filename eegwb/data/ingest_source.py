@@ -167,5 +167,6 @@ def process_source(
         unwindowed_s,
         n_bad / sfreq,
         notes=rs.notes,
+        warnings=rs.warnings,
     )
     return table, result

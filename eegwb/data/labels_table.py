@@ -4,8 +4,11 @@ A labels file has a participant column (`participant`, `participant_id`, `subjec
 `subject_id` or `sub`), optionally a run column (`run`, `run_id`, `recording`), and label
 columns. Ids are cleaned with `source_ids.clean_id`, the same way file names are, so
 `Subject00` in a labels file meets `Subject00_1.edf`. Values are ints, floats or strings;
-empty cells and 'n/a' are None. `parse_run_labels` reads the one-line form of labels that
-depend only on the run ('1=0,2=1').
+empty cells and 'n/a' are None. Several files merge: a recording takes every row that
+matches it, so one file may hold some participants and another the rest (`label_warnings`
+reports a recording only when no file gives it a label column). `parse_run_labels` reads
+the one-line form of labels that depend only on the run ('1=0,2=1'). `label_table_column`
+tells a labels CSV from a recording by its header.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from eegwb.data.csv_source import csv_header
 from eegwb.data.layout import DatasetError
 from eegwb.data.source_ids import Source, clean_id
 from eegwb.errors import InputError
@@ -29,6 +33,7 @@ class LabelTable:
 
     path: Path
     rows: dict[tuple[str, str | None], dict[str, object]]
+    columns: tuple[str, ...] = ()  # the label columns, in file order
 
 
 def parse_value(text: str) -> object:
@@ -54,6 +59,16 @@ def parse_run_labels(text: str) -> dict[str, object]:
     return out
 
 
+def _participant_column(columns: Sequence[str]) -> str | None:
+    lower = {c.strip().lower(): c for c in columns}
+    return next((lower[c] for c in _PARTICIPANT_COLUMNS if c in lower), None)
+
+
+def label_table_column(path: Path) -> str | None:
+    """The participant column of a CSV that is a labels table (None: not one), by its header."""
+    return _participant_column(csv_header(path))
+
+
 def read_label_table(path: str | Path) -> LabelTable:
     """Read a labels file (`.tsv` tab-separated, else comma); ids cleaned with `clean_id`."""
     path = Path(path)
@@ -65,7 +80,7 @@ def read_label_table(path: str | Path) -> LabelTable:
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{path}: cannot read labels file ({err})") from err
     lower = {c.strip().lower(): c for c in columns}
-    pcol = next((lower[c] for c in _PARTICIPANT_COLUMNS if c in lower), None)
+    pcol = _participant_column(columns)
     if pcol is None:
         raise DatasetError(
             f"{path}: no participant column (one of {_PARTICIPANT_COLUMNS}; found {columns})"
@@ -80,7 +95,7 @@ def read_label_table(path: str | Path) -> LabelTable:
         if key in table:
             raise DatasetError(f"{path}: line {line}: duplicated labels row for {key}")
         table[key] = {c.strip(): parse_value(row[c] or "") for c in label_cols}
-    return LabelTable(path, table)
+    return LabelTable(path, table, tuple(c.strip() for c in label_cols))
 
 
 def labels_for(
@@ -100,17 +115,23 @@ def labels_for(
 
 
 def label_warnings(tables: Sequence[LabelTable], recordings: Sequence[Source]) -> list[str]:
-    """Label rows that match no recording, and recordings with no row: one warning per table."""
+    """Label rows that match no recording (one warning per table), and recordings that no
+    table gives a label column (one warning per set of missing columns, naming the tables
+    that have them): with merged tables, a recording one of them covers is not reported."""
     participants = {s.participant for s in recordings}
-    lacking: dict[str, list[str]] = {}
-    for src in recordings:
-        for path in labels_for(tables, src.participant, src.run)[1]:
-            lacking.setdefault(path, []).append(f"{src.participant}/{src.run}")
     warnings = []
     for table in tables:
         unmatched = sorted({p for p, _ in table.rows if p not in participants})
         if unmatched:
             warnings.append(f"{table.path}: rows for participants {unmatched} match no source")
-        if lacking.get(str(table.path)):
-            warnings.append(f"{table.path}: no row for recordings {lacking[str(table.path)]}")
+    columns = list(dict.fromkeys(c for table in tables for c in table.columns))
+    lacking: dict[tuple[str, ...], list[str]] = {}
+    for src in recordings:
+        labels = labels_for(tables, src.participant, src.run)[0]
+        missing = tuple(c for c in columns if c not in labels)
+        if missing:
+            lacking.setdefault(missing, []).append(f"{src.participant}/{src.run}")
+    for missing, names in lacking.items():
+        paths = ", ".join(str(t.path) for t in tables if set(missing) & set(t.columns))
+        warnings.append(f"{paths}: no row for recordings {names} (labels {list(missing)} missing)")
     return warnings

@@ -3,7 +3,8 @@
 Every reader (`sources.read_source`: MNE formats, `csv_source.read_csv_raw`: CSV exports)
 returns a `RawSource`. Channel names are normalised and non-EEG signals dropped by
 `channels.classify_channel`; channels marked bad in the file, or not in the requested list,
-are dropped too, each with its reason.
+are dropped too, each with its reason. A channel dropped by its name (Muse's 'Right AUX')
+is kept when the requested list names it: the user knows what they plugged in.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eegwb.data.channels import classify_channel
+from eegwb.data.channels import classify_channel, normalise_channel_name
 from eegwb.data.layout import DatasetError
 
 
 @dataclass
 class RawSource:
-    """What a reader returns: the Raw, channels dropped before MNE saw them, notes."""
+    """What a reader returns: the Raw, channels dropped before MNE saw them, notes, and
+    warnings (what was repaired and the user should know: jittered timestamps)."""
 
     raw: mne.io.BaseRaw  # noqa: F821 (mne is imported lazily)
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def select_channels(
@@ -32,8 +35,13 @@ def select_channels(
     kept: dict[str, str] = {}
     dropped = dict(rs.dropped)
     bads = set(rs.raw.info["bads"])
+    if required is not None:
+        required = list(dict.fromkeys(normalise_channel_name(c) for c in required))
     for raw_name, kind in zip(rs.raw.ch_names, rs.raw.get_channel_types()):
         name, reason = classify_channel(raw_name, kind)
+        asked = required is not None and normalise_channel_name(raw_name) in required
+        if name is None and asked and kind == "eeg":
+            name = normalise_channel_name(raw_name)
         if name is None:
             dropped[raw_name] = reason
         elif raw_name in bads:

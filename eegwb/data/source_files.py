@@ -2,8 +2,9 @@
 
 A source is a file MNE reads (EDF, BDF, GDF, FIF, BrainVision `.vhdr`, EEGLAB `.set`,
 Neuroscan `.cnt`), a CSV export with a timestamp column (`csv_source.py`), a folder
-(searched recursively; CSVs without a timestamp column are labels or metadata and are
-left out), or a BIDS root (`sub-*/[ses-*/]eeg/*_eeg.*`; `derivatives/` and `sourcedata/`
+(searched recursively; CSVs without a timestamp column are labels or metadata, CSVs without
+an EEG column another sensor's stream (muse-lsl's ACC, GYRO, PPG files): both are left out
+and listed), or a BIDS root (`sub-*/[ses-*/]eeg/*_eeg.*`; `derivatives/` and `sourcedata/`
 are skipped). `source_hash` identifies a source by its bytes, so a re-run can skip it.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import xxhash
 
-from eegwb.data.csv_source import csv_header, time_column
+from eegwb.data.csv_source import csv_header, eeg_columns, time_column
 from eegwb.data.layout import DatasetError
 
 MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt")
@@ -51,6 +52,18 @@ def _bids_files(root: Path) -> list[Path]:
     return sorted(p for p in files if is_supported(p) and source_suffix(p) != ".csv")
 
 
+def _not_a_recording(path: Path) -> str | None:
+    """Why a CSV in a folder is no EEG recording (None: it is one), from its header."""
+    header = csv_header(path)
+    time_col = time_column(header)
+    if time_col is None:
+        return "CSV without a timestamp column (labels/metadata?), not a recording"
+    if not eeg_columns([c for c in header if c != time_col]):
+        shown = ", ".join(c for c in header if c != time_col)[:80]
+        return f"CSV without EEG columns ({shown}: another sensor's stream?), not a recording"
+    return None
+
+
 def _folder_files(folder: Path, ignored: dict[Path, str]) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("*")):
@@ -59,10 +72,9 @@ def _folder_files(folder: Path, ignored: dict[Path, str]) -> list[Path]:
             continue
         # FIF split parts (`x_raw-1.fif`) are read through their first file.
         if path.is_file() and is_supported(path) and not re.search(r"-\d+\.fif(\.gz)?$", path.name):
-            if source_suffix(path) in CSV_SUFFIXES and time_column(csv_header(path)) is None:
-                ignored[path.resolve()] = (
-                    "CSV without a timestamp column (labels/metadata?), not a recording"
-                )
+            why = _not_a_recording(path) if source_suffix(path) in CSV_SUFFIXES else None
+            if why:
+                ignored[path.resolve()] = why
                 continue
             found.append(path)
     return found

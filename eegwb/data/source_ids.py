@@ -3,10 +3,13 @@
 Ids come, in this order, from a user regex with named groups (`participant`, optional
 `run`), the BIDS entities of a `sub-...` file name (`run-`, else `task-`; BIDS numbers runs
 per task and session, so where that id repeats within a participant, session + task + run
-is used: 'ses1rest2', see `assign_ids`), the default pattern `SubjectNN_R` / `sub01_run2` /
-`alice_rest`, or else the file stem (participant) with run "1". Every id is cleaned the
-same way (`clean_id`), and label CSVs are matched through it too, so `Subject00` in a
-labels file meets `Subject00_1.edf`.
+is used: 'ses1rest2', see `assign_ids`), eeg-notebooks / muse-lsl subject and session
+(`subject101_session1_recording_2017-...csv`, or the folders
+`subject0001/session001/recording_...csv`: participant '101', run '1'; where one session
+holds several recordings, the run is 'ses' + session + the rest of the name), the default
+pattern `SubjectNN_R` / `sub01_run2` / `alice_rest`, or else the file stem (participant)
+with run "1". Every id is cleaned the same way (`clean_id`), and label CSVs are matched
+through it too, so `Subject00` in a labels file meets `Subject00_1.edf`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,16 @@ DEFAULT_PATTERN = re.compile(
     re.IGNORECASE,
 )
 
+# eeg-notebooks and muse-lsl: 'subject101_session1_recording_2017-09-13-15.30.01'.
+SUBJECT_SESSION = re.compile(
+    r"(?:^|[-_ ])sub(?:ject)?[-_ ]?(?P<participant>[A-Za-z0-9]+?)[-_ ]+"
+    r"ses(?:sion)?[-_ ]?(?P<run>[A-Za-z0-9]+?)(?=$|[-_ .])",
+    re.IGNORECASE,
+)
+_SUBJECT_DIR = re.compile(r"^sub(?:ject)?[-_ ]?(?P<participant>[A-Za-z0-9]+)$", re.IGNORECASE)
+_SESSION_DIR = re.compile(r"^ses(?:sion)?[-_ ]?(?P<run>[A-Za-z0-9]+)$", re.IGNORECASE)
+_LONG_RUN_SOURCES = ("bids", "subject/session name", "subject/session folders")
+
 
 @dataclass
 class Source:
@@ -37,9 +50,11 @@ class Source:
     format: str  # "mne" or "csv"
     participant: str
     run: str
-    id_source: str  # "pattern", "bids", "default pattern" or "file stem"
+    # "pattern", "bids", "subject/session name", "subject/session folders", "default
+    # pattern" or "file stem"
+    id_source: str
     entities: dict[str, str] = field(default_factory=dict)  # BIDS session/task when present
-    long_run: str = ""  # BIDS: session + task + run, used when `run` alone repeats
+    long_run: str = ""  # session + task + run (BIDS) or + the rest of the name, if run repeats
 
 
 def clean_id(value: str) -> str:
@@ -57,6 +72,19 @@ def bids_entities(stem: str) -> dict[str, str]:
         if sep and value:
             out[key] = value
     return out
+
+
+def _subject_session(path: Path, stem: str) -> tuple[str, str, str, str] | None:
+    """(participant, session, rest of the name, id_source) from eeg-notebooks names or
+    folders; None when neither holds a subject and a session."""
+    if (match := SUBJECT_SESSION.search(stem)) is not None:
+        rest = stem[: match.start()] + stem[match.end() :]
+        return match["participant"], match["run"], rest, "subject/session name"
+    subject = _SUBJECT_DIR.match(path.parent.parent.name)
+    session = _SESSION_DIR.match(path.parent.name)
+    if subject and session:
+        return subject["participant"], session["run"], stem, "subject/session folders"
+    return None
 
 
 def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
@@ -85,6 +113,10 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
         participant = clean_id(ent.get("sub", ""))
         long_run = "".join(clean_id(p) for p in parts) or run
         source = Source(path, fmt, participant, run, "bids", entities, long_run)
+    elif (session := _subject_session(path, stem)) is not None:
+        participant, run, rest, how = session
+        long_run = f"ses{run}{clean_id(rest)}"
+        source = Source(path, fmt, clean_id(participant), clean_id(run), how, {}, long_run)
     elif (match := DEFAULT_PATTERN.match(stem := _MNE_STEM_SUFFIX.sub("", stem))) is not None:
         source = Source(
             path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern"
@@ -101,8 +133,8 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
 def assign_ids(
     paths: Sequence[Path], participant_pattern: str | None
 ) -> list[Source | DatasetError]:
-    """`source_ids` for every path (an error in place of a file without ids); a BIDS run id
-    that repeats within a participant becomes its long form (session + task + run)."""
+    """`source_ids` for every path (an error in place of a file without ids); a BIDS or
+    subject/session run id that repeats within a participant becomes its long form."""
     pattern = re.compile(participant_pattern) if participant_pattern else None
     out: list[Source | DatasetError] = []
     for path in paths:
@@ -113,6 +145,6 @@ def assign_ids(
     sources = [s for s in out if isinstance(s, Source)]
     counts = Counter((s.participant, s.run) for s in sources)
     for s in sources:
-        if s.id_source == "bids" and counts[(s.participant, s.run)] > 1:
+        if s.id_source in _LONG_RUN_SOURCES and counts[(s.participant, s.run)] > 1:
             s.run = s.long_run
     return out

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from eegwb.data.csv_source import CSV_GAP_FACTOR, CSV_UNIT_SCALE, read_csv_raw
+from eegwb.data.csv_source import CSV_UNIT_SCALE, read_csv_raw
 from eegwb.data.labels_table import (
     LabelTable,
     labels_for,
@@ -43,7 +43,6 @@ from eegwb.data.source_ids import (
 )
 
 __all__ = [
-    "CSV_GAP_FACTOR",
     "CSV_SUFFIXES",
     "CSV_UNIT_SCALE",
     "DEFAULT_PATTERN",
@@ -113,6 +112,7 @@ class SourceInfo:
     kept: list[str] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # repaired on the way (jittered timestamps)
     error: str | None = None
 
 
@@ -143,6 +143,7 @@ def preview_sources(
             rs = read_source(src, preload=False, csv_time_unit=csv_time_unit, csv_units=csv_units)
             info.sfreq, info.n_samples = float(rs.raw.info["sfreq"]), int(rs.raw.n_times)
             info.duration_s, info.notes = info.n_samples / info.sfreq, rs.notes
+            info.warnings = rs.warnings
             kept, info.dropped = select_channels(path, rs, required)
             info.kept = list(kept.values())
         except DatasetError as err:
@@ -160,6 +161,7 @@ def preview_frame(infos: Sequence[SourceInfo]) -> pl.DataFrame:  # noqa: F821
         {"file": Path(i.path).name, "format": i.format}
         | {c: getattr(i, c) for c in first}
         | {"n_kept": len(i.kept), "kept": ", ".join(i.kept), "dropped": join_reasons(i.dropped)}
+        | {"warnings": "; ".join(i.warnings), "notes": "; ".join(i.notes)}
         | {"error": i.error or "", "path": i.path}
         for i in infos
     ]

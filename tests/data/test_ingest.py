@@ -92,8 +92,8 @@ def eegmat_out(tmp_path_factory):
 def test_eegmat_all_files_written_with_scalp_channels(eegmat_out):
     out, report = eegmat_out
     assert len(report.written) == 48 and not report.failed and not report.skipped
-    # The labels CSV in the folder is reported as ignored, not silently passed over.
-    assert len(report.warnings) == 1 and "subject-info.csv: ignored" in report.warnings[0]
+    # The labels CSV in the folder is the labels table passed: nothing to warn about.
+    assert report.warnings == []
     for result in report.written:
         assert result.channels == SCALP
         assert set(result.dropped) == {"EEG A2-A1", "ECG ECG"}

@@ -211,11 +211,18 @@ def test_bad_csv_and_unsupported_and_missing_sources(tmp_path):
     with pytest.raises(DatasetError, match=re.escape(str(no_time)) + ": no timestamp column"):
         ingest([no_time], tmp_path / "o", window_samples=2, progress=False)
     backwards = tmp_path / "sub02_1.csv"
-    backwards.write_text("timestamps,TP9\n0.0,1\n0.004,2\n0.002,3\n0.006,4\n")
+    # A step back of 0.5 s is no jitter: the 4th sample (line 5) comes before the 3rd.
+    backwards.write_text("timestamps,TP9\n10.0,1\n10.004,2\n10.008,3\n9.5,4\n9.504,5\n")
     with pytest.raises(
-        DatasetError, match=re.escape(str(backwards)) + ": timestamps do not increase"
+        DatasetError, match=re.escape(str(backwards)) + ": time runs backwards by 0.508 s at line 5"
     ):
         ingest([backwards], tmp_path / "o", window_samples=2, progress=False)
+    words = tmp_path / "sub04_1.csv"
+    words.write_text("timestamps,TP9\nabc,1\ndef,2\nghi,3\n")
+    with pytest.raises(
+        DatasetError, match=re.escape(str(words)) + ": timestamp column 'timestamps' holds neither"
+    ):
+        ingest([words], tmp_path / "o", window_samples=2, progress=False)
     blank = tmp_path / "sub03_1.csv"
     blank.write_text("timestamps,TP9,AF7\n0.0,1,2\n0.004,,2\n0.008,1,2\n0.012,1,2\n")
     with pytest.raises(DatasetError, match=re.escape(str(blank)) + ": channel 'TP9' has NaN/Inf"):
