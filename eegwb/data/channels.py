@@ -31,7 +31,7 @@ _ELECTRODE = re.compile(r"^[A-Z]{1,4}(?:\d{1,3}H?|Z)$")
 # the user places anywhere; without one it records noise. Kept only when asked for by name.
 AUX_REASON = (
     "auxiliary input (an optional extra electrode socket, noise without one), not a scalp "
-    "electrode; name it in the channels option to keep it"
+    "electrode; name it in --channels (the channels option) to keep it"
 )
 
 # (pattern on the upper-cased name, reason). Checked in order; first match wins.

@@ -128,7 +128,7 @@ def test_aux_dropped_with_its_reason_where_channel_decisions_show(tmp_path, capl
     preview = preview_frame(preview_sources(src))
     assert preview["kept"].to_list() == ["TP9, AF7, AF8, TP10"]
     assert "Right AUX: auxiliary input" in preview["dropped"][0]
-    assert "name it in the channels option" in preview["dropped"][0]
+    assert "name it in --channels" in preview["dropped"][0]
     with caplog.at_level(logging.INFO, logger="eegwb.data.ingest"):
         report = ingest([src], tmp_path / "out", window_samples=256, progress=False)
     frame = report.to_frame()
