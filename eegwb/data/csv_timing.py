@@ -7,7 +7,9 @@ extrapolated back (117 repeated stamps in one 2017 export), Mind Monitor gives a
 the samples are placed on a grid at the nominal rate, and the timestamps only find dropouts
 and refuse what cannot be trusted. In this order:
 
-1. Time running backwards by more than `BACKWARD_TOLERANCE_S` in one step is refused.
+1. Time running backwards by more than `BACKWARD_TOLERANCE_S` in one step is refused, and
+   so are stamps standing still for more than `PERSIST_S` of samples (one stamp per chunk
+   cannot place a dropout).
 2. Measured rate: samples per second over the stretches between dropouts (least squares of
    timestamp on sample number, so bursts and jitter average out). It snaps to the nearest
    standard rate within `RATE_TOLERANCE`; a Muse export (TP9, AF7, AF8, TP10) must snap to
@@ -45,8 +47,8 @@ RATE_TOLERANCE = 0.01  # 1%: beyond it samples were lost unseen, or it is not th
 BACKWARD_TOLERANCE_S = 0.1
 JITTER_FACTOR = 3.0  # dropout tolerance = 3 x the 99th-percentile step jitter
 MIN_GAP_PERIODS = 0.5  # on a clean clock one missing sample (1 period late) is a dropout
-# Stamps scattering so much that the tolerance would pass 0.5 s cannot place a dropout:
-# arrival times of whole 1-s chunks, say.
+# Stamps scattering so much that the tolerance would pass 0.5 s cannot place a dropout
+# (arrival times of chunks of hundreds of samples, say).
 MAX_GAP_TOLERANCE_S = 0.5
 PERSIST_S = 0.5  # a late burst catches up within this (Mind Monitor's longest: 48 samples, 0.19 s)
 _COARSE_STEP_S = 1.0  # steps under this enter the first rate estimate (longer ones are dropouts)
