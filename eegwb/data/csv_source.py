@@ -120,7 +120,10 @@ def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> R
         )
     muse = set(MONTAGES["muse"]) <= {classify_channel(c)[0] for c in eeg}
     axis = time_axis(
-        path, stamps, lines, rates=MUSE_RATES_HZ if muse else STANDARD_RATES_HZ,
+        path,
+        stamps,
+        lines,
+        rates=MUSE_RATES_HZ if muse else STANDARD_RATES_HZ,
         device="Muse" if muse else "",
     )
     notes.append(f"timestamps read {how} ({time_unit}); {axis.notes[0]}")

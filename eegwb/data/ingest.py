@@ -161,8 +161,10 @@ def _ignored_warnings(ignored: dict[Path, str], labels: Sequence[str]) -> list[s
             continue
         column = label_table_column(path) if path.suffix.lower() == ".csv" else None
         if column is not None:
-            out.append(f"{path}: a labels table (participant column {column!r}), not a "
-                       "recording; pass it as labels (--labels) to join its columns")
+            out.append(
+                f"{path}: a labels table (participant column {column!r}), not a "
+                "recording; pass it as labels (--labels) to join its columns"
+            )
         else:
             out.append(f"{path}: ignored: {why}")
     return out

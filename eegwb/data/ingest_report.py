@@ -73,8 +73,10 @@ class IngestReport:
             for name, why in r.dropped.items():
                 counts[(name, why)] = counts.get((name, why), 0) + 1
         n = len(self.written)
-        return [f"dropped {name!r} in {k} of {n} written sources: {why}"
-                for (name, why), k in counts.items()]
+        return [
+            f"dropped {name!r} in {k} of {n} written sources: {why}"
+            for (name, why), k in counts.items()
+        ]
 
     def summary(self) -> str:
         return (

@@ -174,8 +174,11 @@ def test_marker_columns_and_direct_recording_variant(tmp_path):
     _write(src / "subject1_session2_recording_b.csv", ["", *HEADER[1:], "timestamps"],
            [[i, *(f"{v:.3f}" for v in row), f"{t:.3f}"]
             for i, (t, row) in enumerate(zip(stamps, values))])  # fmt: skip
-    _write(src / "subject1_session3_recording_c.csv", ["timestamps", *MUSE, "stim"],
-           [[repr(float(t)), *row[:4], int(m)] for t, row, m in zip(stamps, values, markers)])
+    _write(
+        src / "subject1_session3_recording_c.csv",
+        ["timestamps", *MUSE, "stim"],
+        [[repr(float(t)), *row[:4], int(m)] for t, row, m in zip(stamps, values, markers)],
+    )
     report = ingest([src], tmp_path / "out", window_samples=256, progress=False)
     by_run = {r.run: r for r in report.written}
     assert by_run["1"].channels == by_run["2"].channels == by_run["3"].channels == MUSE
@@ -238,8 +241,10 @@ def test_mind_monitor_summary_rate_is_refused(tmp_path):
     """Recorded at a 1 s interval, RAW_ columns hold one value a second: not EEG."""
     path = tmp_path / "sub01_rest.csv"
     t0 = datetime.datetime(2025, 7, 1, 14, 56, 5)
-    rows = [[(t0 + datetime.timedelta(seconds=i)).isoformat(" ", "milliseconds"), 1, 2, 3, 4]
-            for i in range(60)]
+    rows = [
+        [(t0 + datetime.timedelta(seconds=i)).isoformat(" ", "milliseconds"), 1, 2, 3, 4]
+        for i in range(60)
+    ]
     _write(path, ["TimeStamp", *(f"RAW_{ch}" for ch in MUSE)], rows)
     with pytest.raises(DatasetError, match=str(path) + r": timestamps give 1 samples/s"):
         ingest([path], tmp_path / "out", window_samples=256, progress=False)
