@@ -20,6 +20,7 @@ zero-length `BAD_gap` annotation, which ingest treats as a segment boundary.
 from __future__ import annotations
 
 import csv
+import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from eegwb.data.montage import MONTAGES
 from eegwb.data.raw_source import RawSource
 
 CSV_UNIT_SCALE = {"uV": 1.0, "mV": 1e3, "V": 1e6}  # multiply by this to get µV
+# Stamps between these are unix seconds (a clock time, hence a recording date); smaller
+# ones count from the device's start and say nothing about when it recorded.
+EPOCH_2000_S, EPOCH_2100_S = 946_684_800.0, 4_102_444_800.0
 
 
 def csv_header(path: Path) -> list[str]:
@@ -133,6 +137,8 @@ def read_csv_raw(path: Path, *, time_unit: str = "auto", units: str = "uV") -> R
     data = data * (CSV_UNIT_SCALE[units] * 1e-6)  # -> volts, MNE's unit for EEG
     info = mne.create_info(numeric, axis.sfreq, "eeg")
     raw = mne.io.RawArray(data, info, verbose="error")
+    if EPOCH_2000_S <= stamps[0] <= EPOCH_2100_S:  # absolute clock time: the recording date
+        raw.set_meas_date(datetime.datetime.fromtimestamp(float(stamps[0]), datetime.UTC))
     gaps = axis.gap_starts
     if len(gaps):
         raw.set_annotations(

@@ -152,6 +152,7 @@ def process_source(
         source_file=str(path),
         source_hash=digest,
         labels=labels,
+        meas_date=_iso_date(rs.raw.info["meas_date"]),
     )
     ids = (source.participant, source.run)
     table = build_table(*ids, signals, window_start + offset, meta, parents, subs)
@@ -170,3 +171,8 @@ def process_source(
         warnings=rs.warnings,
     )
     return table, result
+
+
+def _iso_date(meas_date: object) -> str:
+    """MNE's info['meas_date'] (a UTC datetime, or None) as ISO 8601; "" when absent."""
+    return meas_date.isoformat() if hasattr(meas_date, "isoformat") else ""

@@ -31,6 +31,8 @@ Key-value metadata (all values are UTF-8 strings; JSON where noted):
     eegwb.source_file      where the samples came from
     eegwb.source_hash      xxh3_128 hex digest of the source file's bytes
     eegwb.labels           JSON {label_name: value} for this participant-run
+    eegwb.meas_date        the source's recording date and time (ISO 8601, UTC), "" when it
+                           has none (optional: files written before it read as "")
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class RecordingMeta:
     source_file: str = ""
     source_hash: str = ""
     labels: dict[str, object] = field(default_factory=dict)
+    meas_date: str = ""  # ISO 8601; "" unknown (anonymised sources often shift or drop it)
 
     def to_kv(self) -> dict[bytes, bytes]:
         kv = {
@@ -102,6 +105,7 @@ class RecordingMeta:
             "eegwb.source_file": self.source_file,
             "eegwb.source_hash": self.source_hash,
             "eegwb.labels": json.dumps(self.labels),
+            "eegwb.meas_date": self.meas_date,
         }
         return {k.encode(): v.encode() for k, v in kv.items()}
 
@@ -124,6 +128,7 @@ class RecordingMeta:
                 source_file=kv.get("eegwb.source_file", ""),
                 source_hash=kv.get("eegwb.source_hash", ""),
                 labels=json.loads(kv.get("eegwb.labels", "{}")),
+                meas_date=kv.get("eegwb.meas_date", ""),
             )
         except (KeyError, ValueError) as err:
             raise DatasetError(f"{path}: bad eegwb metadata ({err!r})") from err
@@ -273,7 +278,8 @@ def recordings_index(root: str | Path) -> pl.DataFrame:
     """One row per recording file, from metadata only (no samples read).
 
     Columns: file (name), participant, run, n_windows, window_samples, hop_samples,
-    sfreq, montage, channels (list[str]), source_file, source_hash, labels (JSON str).
+    sfreq, montage, channels (list[str]), source_file, source_hash, labels (JSON str),
+    meas_date (ISO string, "" when unknown).
     Raises DatasetError on a duplicated (participant, run).
     """
     import polars as pl
@@ -297,6 +303,7 @@ def recordings_index(root: str | Path) -> pl.DataFrame:
                 "source_file": meta.source_file,
                 "source_hash": meta.source_hash,
                 "labels": json.dumps(meta.labels, sort_keys=True),
+                "meas_date": meta.meas_date,
             }
         )
     index = pl.DataFrame(rows)
