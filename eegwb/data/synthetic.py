@@ -21,6 +21,7 @@ from eegwb.atomic import OutputExistsError, atomic_write_text
 from eegwb.data.layout import DatasetError, RecordingMeta, build_table, write_recording
 from eegwb.data.montage import MONTAGES, electrode_positions
 from eegwb.data.synthetic_config import (
+    COHORT_KINDS,
     COPY_KINDS,
     DEFAULT_EFFECT_CHANNELS,
     DEFECT_KINDS,
@@ -28,7 +29,12 @@ from eegwb.data.synthetic_config import (
     participant_ids,
     run_ids,
 )
-from eegwb.data.synthetic_defects import NEAR_DUPLICATE_NOISE, plan_defects, planted_windows
+from eegwb.data.synthetic_defects import (
+    AMPLITUDE_CONFOUND_GAIN,
+    NEAR_DUPLICATE_NOISE,
+    plan_defects,
+    planted_windows,
+)
 from eegwb.data.synthetic_signal import (
     QUANTUM_UV,
     Participant,
@@ -40,6 +46,8 @@ from eegwb.data.synthetic_signal import (
 from eegwb.errors import MissingInputError
 
 __all__ = [
+    "AMPLITUDE_CONFOUND_GAIN",
+    "COHORT_KINDS",
     "COPY_KINDS",
     "DEFAULT_EFFECT_CHANNELS",
     "DEFECT_KINDS",
@@ -120,7 +128,8 @@ def generate_cohort(
     with _one_blas_thread():
         for person, ri in tqdm(recs, desc=f"synth {out.name}", unit="rec", disable=not progress):
             pid, rid = person.participant, rids[ri]
-            mine = [d for d in defects if (d["participant"], d["run"]) == (pid, rid)]
+            mine = [d for d in defects if "participants" in d  # cohort-wide: names its people
+                    or (d["participant"], d["run"]) == (pid, rid)]
             windows, hop = planted_windows(cfg, people, index[pid], ri, pos, mine)
             meta = RecordingMeta(
                 sfreq=cfg.sfreq,

@@ -21,8 +21,11 @@ DEFECT_KINDS = (
     "duplicated_windows",  # one window (all channels) copied exactly into another participant
     "near_duplicate",  # a copy plus 3% noise into another participant (cosine >= 0.995)
     "overlapping_windows",  # one run windowed with hop = window / 2
+    "amplitude_confound",  # every recording of label-1 participants at 1.5x gain: a nuisance
+    # that predicts the label (another amplifier for one group), for the shortcut audit
 )
 COPY_KINDS = ("duplicated_windows", "near_duplicate")
+COHORT_KINDS = ("amplitude_confound",)  # planted across the cohort, not in one recording
 DEFAULT_EFFECT_CHANNELS = {
     "standard_1020": ("F3", "FZ", "F4"),
     "standard_1010_64": ("AF3", "AFZ", "AF4", "F1", "FZ", "F2"),
@@ -100,7 +103,7 @@ class SynthConfig:
                 f"{DEFECT_KINDS}"
             )
         n_rec = self.n_participants * self.runs_per_participant
-        needed = len(self.defects) + sum(d in COPY_KINDS for d in self.defects)
+        needed = sum(d not in COHORT_KINDS for d in self.defects) + sum(d in COPY_KINDS for d in self.defects)
         if needed > n_rec:
             raise ValueError(
                 f"SynthConfig.defects: {list(self.defects)} need {needed} distinct recordings, "

@@ -1,7 +1,8 @@
 """Planting known defects into a synthetic cohort: where each goes, and writing it into windows.
 
 Each kind in `SynthConfig.defects` (names and meanings in `synthetic_config.DEFECT_KINDS`) is
-planted once, in its own recording. `plan_defects` decides where from the config alone (file,
+planted once, in its own recording, except the cohort-wide kinds (`COHORT_KINDS`: a
+nuisance planted in every recording of one label's participants). `plan_defects` decides where from the config alone (file,
 rows, channel, samples; a copy's clean source recording of another participant), so the plan
 is the manifest's `defects` list; `planted_windows` builds one recording's windows with its
 defects written in and adds what was measured (a flat channel's value, a near-duplicate's
@@ -15,6 +16,7 @@ import numpy as np
 from eegwb.data.layout import recording_filename
 from eegwb.data.montage import MONTAGES
 from eegwb.data.synthetic_config import (
+    COHORT_KINDS,
     COPY_KINDS,
     DEFECT_KINDS,
     SynthConfig,
@@ -22,9 +24,16 @@ from eegwb.data.synthetic_config import (
     run_ids,
     synth_rng,
 )
-from eegwb.data.synthetic_signal import QUANTUM_UV, Participant, synth_recording, windows_of
+from eegwb.data.synthetic_signal import (
+    QUANTUM_UV,
+    Participant,
+    draw_participants,
+    synth_recording,
+    windows_of,
+)
 
 NEAR_DUPLICATE_NOISE = 0.03  # noise std relative to the window's RMS: cosine ~ 0.9996
+AMPLITUDE_CONFOUND_GAIN = 1.5  # ~2.5 between-participant SDs of log amplitude: a clear shortcut
 
 
 def plan_defects(cfg: SynthConfig) -> list[dict]:
@@ -37,6 +46,11 @@ def plan_defects(cfg: SynthConfig) -> list[dict]:
     w, nw = cfg.window_samples, cfg.n_windows
     plan = []
     for kind in sorted(cfg.defects, key=DEFECT_KINDS.index):  # same plan for any order given
+        if kind == "amplitude_confound":  # draws nothing: the other defects' plan is unchanged
+            scaled = [q.participant for q in draw_participants(cfg) if q.label == 1]
+            plan.append({"kind": kind, "participants": scaled, "label": cfg.label_name,
+                         "label_value": 1, "gain": AMPLITUDE_CONFOUND_GAIN, "files": "all their runs"})
+            continue
         p, r = free.pop(0)
         d: dict = {"kind": kind, "file": recording_filename(p, r), "participant": p, "run": r}
         if kind == "flat_channel":
@@ -101,16 +115,32 @@ def planted_windows(
     pos: np.ndarray,
     defects: list[dict],
 ) -> tuple[np.ndarray, int]:
-    """(c, n_windows, t) windows of one recording with its `defects` planted, and its hop."""
+    """(c, n_windows, t) windows of one recording with its `defects` planted, and its hop.
+
+    `defects`: the plan entries of this recording and every cohort-wide entry (each names
+    its participants); a cohort-wide gain goes in first, so a copy planted later is exact."""
     w = cfg.window_samples
     hop = next((d["hop_samples"] for d in defects if d["kind"] == "overlapping_windows"), w)
     windows = windows_of(synth_recording(cfg, people[p_index], p_index, r_index, pos, hop), w, hop)
+    cohort = [d for d in defects if d["kind"] in COHORT_KINDS]
+    _apply_gain(windows, people[p_index].participant, cohort)
     for d in defects:
+        if d["kind"] in COHORT_KINDS:
+            continue
         source = None
-        if d["kind"] in COPY_KINDS:  # regenerate the (clean) source recording
+        if d["kind"] in COPY_KINDS:  # regenerate the source recording as it was written
             src = d["source"]
             src_p = [q.participant for q in people].index(src["participant"])
             src_r = run_ids(cfg.runs_per_participant).index(src["run"])
             source = windows_of(synth_recording(cfg, people[src_p], src_p, src_r, pos, w), w, w)
+            _apply_gain(source, src["participant"], cohort)
         _apply_defect(d, windows, source, cfg)
     return windows, hop
+
+
+def _apply_gain(windows: np.ndarray, participant: str, cohort: list[dict]) -> None:
+    """Scale `windows` in place by the gain of each cohort-wide entry naming `participant`,
+    back on the sample grid (QUANTUM_UV)."""
+    for d in cohort:
+        if participant in d["participants"]:
+            windows[:] = np.round(windows * d["gain"] / QUANTUM_UV) * QUANTUM_UV

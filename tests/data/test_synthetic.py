@@ -11,7 +11,16 @@ from scipy.stats import mannwhitneyu
 from eegwb.atomic import OutputExistsError
 from eegwb.data.layout import channel_array, read_recording, recordings_index
 from eegwb.data.montage import MONTAGES, electrode_positions
-from eegwb.data.synthetic import DEFECT_KINDS, SynthConfig, generate_cohort, read_manifest
+from eegwb.data.synthetic import (
+    COHORT_KINDS,
+    DEFECT_KINDS,
+    QUANTUM_UV,
+    SynthConfig,
+    generate_cohort,
+    read_manifest,
+)
+
+PER_RECORDING = [k for k in DEFECT_KINDS if k not in COHORT_KINDS]
 
 
 def _load(root, name):
@@ -144,14 +153,32 @@ def test_overlapping_windows_overlap_in_time_and_content(defect_cohort):
 
 def test_clean_files_are_finite_and_not_overlapping(defect_cohort):
     root, manifest = defect_cohort
-    touched = {d["file"] for d in manifest["defects"]}
+    touched = {d["file"] for d in manifest["defects"] if d["kind"] in PER_RECORDING}
     clean = [f["file"] for f in manifest["files"] if f["file"] not in touched]
-    assert len(clean) == 12 - len(DEFECT_KINDS)
+    assert len(clean) == 12 - len(PER_RECORDING)
     for name in clean:
         meta, table, arrays = _load(root, name)
         assert meta.hop_samples == meta.window_samples
         assert all(np.isfinite(x).all() for x in arrays.values())
         assert np.all(np.diff(table.column("window_start").to_numpy()) == meta.window_samples)
+
+
+def test_amplitude_confound_scales_exactly_one_labels_recordings(tmp_path):
+    small = {"n_participants": 4, "runs_per_participant": 2, "window_samples": 128, "n_windows": 2,
+             "defects": ("nan_stretch",), "seed": 4}
+    plain = generate_cohort(tmp_path / "plain", SynthConfig(**small), progress=False)
+    small["defects"] = ("amplitude_confound", "nan_stretch")
+    confound = generate_cohort(tmp_path / "confound", SynthConfig(**small), progress=False)
+    entry = _defect(confound, "amplitude_confound")
+    assert entry["participants"] == [p["participant"] for p in plain["participants"] if p["label"] == 1]
+    assert entry["gain"] == 1.5 and entry["label"] == "remission"
+    # the other defects land where they did without it
+    assert _defect(confound, "nan_stretch") == _defect(plain, "nan_stretch")
+    for f in plain["files"]:
+        (_, _, a), (_, _, b) = _load(tmp_path / "plain", f["file"]), _load(tmp_path / "confound", f["file"])
+        gain = 1.5 if f["participant"] in entry["participants"] else 1.0
+        for ch in a:
+            np.testing.assert_array_equal(b[ch], np.round(a[ch] * gain / QUANTUM_UV) * QUANTUM_UV)
 
 
 # ---------------------------------------------------------------- reproducibility
