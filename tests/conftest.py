@@ -6,6 +6,9 @@
 - `recording_table(participant, run, signals, **kwargs)`: one file's table, for tests
   that plant precise defects before `write_recording`.
 - `eegmat_dir`: the real PhysioNet EEGMAT EDFs beside the repo (skips when absent).
+- `eegmat_small` (session): 8 of its subjects ingested as the README does (8-s windows,
+  --crop-end 3, subject-info.csv, run 1 = rest 0, run 2 = arithmetic 1), at 128 Hz and on 4
+  channels to stay fast: rest recordings give 20-23 windows, arithmetic ones 7. Read-only.
 """
 
 from __future__ import annotations
@@ -137,3 +140,16 @@ def eegmat_dir() -> Path:
             f"real EEG not found at {EEGMAT.resolve()} (../shared/data/eegmat beside the repo)"
         )
     return EEGMAT
+
+
+@pytest.fixture(scope="session")
+def eegmat_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not EEGMAT.is_dir():
+        pytest.skip(f"real EEG not found at {EEGMAT.resolve()} (../shared/data/eegmat)")
+    from eegwb.data.ingest import ingest
+
+    root = tmp_path_factory.mktemp("eegmat_small") / "eegmat"
+    ingest(sorted(EEGMAT.glob("Subject0[0-7]_*.edf")), root, window_samples=1024, sfreq=128.0,
+           channels=("FZ", "CZ", "PZ", "O1"), crop_end_seconds=3, run_labels={"1": 0, "2": 1},
+           run_label_name="task", labels=(str(EEGMAT / "subject-info.csv"),), progress=False)
+    return root

@@ -1,7 +1,9 @@
-"""Is the data sound, and do the splits leak: data-quality checks, the five-level leakage
-audit and the gate training runs behind, split comparison, spectra and their charts.
+"""Is the data sound, do the splits leak, can a nuisance give the label: data-quality
+checks, the five-level leakage audit and the gate training runs behind, the shortcut audit,
+split comparison, spectra and their charts.
 
-Below `train` (pretraining and fine-tuning run the leakage gate); names load lazily.
+Above `evaluation` (the shortcut audit scores with its metrics), below `train` (pretraining
+and fine-tuning run the leakage gate, fine-tuning the shortcut audit); names load lazily.
 """
 
 from eegwb.lazy import lazy_exports
@@ -23,6 +25,7 @@ EXPORTS = {
     "BANDS_HZ": "spectra",
     "welch_psd": "spectra",
     "topomap_figure": "quality_charts",
+    "ShortcutConfig": "shortcuts", "ShortcutReport": "shortcuts", "audit_dataset": "shortcuts", "audit_units": "shortcuts",
 }
 __all__ = [
     "BANDS_HZ",
