@@ -19,13 +19,21 @@ def _(mo):
       z-scored content under other ids, (5) near duplicates (cosine ≥ threshold);
     - **data quality**: NaN/Inf, flat windows, outliers, normalisation, 50/60 Hz line
       noise, windows that share samples, electrode positions, label balance across
-      splits (chi-square / KS) and band-power shift between splits (KS, BH-corrected).
+      splits (chi-square / KS) and band-power shift between splits (KS, BH-corrected);
+    - **shortcut audit** (pick a label): can the label be predicted from nuisance variables
+      alone (recording length, a window's position in its recording, recording order and
+      date, amplitude, line noise, channel set, sampling rate, every other metadata
+      column)? Each is a participant-grouped, cross-validated AUROC with a bootstrap CI.
+      On EEGMAT, rest recordings give 22 windows of 8 s and arithmetic ones 7: length alone
+      has AUROC 1.0, and a fine-tuned model that had learnt nothing scored recording AUROC
+      0.88-0.91 on it. Fine-tuning crops every unit to one length by default
+      (`data.length_match: crop`); this audit shows what is left.
 
     - Interactive: `marimo edit notebooks/02_validate_data.py`
     - Headless (like `eegwb validate`: exit 1 when a check fails, 2 when the data or splits
       cannot be read):
       `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json]
-      [--near-dup-threshold 0.995]`
+      [--near-dup-threshold 0.995] [--label remission]`
     - Report: `marimo export html notebooks/02_validate_data.py -o
       reports/02_validate_data.html -- --data data/synthetic`
       (the HTML is written; the command also exits 1 when a check fails)
@@ -44,6 +52,7 @@ def _():
 
     from eegwb.errors import InputError
     from eegwb.notebook import arg, autorun, stop_or_exit
+    from eegwb.train.labels import audit_label, metadata_label_names
     from eegwb.validation.leakage import LeakageConfig
     from eegwb.validation.quality_charts import (
         STATUS_COLORS,
@@ -63,10 +72,12 @@ def _():
         Path,
         STATUS_COLORS,
         arg,
+        audit_label,
         autorun,
         channel_chart,
         checks_frame,
         label_chart,
+        metadata_label_names,
         mo,
         per_channel,
         positions_of,
@@ -141,13 +152,63 @@ def _(InputError, data_text, mo, resolve_splits, seed, splits_text, stop_or_exit
 
 
 @app.cell
-def _(LeakageConfig, autorun, mo, run_button, source, splits, threshold, validate):
+def _(InputError, arg, metadata_label_names, mo, splits):
+    _root = next(iter(splits.values())).root
+    try:
+        _names = metadata_label_names(_root)
+    except InputError:
+        _names = []
+    _asked = str(arg("label", ""))
+    label_pick = mo.ui.dropdown(
+        ["(none)", *_names],
+        value=_asked if _asked in _names else "(none)",
+        label="Shortcut audit for label",
+    )
+    positive_text = mo.ui.text(
+        value=str(arg("positive", "")), label="its class-1 value (empty: 0/1 labels)"
+    )
+    mo.hstack([label_pick, positive_text], justify="start")
+    return label_pick, positive_text
+
+
+@app.cell
+def _(
+    InputError,
+    LeakageConfig,
+    audit_label,
+    autorun,
+    label_pick,
+    mo,
+    positive_text,
+    run_button,
+    source,
+    splits,
+    stop_or_exit,
+    threshold,
+    validate,
+):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Validate** to run every check."))
-    with mo.status.spinner(title="Data quality and leakage audit"):
+    _root = next(iter(splits.values())).root
+    try:
+        _label = (
+            audit_label(_root, label_pick.value, positive_text.value or None)
+            if label_pick.value != "(none)"
+            else None
+        )
+        _error = None
+    except InputError as _err:
+        _label, _error = None, str(_err)
+    stop_or_exit(
+        _error is not None,
+        mo.callout(mo.md(f"**Cannot read the label.** {_error}"), kind="danger"),
+        f"cannot read the label: {_error}",
+    )
+    with mo.status.spinner(title="Data quality, leakage and shortcut audits"):
         report = validate(
             splits,
             source=source,
             leakage_cfg=LeakageConfig(near_dup_threshold=float(threshold.value)),
+            label=_label,
         )
     print(report.summary())
     return (report,)
@@ -176,6 +237,35 @@ def _(STATUS_COLORS, checks_frame, mo, report):
             mo.accordion(_details) if _details else None,
         ]
     )
+    return
+
+
+@app.cell
+def _(mo, report):
+    _s = report.shortcuts
+    if _s is None:
+        _out = mo.md(
+            "### Shortcut audit\n_Pick a label above to ask whether nuisance variables alone "
+            "predict it._"
+        )
+    else:
+        _out = mo.vstack(
+            [
+                mo.md(
+                    "### Shortcut audit: the label from nuisance variables alone\n"
+                    "Cross-validated over participants (a model is fitted on some people and "
+                    "scored on others), AUROC with a participant-bootstrap 95% CI. **fail**: "
+                    "AUROC >= 0.7 with the CI above 0.5; **warn**: the CI above 0.5 (or a "
+                    "strong AUROC from too few people); a constant variable carries nothing. "
+                    "Length and position are removed by fine-tuning's length matching; "
+                    "recording order, date, amplitude, line noise and metadata are in the "
+                    "data's design and stay: judge them."
+                ),
+                _s.chart(),
+                mo.ui.table(_s.table(), selection=None, page_size=20),
+            ]
+        )
+    _out
     return
 
 

@@ -1,4 +1,6 @@
-"""`eegwb validate DATA_DIR [--splits FILE] [--json OUT]`: data quality and the leakage audit.
+"""`eegwb validate DATA_DIR [--splits FILE] [--label NAME] [--json OUT]`: data quality, the
+leakage audit and, with --label, the shortcut audit (can nuisance variables alone give
+that label?).
 
 Prints one line per check and exits 0 when nothing fails, 1 when something does (a CI
 gate), 2 when the input cannot be read. Without --splits it audits a default
@@ -40,6 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stratify", metavar="LABEL", help="participant label to stratify the default split by"
     )
+    parser.add_argument(
+        "--label", metavar="NAME",
+        help="audit shortcuts to this label (a metadata label of the recordings, e.g. task)",
+    )
+    parser.add_argument(
+        "--positive", metavar="VALUE", help="the --label value counted as class 1 (default: 0/1 labels)"
+    )
+    parser.add_argument(
+        "--labels", metavar="FILE", action="append", default=[],
+        help="labels CSV whose per-participant columns are audited as nuisance variables too",
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars")
 
 
@@ -47,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from eegwb.atomic import atomic_write_text
     from eegwb.config import from_dict
     from eegwb.errors import InputError, OutputExistsError
+    from eegwb.train.labels import audit_label
     from eegwb.validation.leakage import LeakageConfig
     from eegwb.validation.validation import resolve_splits, validate
 
@@ -70,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.splits is None:
             print(f"no --splits given: auditing {source}")
-        report = validate(splits, source=source, leakage_cfg=cfg, progress=args.progress)
+        root = next(iter(splits.values())).root
+        label = audit_label(root, args.label, args.positive, args.labels) if args.label else None
+        report = validate(splits, source=source, leakage_cfg=cfg, label=label, progress=args.progress)
         print(report.summary())
         if args.json:
             atomic_write_text(args.json, report.to_json() + "\n", overwrite=args.overwrite)
@@ -79,3 +95,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"eegwb validate: {err}", file=sys.stderr)
         return 2
     return 1 if report.failed else 0
+

@@ -22,13 +22,14 @@ silent zero.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from eegwb.data.layout import DatasetError, recordings_index
+from eegwb.validation.validation import LabelInput
 
 PARTICIPANT_COLUMNS = ("participant", "participant_id", "subject", "subject_id")
 RUN_COLUMNS = ("run", "run_id", "recording")
@@ -193,3 +194,21 @@ def participant_classes(labels: pl.DataFrame) -> dict[str, int] | None:
 def label_lookup(labels: pl.DataFrame) -> Mapping[tuple[str, str], int]:
     """(participant, run) -> 0/1."""
     return {(p, r): int(y) for p, r, y in labels.select("participant", "run", "label").iter_rows()}
+
+
+def metadata_label_names(root: str | Path) -> list[str]:
+    """Every label name in the recordings' metadata (what `--label` may name)."""
+    return sorted({k for labels in recordings_index(root)["labels"] for k in json.loads(labels)})
+
+
+def audit_label(root: str | Path, name: str, positive: str | None = None,
+                label_files: Sequence[str | Path] = ()) -> LabelInput:
+    """What `validate`'s shortcut audit needs for label `name`: the recording label table
+    from the recordings' metadata (unlabelled recordings left out), and the columns of
+    `label_files` (cleaned ids, as ingest reads them) as more nuisance variables."""
+    from eegwb.data.labels_table import read_label_table
+    from eegwb.validation.shortcut_variables import extra_columns
+
+    source = LabelSource(name=name, positive=positive, drop_missing=True)
+    extra = extra_columns([read_label_table(p) for p in label_files]) if label_files else None
+    return LabelInput(name, recording_labels(root, source), extra)

@@ -1,4 +1,5 @@
-"""`validate`: data quality plus the leakage audit over a dataset's splits, as one report.
+"""`validate`: data quality, the leakage audit over a dataset's splits and, given a label,
+the shortcut audit, as one report.
 
 Shared by `eegwb validate` and notebooks/02_validate_data.py, so both give the same
 checks, the same summary and the same pass/fail (exit 1 when any check fails).
@@ -11,11 +12,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from eegwb.data.layout import DatasetError
 from eegwb.data.splits import SplitData, default_splits, load_splits, participant_labels
 from eegwb.validation.checks import Check, format_checks, jsonable, worst
 from eegwb.validation.data_quality import QualityConfig, QualityReport, run_quality
 from eegwb.validation.leakage import AuditResult, LeakageConfig, audit_leakage
+from eegwb.validation.shortcuts import ShortcutConfig, ShortcutReport, audit_dataset
+
+
+@dataclass
+class LabelInput:
+    """The label the shortcut audit is about: its name, the recording label table
+    (file, participant, run, label 0/1: `eegwb.train.labels.recording_labels`) and, when
+    the label came from a table, its other columns (participant[, run], ...)."""
+
+    name: str
+    labels: pl.DataFrame
+    extra: pl.DataFrame | None = None
 
 
 @dataclass
@@ -24,10 +39,12 @@ class ValidationReport:
     splits: dict[str, SplitData]
     quality: QualityReport
     leakage: AuditResult | None  # None with a single split
+    shortcuts: ShortcutReport | None = None  # None without a label
 
     @property
     def checks(self) -> list[Check]:
-        return (self.leakage.checks if self.leakage else []) + self.quality.checks
+        shortcut = self.shortcuts.checks if self.shortcuts else []
+        return (self.leakage.checks if self.leakage else []) + self.quality.checks + shortcut
 
     @property
     def status(self) -> str:
@@ -58,6 +75,7 @@ class ValidationReport:
                 for name, s in self.splits.items()
             },
             "leakage": self.leakage.to_dict() if self.leakage else None,
+            "shortcuts": self.shortcuts.table().to_dicts() if self.shortcuts else None,
             "checks": [c.to_dict() for c in self.checks],
         }
         return json.dumps(jsonable(payload), indent=2, allow_nan=False)
@@ -95,10 +113,25 @@ def validate(
     source: str = "given splits",
     leakage_cfg: LeakageConfig | None = None,
     quality_cfg: QualityConfig | None = None,
+    label: LabelInput | None = None,
+    shortcut_cfg: ShortcutConfig | None = None,
     progress: bool = False,
 ) -> ValidationReport:
-    """Run every data-quality check and, with two or more splits, the leakage audit."""
+    """Run every data-quality check, with two or more splits the leakage audit, and with a
+    `label` the shortcut audit over every labelled recording of the splits (all splits
+    together: the audit cross-validates over participants itself)."""
     splits = dict(splits)
     quality = run_quality(splits, quality_cfg, progress=progress)
     leakage = audit_leakage(splits, leakage_cfg, progress=progress) if len(splits) > 1 else None
-    return ValidationReport(source=source, splits=splits, quality=quality, leakage=leakage)
+    shortcuts = None
+    if label is not None:
+        roots = {s.root.resolve() for s in splits.values()}
+        if len(roots) > 1:
+            raise DatasetError(f"shortcut audit: the splits read {len(roots)} datasets "
+                               f"({sorted(map(str, roots))}); audit one dataset's label at a time")
+        root = next(iter(splits.values())).root
+        units = pl.concat([s.resolved() for s in splits.values()]).unique(maintain_order=True)
+        shortcuts = audit_dataset(root, units, label.labels, label_name=label.name, extra=label.extra,
+                                  cfg=shortcut_cfg)
+    return ValidationReport(source=source, splits=splits, quality=quality, leakage=leakage,
+                            shortcuts=shortcuts)

@@ -23,9 +23,15 @@ def test_headless_run_exits_1_on_leaky_splits(tiny_dataset, tmp_path):
     assert "participant=02" in done.stdout
 
 
+def test_headless_shortcut_audit_flags_eegmat_length(eegmat_small):
+    done = _run([sys.executable, str(NOTEBOOK), "--data", str(eegmat_small), "--label", "task"], expect=1)
+    assert "FAIL  shortcut/n_windows: length of the unit (windows) alone predicts the label" in done.stdout
+    assert "FAIL  shortcut/position_s" in done.stdout
+
+
 def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
     html = tmp_path / "02.html"
-    export_html(NOTEBOOK, html, "--data", str(tiny_dataset))
+    export_html(NOTEBOOK, html, "--data", str(tiny_dataset), "--label", "remission")
     text = html.read_text()
     assert "default split_by_participant" in text  # says where the splits came from
     for needle in (
@@ -35,6 +41,8 @@ def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
         "per channel (one point per file)",
         "label distribution per split",
         "image/png",
+        "Shortcut audit: the label from nuisance variables alone",
+        "shortcut/audit",  # 3 participants: too few to cross-validate over, and it says so
     ):
         assert needle in text, needle
     assert "Validation status" in text and "MarimoExceptionRaisedError" not in text
