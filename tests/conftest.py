@@ -149,7 +149,16 @@ def eegmat_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from eegwb.data.ingest import ingest
 
     root = tmp_path_factory.mktemp("eegmat_small") / "eegmat"
-    ingest(sorted(EEGMAT.glob("Subject0[0-7]_*.edf")), root, window_samples=1024, sfreq=128.0,
-           channels=("FZ", "CZ", "PZ", "O1"), crop_end_seconds=3, run_labels={"1": 0, "2": 1},
-           run_label_name="task", labels=(str(EEGMAT / "subject-info.csv"),), progress=False)
+    ingest(
+        sorted(EEGMAT.glob("Subject0[0-7]_*.edf")),
+        root,
+        window_samples=1024,
+        sfreq=128.0,
+        channels=("FZ", "CZ", "PZ", "O1"),
+        crop_end_seconds=3,
+        run_labels={"1": 0, "2": 1},
+        run_label_name="task",
+        labels=(str(EEGMAT / "subject-info.csv"),),
+        progress=False,
+    )
     return root

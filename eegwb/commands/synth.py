@@ -86,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
     size_mb = sum(f.stat().st_size for f in Path(args.out).glob("sub-*_run-*.parquet")) / 1e6
     labels = Counter(p["label"] for p in manifest["participants"])
     effect = manifest["label"]
-    defects = ", ".join(
-        f"{d['kind']} in {d['file']}" if "file" in d
-        else f"{d['kind']} in every run of {len(d['participants'])} participants "
-        f"({d['label']}={d['label_value']})"
-        for d in manifest["defects"]
-    ) or "none"
+    defects = (
+        ", ".join(
+            f"{d['kind']} in {d['file']}"
+            if "file" in d
+            else f"{d['kind']} in every run of {len(d['participants'])} participants "
+            f"({d['label']}={d['label_value']})"
+            for d in manifest["defects"]
+        )
+        or "none"
+    )
     print(
         f"wrote {len(manifest['files'])} recordings of {cfg.n_participants} participants to "
         f"{args.out} ({size_mb:.1f} MB, {seconds:.1f} s)\n"

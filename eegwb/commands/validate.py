@@ -43,14 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stratify", metavar="LABEL", help="participant label to stratify the default split by"
     )
     parser.add_argument(
-        "--label", metavar="NAME",
+        "--label",
+        metavar="NAME",
         help="audit shortcuts to this label (a metadata label of the recordings, e.g. task)",
     )
     parser.add_argument(
-        "--positive", metavar="VALUE", help="the --label value counted as class 1 (default: 0/1 labels)"
+        "--positive",
+        metavar="VALUE",
+        help="the --label value counted as class 1 (default: 0/1 labels)",
     )
     parser.add_argument(
-        "--labels", metavar="FILE", action="append", default=[],
+        "--labels",
+        metavar="FILE",
+        action="append",
+        default=[],
         help="labels CSV whose per-participant columns are audited as nuisance variables too",
     )
     parser.add_argument("--progress", action="store_true", help="progress bars")
@@ -86,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"no --splits given: auditing {source}")
         root = next(iter(splits.values())).root
         label = audit_label(root, args.label, args.positive, args.labels) if args.label else None
-        report = validate(splits, source=source, leakage_cfg=cfg, label=label, progress=args.progress)
+        report = validate(
+            splits, source=source, leakage_cfg=cfg, label=label, progress=args.progress
+        )
         print(report.summary())
         if args.json:
             atomic_write_text(args.json, report.to_json() + "\n", overwrite=args.overwrite)
@@ -95,4 +103,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"eegwb validate: {err}", file=sys.stderr)
         return 2
     return 1 if report.failed else 0
-

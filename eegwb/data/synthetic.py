@@ -128,8 +128,12 @@ def generate_cohort(
     with _one_blas_thread():
         for person, ri in tqdm(recs, desc=f"synth {out.name}", unit="rec", disable=not progress):
             pid, rid = person.participant, rids[ri]
-            mine = [d for d in defects if "participants" in d  # cohort-wide: names its people
-                    or (d["participant"], d["run"]) == (pid, rid)]
+            mine = [
+                d
+                for d in defects
+                if "participants" in d  # cohort-wide: names its people
+                or (d["participant"], d["run"]) == (pid, rid)
+            ]
             windows, hop = planted_windows(cfg, people, index[pid], ri, pos, mine)
             meta = RecordingMeta(
                 sfreq=cfg.sfreq,

@@ -103,7 +103,9 @@ class SynthConfig:
                 f"{DEFECT_KINDS}"
             )
         n_rec = self.n_participants * self.runs_per_participant
-        needed = sum(d not in COHORT_KINDS for d in self.defects) + sum(d in COPY_KINDS for d in self.defects)
+        needed = sum(d not in COHORT_KINDS for d in self.defects) + sum(
+            d in COPY_KINDS for d in self.defects
+        )
         if needed > n_rec:
             raise ValueError(
                 f"SynthConfig.defects: {list(self.defects)} need {needed} distinct recordings, "

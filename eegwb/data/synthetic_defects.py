@@ -2,9 +2,9 @@
 
 Each kind in `SynthConfig.defects` (names and meanings in `synthetic_config.DEFECT_KINDS`) is
 planted once, in its own recording, except the cohort-wide kinds (`COHORT_KINDS`: a
-nuisance planted in every recording of one label's participants). `plan_defects` decides where from the config alone (file,
-rows, channel, samples; a copy's clean source recording of another participant), so the plan
-is the manifest's `defects` list; `planted_windows` builds one recording's windows with its
+nuisance planted in every recording of one label's participants). `plan_defects` decides
+where from the config alone (file, rows, channel, samples; a copy's clean source recording
+of another participant), so the plan is the manifest's `defects` list; `planted_windows` builds one recording's windows with its
 defects written in and adds what was measured (a flat channel's value, a near-duplicate's
 cosine) to the plan entries.
 """
@@ -48,8 +48,16 @@ def plan_defects(cfg: SynthConfig) -> list[dict]:
     for kind in sorted(cfg.defects, key=DEFECT_KINDS.index):  # same plan for any order given
         if kind == "amplitude_confound":  # draws nothing: the other defects' plan is unchanged
             scaled = [q.participant for q in draw_participants(cfg) if q.label == 1]
-            plan.append({"kind": kind, "participants": scaled, "label": cfg.label_name,
-                         "label_value": 1, "gain": AMPLITUDE_CONFOUND_GAIN, "files": "all their runs"})
+            plan.append(
+                {
+                    "kind": kind,
+                    "participants": scaled,
+                    "label": cfg.label_name,
+                    "label_value": 1,
+                    "gain": AMPLITUDE_CONFOUND_GAIN,
+                    "files": "all their runs",
+                }
+            )
             continue
         p, r = free.pop(0)
         d: dict = {"kind": kind, "file": recording_filename(p, r), "participant": p, "run": r}

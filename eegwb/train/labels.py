@@ -201,8 +201,9 @@ def metadata_label_names(root: str | Path) -> list[str]:
     return sorted({k for labels in recordings_index(root)["labels"] for k in json.loads(labels)})
 
 
-def audit_label(root: str | Path, name: str, positive: str | None = None,
-                label_files: Sequence[str | Path] = ()) -> LabelInput:
+def audit_label(
+    root: str | Path, name: str, positive: str | None = None, label_files: Sequence[str | Path] = ()
+) -> LabelInput:
     """What `validate`'s shortcut audit needs for label `name`: the recording label table
     from the recordings' metadata (unlabelled recordings left out), and the columns of
     `label_files` (cleaned ids, as ingest reads them) as more nuisance variables."""

@@ -25,7 +25,10 @@ EXPORTS = {
     "BANDS_HZ": "spectra",
     "welch_psd": "spectra",
     "topomap_figure": "quality_charts",
-    "ShortcutConfig": "shortcuts", "ShortcutReport": "shortcuts", "audit_dataset": "shortcuts", "audit_units": "shortcuts",
+    "ShortcutConfig": "shortcuts",
+    "ShortcutReport": "shortcuts",
+    "audit_dataset": "shortcuts",
+    "audit_units": "shortcuts",
 }
 __all__ = [
     "BANDS_HZ",

@@ -82,8 +82,13 @@ def _spaced(rows: np.ndarray, k: int) -> np.ndarray:
 
 
 def signal_stats(
-    path: Path, rows: np.ndarray, channels: Sequence[str], *, max_windows: int,
-    line_hz: Sequence[float] = (50.0, 60.0), halfwidth_hz: float = 1.0,
+    path: Path,
+    rows: np.ndarray,
+    channels: Sequence[str],
+    *,
+    max_windows: int,
+    line_hz: Sequence[float] = (50.0, 60.0),
+    halfwidth_hz: float = 1.0,
 ) -> tuple[float, float]:
     """(amplitude_uv, line_noise) of one recording from up to `max_windows` of its `rows`.
 
@@ -114,6 +119,7 @@ def _window_starts(path: Path) -> np.ndarray:
 
 def _numeric_or_string(values: list) -> pl.Series:
     """Numbers (and numeric strings, as a CSV gives them) as Float64, anything else String."""
+
     def number(v: object) -> float | None:
         if v is None or isinstance(v, bool):
             return None if v is None else float(v)
@@ -158,33 +164,52 @@ def nuisance_frame(
     for rec in index.iter_rows(named=True):
         chans = list(channels) if channels is not None else rec["channels"]
         sel = units.filter(pl.col("file") == rec["file"])
-        rows = np.unique(np.concatenate([np.arange(a, b) for a, b in sel.select("row_start", "row_end").rows()]))
-        amp, line = (signal_stats(root / rec["file"], rows, chans, max_windows=max_windows_read,
-                                  line_hz=line_hz) if signal else (float("nan"), float("nan")))
+        rows = np.unique(
+            np.concatenate([np.arange(a, b) for a, b in sel.select("row_start", "row_end").rows()])
+        )
+        amp, line = (
+            signal_stats(
+                root / rec["file"], rows, chans, max_windows=max_windows_read, line_hz=line_hz
+            )
+            if signal
+            else (float("nan"), float("nan"))
+        )
         labels = {k: v for k, v in json.loads(rec["labels"]).items() if k not in exclude}
         per_file[rec["file"]] = {
-            "starts": _window_starts(root / rec["file"]), "sfreq": rec["sfreq"],
+            "starts": _window_starts(root / rec["file"]),
+            "sfreq": rec["sfreq"],
             "recording_order": order[(rec["participant"], rec["run"])],
             "recording_date": _days(rec["meas_date"], first),
-            "channel_set": ",".join(chans), "amplitude_uv": amp, "line_noise": line,
-            "labels": {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in labels.items()},
+            "channel_set": ",".join(chans),
+            "amplitude_uv": amp,
+            "line_noise": line,
+            "labels": {
+                k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in labels.items()
+            },
         }
     files = units["file"].to_list()
     starts = [per_file[f]["starts"] for f in files]
     first_start = np.array([s[0] for s in starts], dtype=np.float64)
-    unit_start = np.array([s[r] for s, r in zip(starts, units["row_start"].to_list(), strict=True)], np.float64)
+    unit_start = np.array(
+        [s[r] for s, r in zip(starts, units["row_start"].to_list(), strict=True)], np.float64
+    )
     sfreq = np.array([per_file[f]["sfreq"] for f in files])
     cols = {
         "n_windows": (units["row_end"] - units["row_start"]).cast(pl.Float64),
         "position_s": pl.Series((unit_start - first_start) / sfreq),
         **{k: pl.Series([per_file[f][k] for f in files])
-           for k in ("recording_order", "recording_date", "sfreq", "channel_set", "amplitude_uv", "line_noise")},
+           for k in ("recording_order", "recording_date", "sfreq", "channel_set", "amplitude_uv",
+                     "line_noise")},
     }  # fmt: skip
     names = sorted({k for f in per_file.values() for k in f["labels"]})
     for name in names:
-        cols[METADATA_PREFIX + name] = _numeric_or_string([per_file[f]["labels"].get(name) for f in files])
+        cols[METADATA_PREFIX + name] = _numeric_or_string(
+            [per_file[f]["labels"].get(name) for f in files]
+        )
     out = units.select(UNIT_COLUMNS).with_columns(**{k: pl.Series(k, v) for k, v in cols.items()})
-    out = out.with_columns(pl.col("recording_date").cast(pl.Float64), pl.col("sfreq").cast(pl.Float64))
+    out = out.with_columns(
+        pl.col("recording_date").cast(pl.Float64), pl.col("sfreq").cast(pl.Float64)
+    )
     if extra is not None:
         out = _join_extra(out, extra, exclude)
     return out
@@ -200,12 +225,18 @@ def extra_columns(tables: Sequence[LabelTable]) -> pl.DataFrame:
             rows.setdefault(key, {}).update(values)
     per_run = [str(t.path) for t in tables if any(run is not None for _, run in t.rows)]
     if per_run:
-        raise DatasetError(f"{per_run[0]}: per-run rows; ingest it with --labels instead (its "
-                           "columns then sit in each recording's metadata, which the audit reads)")
+        raise DatasetError(
+            f"{per_run[0]}: per-run rows; ingest it with --labels instead (its "
+            "columns then sit in each recording's metadata, which the audit reads)"
+        )
     names = sorted({k for values in rows.values() for k in values})
-    return pl.DataFrame({"participant": [p for p, _ in rows],
-                         **{n: [None if (v := rows[k].get(n)) is None else str(v) for k in rows] for n in names}},
-                        schema={"participant": pl.String, **{n: pl.String for n in names}})
+    return pl.DataFrame(
+        {
+            "participant": [p for p, _ in rows],
+            **{n: [None if (v := rows[k].get(n)) is None else str(v) for k in rows] for n in names},
+        },
+        schema={"participant": pl.String, **{n: pl.String for n in names}},
+    )
 
 
 def _join_extra(frame: pl.DataFrame, extra: pl.DataFrame, exclude: Sequence[str]) -> pl.DataFrame:
@@ -216,6 +247,8 @@ def _join_extra(frame: pl.DataFrame, extra: pl.DataFrame, exclude: Sequence[str]
            and METADATA_PREFIX + c not in frame.columns]  # fmt: skip
     if not new:
         return frame
-    table = extra.select(*[pl.col(k).cast(pl.String) for k in keys],
-                         *[pl.Series(METADATA_PREFIX + c, _numeric_or_string(extra[c].to_list())) for c in new])
+    table = extra.select(
+        *[pl.col(k).cast(pl.String) for k in keys],
+        *[pl.Series(METADATA_PREFIX + c, _numeric_or_string(extra[c].to_list())) for c in new],
+    )
     return frame.join(table.unique(keys, keep="first"), on=keys, how="left", maintain_order="left")

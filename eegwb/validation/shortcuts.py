@@ -69,7 +69,9 @@ class ShortcutConfig:
 
     def __post_init__(self) -> None:
         if not 0.5 < self.fail_auroc <= 1.0:
-            raise ValueError(f"ShortcutConfig.fail_auroc must be in (0.5, 1], got {self.fail_auroc}")
+            raise ValueError(
+                f"ShortcutConfig.fail_auroc must be in (0.5, 1], got {self.fail_auroc}"
+            )
         if not 0 < self.confidence < 1:
             raise ValueError(f"ShortcutConfig.confidence must be in (0, 1), got {self.confidence}")
         for name in ("n_folds", "min_participants"):
@@ -92,7 +94,9 @@ def _features(values: pl.Series, categorical: bool) -> np.ndarray | None:
     return np.column_stack([filled, missing]) if missing.any() else filled[:, None]
 
 
-def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: ShortcutConfig) -> np.ndarray:
+def out_of_fold_scores(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: ShortcutConfig
+) -> np.ndarray:
     """(n,) P(label 1) of each unit from a model fitted on other participants only."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold
@@ -103,18 +107,22 @@ def out_of_fold_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: Sh
     scores = np.full(len(y), np.nan)
     with warnings.catch_warnings():  # "least populated class has only n members": k is capped
         warnings.simplefilter("ignore", UserWarning)
-        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(x, y, groups)
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(
+            x, y, groups
+        )
         for train, test in folds:
             if len(np.unique(y[train])) < 2:  # nothing to learn: the training prevalence
                 scores[test] = y[train].mean()
                 continue
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.C, class_weight="balanced"))
+            model = make_pipeline(
+                StandardScaler(), LogisticRegression(C=cfg.C, class_weight="balanced")
+            )
             scores[test] = model.fit(x[train], y[train]).predict_proba(x[test])[:, 1]
     return scores
 
 
 def shortcut_status(auc: float, low: float, cfg: ShortcutConfig) -> Status:
-    """fail / warn / pass from a cross-validated AUROC and its CI's lower bound (module docstring)."""
+    """fail / warn / pass from a cross-validated AUROC and its CI's lower bound (see above)."""
     clear = math.isfinite(low) and low > 0.5
     if clear and auc >= cfg.fail_auroc:
         return "fail"
@@ -127,7 +135,11 @@ def _class_contrast(values: pl.Series, y: np.ndarray) -> str:
     for cls in (1, 0):
         v = values.filter(pl.Series(y == cls))
         if v.dtype == pl.String or v.drop_nulls().n_unique() <= 3:
-            top = v.map_elements(_fmt, return_dtype=pl.String).fill_null("(missing)").value_counts(sort=True)
+            top = (
+                v.map_elements(_fmt, return_dtype=pl.String)
+                .fill_null("(missing)")
+                .value_counts(sort=True)
+            )
             parts.append(f"label {cls}: mostly {top[0, 0]} ({top[0, 1]} of {v.len()})")
         else:
             lo, med, hi = (_fmt(float(v.quantile(q))) for q in (0.0, 0.5, 1.0))
@@ -143,28 +155,45 @@ def _fmt(value: object) -> str:
 
 
 def audit_variable(frame: pl.DataFrame, variable: str, cfg: ShortcutConfig, unit: str) -> Check:
-    """One `shortcut/<variable>` check over the units in `frame` (columns participant, label, variable)."""
+    """One `shortcut/<variable>` check of the units in `frame` (participant, label, variable)."""
     name = f"shortcut/{variable}"
     values = frame[variable]
     y = frame["label"].to_numpy().astype(int)
     people = frame["participant"].to_numpy().astype(str)
     n_people = len(np.unique(people))
-    numbers: dict[str, object] = {"variable": variable, "unit": unit, "n_units": frame.height,
-                                  "n_participants": n_people, "removable": variable in REMOVABLE}
+    numbers: dict[str, object] = {
+        "variable": variable,
+        "unit": unit,
+        "n_units": frame.height,
+        "n_participants": n_people,
+        "removable": variable in REMOVABLE,
+    }
     what = describe(variable)
     x = _features(values, variable in CATEGORICAL)
     if x is None:
         known = values.drop_nulls()
         said = f"constant ({_fmt(known[0])})" if known.len() else "unknown for every unit"
-        return Check(name, "pass", f"{what}: {said}: carries nothing",
-                     numbers | {"auroc": 0.5, "auroc_low": 0.5, "auroc_high": 0.5, "constant": True})
+        return Check(
+            name,
+            "pass",
+            f"{what}: {said}: carries nothing",
+            numbers | {"auroc": 0.5, "auroc_low": 0.5, "auroc_high": 0.5, "constant": True},
+        )
     scores = out_of_fold_scores(x, y, people, cfg)
     auc = auroc(y, scores)
-    ci = bootstrap_ci(y, scores, people, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed)["auroc"]
+    ci = bootstrap_ci(
+        y, scores, people, n_boot=cfg.n_boot, confidence=cfg.confidence, seed=cfg.seed
+    )["auroc"]
     status = shortcut_status(auc, ci[0], cfg)
-    numbers |= {"auroc": auc, "auroc_low": ci[0], "auroc_high": ci[1], "constant": False,
-                "contrast": _class_contrast(values, y)}
-    summary = f"{what} alone predicts the label with AUROC {auc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] per {unit}"
+    numbers |= {
+        "auroc": auc,
+        "auroc_low": ci[0],
+        "auroc_high": ci[1],
+        "constant": False,
+        "contrast": _class_contrast(values, y),
+    }
+    auc_ci = f"AUROC {auc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    summary = f"{what} alone predicts the label with {auc_ci} per {unit}"
     if status != "pass":
         summary += f" ({numbers['contrast']})"
         if variable in REMOVABLE:
@@ -177,20 +206,39 @@ def audit_variable(frame: pl.DataFrame, variable: str, cfg: ShortcutConfig, unit
     return Check(name, status, summary, numbers)
 
 
-def audit_shortcuts(frame: pl.DataFrame, cfg: ShortcutConfig | None = None, *, unit: str,
-                    variables: Sequence[str] | None = None, skip: Sequence[str] = ()) -> list[Check]:
+def audit_shortcuts(
+    frame: pl.DataFrame,
+    cfg: ShortcutConfig | None = None,
+    *,
+    unit: str,
+    variables: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+) -> list[Check]:
     """`shortcut/<variable>` checks of every nuisance column of `frame` (or `variables`)
     but `skip`: frame has `participant`, `label` (0/1) and one column per variable, one
     row per unit."""
     cfg = cfg or ShortcutConfig()
-    names = list(variables) if variables is not None else [
-        c for c in frame.columns if (c in BUILTIN or c.startswith(METADATA_PREFIX)) and c not in skip]
+    names = (
+        list(variables)
+        if variables is not None
+        else [
+            c
+            for c in frame.columns
+            if (c in BUILTIN or c.startswith(METADATA_PREFIX)) and c not in skip
+        ]
+    )
     n_people = frame["participant"].n_unique() if frame.height else 0
     if n_people < cfg.min_participants or frame["label"].n_unique() < 2:
-        return [Check("shortcut/audit", "pass",
-                      f"not assessed: {n_people} participants and {frame['label'].n_unique()} classes "
-                      f"(cross-validation over participants needs >= {cfg.min_participants} and both classes)",
-                      {"unit": unit, "n_units": frame.height, "n_participants": n_people})]
+        return [
+            Check(
+                "shortcut/audit",
+                "pass",
+                f"not assessed: {n_people} participants and {frame['label'].n_unique()} classes "
+                f"(cross-validating over participants needs >= {cfg.min_participants} "
+                "and both classes)",
+                {"unit": unit, "n_units": frame.height, "n_participants": n_people},
+            )
+        ]
     return [audit_variable(frame, v, cfg, unit) for v in names]
 
 
@@ -205,15 +253,32 @@ class ShortcutReport:
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)  # unit -> nuisance frame
 
     def table(self) -> pl.DataFrame:
-        """One row per check: variable, unit, status, auroc with CI, units, participants, summary."""
-        rows = [{"check": c.name, "unit": c.numbers.get("unit"), "status": c.status,
-                 "auroc": c.numbers.get("auroc"), "auroc_low": c.numbers.get("auroc_low"),
-                 "auroc_high": c.numbers.get("auroc_high"), "n_units": c.numbers.get("n_units"),
-                 "n_participants": c.numbers.get("n_participants"), "summary": c.summary}
-                for c in self.checks]
-        schema = {"check": pl.String, "unit": pl.String, "status": pl.String, "auroc": pl.Float64,
-                  "auroc_low": pl.Float64, "auroc_high": pl.Float64, "n_units": pl.Int64,
-                  "n_participants": pl.Int64, "summary": pl.String}
+        """One row per check: name, unit, status, auroc with CI, units, participants, summary."""
+        rows = [
+            {
+                "check": c.name,
+                "unit": c.numbers.get("unit"),
+                "status": c.status,
+                "auroc": c.numbers.get("auroc"),
+                "auroc_low": c.numbers.get("auroc_low"),
+                "auroc_high": c.numbers.get("auroc_high"),
+                "n_units": c.numbers.get("n_units"),
+                "n_participants": c.numbers.get("n_participants"),
+                "summary": c.summary,
+            }
+            for c in self.checks
+        ]
+        schema = {
+            "check": pl.String,
+            "unit": pl.String,
+            "status": pl.String,
+            "auroc": pl.Float64,
+            "auroc_low": pl.Float64,
+            "auroc_high": pl.Float64,
+            "n_units": pl.Int64,
+            "n_participants": pl.Int64,
+            "summary": pl.String,
+        }
         return pl.DataFrame(rows, schema=schema, orient="row")
 
     def chart(self, fail_auroc: float = ShortcutConfig.fail_auroc):
@@ -224,55 +289,128 @@ class ShortcutReport:
         y = alt.Y("check:N", sort=None, title=None)
         scale = alt.Scale(domain=[0, 1])
         colors = alt.Scale(domain=["pass", "warn", "fail"], range=["#4c956c", "#f4a259", "#bc4b51"])
-        bars = alt.Chart(data).mark_bar(height=10).encode(
-            x=alt.X("auroc:Q", scale=scale, title="cross-validated AUROC from the variable alone"), y=y,
-            color=alt.Color("status:N", scale=colors),
-            tooltip=["check", "unit", alt.Tooltip("auroc:Q", format=".3f"),
-                     alt.Tooltip("auroc_low:Q", format=".3f"), alt.Tooltip("auroc_high:Q", format=".3f"),
-                     "n_participants", "summary"])
-        ci = alt.Chart(data).mark_rule(color="black").encode(x="auroc_low:Q", x2="auroc_high:Q", y=y)
-        lines = alt.Chart(pl.DataFrame({"auroc": [0.5, fail_auroc], "line": ["chance", "fail"]})).mark_rule(
-            strokeDash=[4, 3], color="gray").encode(x="auroc:Q")
-        return (bars + ci + lines).properties(title="Shortcut audit: the label from nuisance variables alone",
-                                              width=380)
+        bars = (
+            alt.Chart(data)
+            .mark_bar(height=10)
+            .encode(
+                x=alt.X(
+                    "auroc:Q", scale=scale, title="cross-validated AUROC from the variable alone"
+                ),
+                y=y,
+                color=alt.Color("status:N", scale=colors),
+                tooltip=[
+                    "check",
+                    "unit",
+                    alt.Tooltip("auroc:Q", format=".3f"),
+                    alt.Tooltip("auroc_low:Q", format=".3f"),
+                    alt.Tooltip("auroc_high:Q", format=".3f"),
+                    "n_participants",
+                    "summary",
+                ],
+            )
+        )
+        ci = (
+            alt.Chart(data).mark_rule(color="black").encode(x="auroc_low:Q", x2="auroc_high:Q", y=y)
+        )
+        lines = (
+            alt.Chart(pl.DataFrame({"auroc": [0.5, fail_auroc], "line": ["chance", "fail"]}))
+            .mark_rule(strokeDash=[4, 3], color="gray")
+            .encode(x="auroc:Q")
+        )
+        return (bars + ci + lines).properties(
+            title="Shortcut audit: the label from nuisance variables alone", width=380
+        )
 
 
 def label_units(units: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """Units joined with their recording's 0/1 label; unlabelled units left out."""
-    return units.join(labels.select("participant", "run", "label"), on=["participant", "run"], how="inner")
+    return units.join(
+        labels.select("participant", "run", "label"), on=["participant", "run"], how="inner"
+    )
 
 
 def windows_of(units: pl.DataFrame) -> pl.DataFrame:
     """One unit per window of each unit (row_end = row_start + 1)."""
-    return units.with_columns(pl.int_ranges("row_start", "row_end").alias("_row")).explode("_row").select(
-        "file", "participant", "run", pl.col("_row").alias("row_start"), (pl.col("_row") + 1).alias("row_end"))
+    return (
+        units.with_columns(pl.int_ranges("row_start", "row_end").alias("_row"))
+        .explode("_row")
+        .select(
+            "file",
+            "participant",
+            "run",
+            pl.col("_row").alias("row_start"),
+            (pl.col("_row") + 1).alias("row_end"),
+        )
+    )
 
 
 def audit_units(
-    root: str | Path, units: pl.DataFrame, labels: pl.DataFrame, *, label_name: str, unit: str,
-    extra: pl.DataFrame | None = None, channels: Sequence[str] | None = None,
-    variables: Sequence[str] | None = None, skip: Sequence[str] = (), cfg: ShortcutConfig | None = None,
+    root: str | Path,
+    units: pl.DataFrame,
+    labels: pl.DataFrame,
+    *,
+    label_name: str,
+    unit: str,
+    extra: pl.DataFrame | None = None,
+    channels: Sequence[str] | None = None,
+    variables: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+    cfg: ShortcutConfig | None = None,
 ) -> ShortcutReport:
     """Audit units (selection rows) of the dataset at `root` against the recording label
     table `labels` (file, participant, run, label: `eegwb.train.labels.recording_labels`).
     Units of unlabelled recordings are left out; `unit` names one unit in the checks."""
     cfg = cfg or ShortcutConfig()
-    labelled = label_units(units.select("file", "participant", "run", "row_start", "row_end").unique(
-        maintain_order=True), labels)
+    labelled = label_units(
+        units.select("file", "participant", "run", "row_start", "row_end").unique(
+            maintain_order=True
+        ),
+        labels,
+    )
     signal = variables is None or bool({"amplitude_uv", "line_noise"} & set(variables))
-    frame = nuisance_frame(root, labelled, exclude=[label_name], extra=extra, channels=channels,
-                           max_windows_read=cfg.max_windows_read, signal=signal).with_columns(labelled["label"])
-    return ShortcutReport(audit_shortcuts(frame, cfg, unit=unit, variables=variables, skip=skip), {unit: frame})
+    frame = nuisance_frame(
+        root,
+        labelled,
+        exclude=[label_name],
+        extra=extra,
+        channels=channels,
+        max_windows_read=cfg.max_windows_read,
+        signal=signal,
+    ).with_columns(labelled["label"])
+    return ShortcutReport(
+        audit_shortcuts(frame, cfg, unit=unit, variables=variables, skip=skip), {unit: frame}
+    )
 
 
-def audit_dataset(root: str | Path, selection: pl.DataFrame, labels: pl.DataFrame, *, label_name: str,
-                  extra: pl.DataFrame | None = None, cfg: ShortcutConfig | None = None) -> ShortcutReport:
+def audit_dataset(
+    root: str | Path,
+    selection: pl.DataFrame,
+    labels: pl.DataFrame,
+    *,
+    label_name: str,
+    extra: pl.DataFrame | None = None,
+    cfg: ShortcutConfig | None = None,
+) -> ShortcutReport:
     """The audit `eegwb validate --label` runs: every variable per recording (each selected
     row range is one), and the position of each window in its recording per window."""
     cfg = cfg or ShortcutConfig()
-    per_rec = audit_units(root, selection, labels, label_name=label_name, unit="recording", extra=extra,
-                          skip=["position_s"], cfg=cfg)
-    per_win = audit_units(root, windows_of(selection), labels, label_name=label_name, unit="window",
-                          variables=["position_s"], cfg=cfg)
+    per_rec = audit_units(
+        root,
+        selection,
+        labels,
+        label_name=label_name,
+        unit="recording",
+        extra=extra,
+        skip=["position_s"],
+        cfg=cfg,
+    )
+    per_win = audit_units(
+        root,
+        windows_of(selection),
+        labels,
+        label_name=label_name,
+        unit="window",
+        variables=["position_s"],
+        cfg=cfg,
+    )
     return ShortcutReport(per_rec.checks + per_win.checks, per_rec.frames | per_win.frames)
-

@@ -127,11 +127,15 @@ def validate(
     if label is not None:
         roots = {s.root.resolve() for s in splits.values()}
         if len(roots) > 1:
-            raise DatasetError(f"shortcut audit: the splits read {len(roots)} datasets "
-                               f"({sorted(map(str, roots))}); audit one dataset's label at a time")
+            raise DatasetError(
+                f"shortcut audit: the splits read {len(roots)} datasets "
+                f"({sorted(map(str, roots))}); audit one dataset's label at a time"
+            )
         root = next(iter(splits.values())).root
         units = pl.concat([s.resolved() for s in splits.values()]).unique(maintain_order=True)
-        shortcuts = audit_dataset(root, units, label.labels, label_name=label.name, extra=label.extra,
-                                  cfg=shortcut_cfg)
-    return ValidationReport(source=source, splits=splits, quality=quality, leakage=leakage,
-                            shortcuts=shortcuts)
+        shortcuts = audit_dataset(
+            root, units, label.labels, label_name=label.name, extra=label.extra, cfg=shortcut_cfg
+        )
+    return ValidationReport(
+        source=source, splits=splits, quality=quality, leakage=leakage, shortcuts=shortcuts
+    )

@@ -93,15 +93,29 @@ def test_bad_threshold_exits_2(tiny_dataset, threshold, capsys):
 def test_label_adds_the_shortcut_audit(eegmat_small, eegmat_dir, tmp_path, capsys):
     """Real EEG: rest recordings are ~3x longer than arithmetic ones; --label task says so."""
     report = tmp_path / "report.json"
-    code = main(["validate", str(eegmat_small), "--ids-only", "--label", "task", "--json", str(report),
-                 "--labels", str(eegmat_dir / "subject-info.csv")])
+    code = main(
+        [
+            "validate",
+            str(eegmat_small),
+            "--ids-only",
+            "--label",
+            "task",
+            "--json",
+            str(report),
+            "--labels",
+            str(eegmat_dir / "subject-info.csv"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1, out
     assert "FAIL  shortcut/n_windows: length of the unit (windows) alone predicts the label" in out
     assert "PASS  shortcut/metadata:Age" in out
     payload = json.loads(report.read_text())
     rows = {r["check"]: r for r in payload["shortcuts"]}
-    assert rows["shortcut/n_windows"]["auroc"] == pytest.approx(1.0) and rows["shortcut/n_windows"]["unit"] == "recording"
+    assert (
+        rows["shortcut/n_windows"]["auroc"] == pytest.approx(1.0)
+        and rows["shortcut/n_windows"]["unit"] == "recording"
+    )
     assert rows["shortcut/position_s"]["unit"] == "window"
     # without --label there is no audit; an unknown label is bad input (exit 2)
     assert main(["validate", str(eegmat_small), "--ids-only"]) in (0, 1)

@@ -164,18 +164,29 @@ def test_clean_files_are_finite_and_not_overlapping(defect_cohort):
 
 
 def test_amplitude_confound_scales_exactly_one_labels_recordings(tmp_path):
-    small = {"n_participants": 4, "runs_per_participant": 2, "window_samples": 128, "n_windows": 2,
-             "defects": ("nan_stretch",), "seed": 4}
+    small = {
+        "n_participants": 4,
+        "runs_per_participant": 2,
+        "window_samples": 128,
+        "n_windows": 2,
+        "defects": ("nan_stretch",),
+        "seed": 4,
+    }
     plain = generate_cohort(tmp_path / "plain", SynthConfig(**small), progress=False)
     small["defects"] = ("amplitude_confound", "nan_stretch")
     confound = generate_cohort(tmp_path / "confound", SynthConfig(**small), progress=False)
     entry = _defect(confound, "amplitude_confound")
-    assert entry["participants"] == [p["participant"] for p in plain["participants"] if p["label"] == 1]
+    assert entry["participants"] == [
+        p["participant"] for p in plain["participants"] if p["label"] == 1
+    ]
     assert entry["gain"] == 1.5 and entry["label"] == "remission"
     # the other defects land where they did without it
     assert _defect(confound, "nan_stretch") == _defect(plain, "nan_stretch")
     for f in plain["files"]:
-        (_, _, a), (_, _, b) = _load(tmp_path / "plain", f["file"]), _load(tmp_path / "confound", f["file"])
+        (_, _, a), (_, _, b) = (
+            _load(tmp_path / "plain", f["file"]),
+            _load(tmp_path / "confound", f["file"]),
+        )
         gain = 1.5 if f["participant"] in entry["participants"] else 1.0
         for ch in a:
             np.testing.assert_array_equal(b[ch], np.round(a[ch] * gain / QUANTUM_UV) * QUANTUM_UV)

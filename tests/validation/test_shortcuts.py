@@ -29,8 +29,11 @@ def _by_name(report) -> dict:
 def test_eegmat_length_and_position_are_flagged_as_ingested(eegmat_small):
     """Rest (run 1, ~180 s) vs arithmetic (run 2, ~60 s): length alone gives the label."""
     labels = recording_labels(eegmat_small, LabelSource(name="task"))
-    checks = _by_name(audit_dataset(eegmat_small, SplitData(eegmat_small).resolved(), labels,
-                                    label_name="task", cfg=FAST))
+    checks = _by_name(
+        audit_dataset(
+            eegmat_small, SplitData(eegmat_small).resolved(), labels, label_name="task", cfg=FAST
+        )
+    )
     length = checks["shortcut/n_windows"]
     assert length.status == "fail" and length.numbers["auroc"] == pytest.approx(1.0)
     assert length.numbers["unit"] == "recording" and length.numbers["n_participants"] == 8
@@ -40,7 +43,7 @@ def test_eegmat_length_and_position_are_flagged_as_ingested(eegmat_small):
     assert position.numbers["auroc"] > 0.75 and position.numbers["auroc_low"] > 0.5
     order = checks["shortcut/recording_order"]  # rest was always recorded first: a design confound
     assert order.status == "fail" and "no crop removes it" in order.summary
-    # per-participant columns (subject-info.csv) cannot predict a label every participant has both of
+    # per-participant columns (subject-info.csv) cannot predict a label every participant has
     for name in ("Age", "Gender", "Recording year", "Count quality"):
         assert checks[f"shortcut/metadata:{name}"].status == "pass"
     assert "shortcut/metadata:task" not in checks  # the label itself is not a nuisance
@@ -63,10 +66,17 @@ def test_eegmat_cut_to_equal_lengths_is_not_flagged(eegmat_small):
 @pytest.mark.parametrize("defects, status", [(("amplitude_confound",), "fail"), ((), "pass")])
 def test_planted_amplitude_confound_is_flagged_and_its_absence_is_not(tmp_path, defects, status):
     root = tmp_path / "cohort"
-    manifest = generate_cohort(root, SynthConfig(n_participants=16, montage="muse", window_samples=256,
-                                                 n_windows=3, defects=defects), progress=False)
+    manifest = generate_cohort(
+        root,
+        SynthConfig(
+            n_participants=16, montage="muse", window_samples=256, n_windows=3, defects=defects
+        ),
+        progress=False,
+    )
     labels = recording_labels(root, LabelSource(name="remission"))
-    checks = _by_name(audit_dataset(root, SplitData(root).resolved(), labels, label_name="remission", cfg=FAST))
+    checks = _by_name(
+        audit_dataset(root, SplitData(root).resolved(), labels, label_name="remission", cfg=FAST)
+    )
     amplitude = checks["shortcut/amplitude_uv"]
     assert amplitude.status == status, amplitude.summary
     if defects:  # the manifest says who was scaled: exactly the label-1 participants
@@ -89,13 +99,15 @@ def _frame(values, n_people: int = 20, per_person: int = 2) -> pl.DataFrame:
 
 def test_thresholds_and_categories_on_known_frames():
     rng = np.random.default_rng(0)
-    frame = _frame(lambda y: {
-        "n_windows": y * 3.0 + rng.normal(0, 0.5, y.size),  # separates the classes
-        "amplitude_uv": rng.normal(0, 1, y.size),  # carries nothing
-        "line_noise": y + rng.normal(0, 1.2, y.size),  # weaker: d' ~ 0.8, AUROC ~ 0.7
-        "channel_set": np.where(y == 1, "A,B", "A,B,C"),  # categorical, one-hot
-        "sfreq": np.full(y.size, 256.0),
-    })
+    frame = _frame(
+        lambda y: {
+            "n_windows": y * 3.0 + rng.normal(0, 0.5, y.size),  # separates the classes
+            "amplitude_uv": rng.normal(0, 1, y.size),  # carries nothing
+            "line_noise": y + rng.normal(0, 1.2, y.size),  # weaker: d' ~ 0.8, AUROC ~ 0.7
+            "channel_set": np.where(y == 1, "A,B", "A,B,C"),  # categorical, one-hot
+            "sfreq": np.full(y.size, 256.0),
+        }
+    )
     checks = {c.name: c for c in audit_shortcuts(frame, FAST, unit="recording")}
     assert checks["shortcut/n_windows"].status == "fail"
     assert checks["shortcut/channel_set"].status == "fail"
