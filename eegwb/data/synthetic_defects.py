@@ -4,9 +4,9 @@ Each kind in `SynthConfig.defects` (names and meanings in `synthetic_config.DEFE
 planted once, in its own recording, except the cohort-wide kinds (`COHORT_KINDS`: a
 nuisance planted in every recording of one label's participants). `plan_defects` decides
 where from the config alone (file, rows, channel, samples; a copy's clean source recording
-of another participant), so the plan is the manifest's `defects` list; `planted_windows` builds one recording's windows with its
-defects written in and adds what was measured (a flat channel's value, a near-duplicate's
-cosine) to the plan entries.
+of another participant), so the plan is the manifest's `defects` list; `planted_windows`
+builds one recording's windows with its defects written in and adds what was measured (a
+flat channel's value, a near-duplicate's cosine) to the plan entries.
 """
 
 from __future__ import annotations
