@@ -17,7 +17,21 @@ def _(mo):
     both sides), the leakage gate runs, every strategy and the band-power + logistic
     regression **baseline** are trained on the same people, and all are scored on the same
     held-out participants: AUROC and balanced accuracy with participant-bootstrap 95% CIs,
-    at the sequence, recording and participant level, and ROC curves.
+    at the sequence, recording and participant level, and ROC curves. Every row says what
+    one prediction is: one channel-sequence for the deep models, one all-channel window for
+    the baseline; a recording or a participant averages its predictions.
+
+    **The length trap.** On EEGMAT (rest, 180 s, vs mental arithmetic, 60 s) rest recordings
+    give 22 windows of 8 s and arithmetic ones 7. Fine-tuned with `max_windows: 32`, models
+    that had learnt nothing scored recording AUROC 0.88 (full) and 0.91 (scratch), tight
+    CIs: sequence length gave the label. Cutting the rest test recordings to their first 7
+    windows dropped all three strategies to 0.43-0.44; with `max_windows: 7` the 1-window
+    tail chunks that only rest recordings have gave frozen AUROC 0.986 [0.917, 1.000], 0.49
+    without them. So by default every unit is cropped to one length at the same offsets
+    (`data.length_match: crop`; the length used is printed under the table), and the
+    **shortcut gate** audits those very units before training: a nuisance the pipeline can
+    remove (length, position) that predicts the label stops the run; design confounds (on
+    EEGMAT: rest was always recorded first) are listed under the table.
 
     - Interactive: `marimo edit notebooks/06_finetune.py` (or `marimo run` as an app)
     - Headless: `python notebooks/06_finetune.py --config configs/finetune_tiny.yaml
@@ -242,10 +256,26 @@ def _(mo, result):
         f"| {r['strategy']} | {r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}] | "
         f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, "
         f"{r['balanced_accuracy_high']:.3f}] | "
-        f"{r['n_participants']} | {r['threshold']:.3f} |"
-        if not r["note"]
-        else f"| {r['strategy']} | n/a: {r['note']} | | | |"
+        f"{r['n_participants']} | {r['threshold']:.3f} | {r['unit']} |"
         for r in _head.iter_rows(named=True)
+    )
+    _not_scored = "".join(
+        f"\n- {_lvl} level not scored: {_why}" for _lvl, _why in result.dropped.items()
+    )
+    _flagged = (
+        result.shortcuts.filter(result.shortcuts["status"] != "pass")
+        if result.shortcuts is not None
+        else None
+    )
+    _gate = (
+        "shortcut gate: off"
+        if _flagged is None
+        else f"shortcut audit of these units: {_flagged.height} of {result.shortcuts.height} "
+        "nuisance variables flagged"
+        + "".join(
+            f"\n    - **{r['status']}** `{r['check']}`: {r['summary']}"
+            for r in _flagged.iter_rows(named=True)
+        )
     )
     _saved = ", ".join(f"`{p}`" for ps in result.checkpoints.values() for p in ps) or "none"
     mo.vstack(
@@ -253,10 +283,12 @@ def _(mo, result):
             mo.md(f"""
 ### Results on held-out participants ({result.level} level)
 
-| strategy | AUROC [95% CI] | balanced acc. [95% CI] | test participants | threshold (from val) |
-|---|---|---|---|---|
+| strategy | AUROC [95% CI] | bal. acc. [95% CI] | test people | threshold (val) | one unit |
+|---|---|---|---|---|---|
 {_rows}
-
+{_not_scored}
+- units: {result.length_match}
+- {_gate}
 - pretrained backbone: `{result.pretrained}`; fine-tuned checkpoints: {_saved}
 - MLflow: {f"run `{result.run_id}`" if result.run_id else "not logged"}
 - {

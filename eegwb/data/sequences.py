@@ -145,7 +145,7 @@ def choose_channels(
     return chosen
 
 
-def _chunks(spans: list[tuple[int, int]], max_windows: int | None) -> np.ndarray:
+def chunk_rows(spans: list[tuple[int, int]], max_windows: int | None) -> np.ndarray:
     """(m, 2) [start, end) row chunks; consecutive, covering each span exactly once."""
     out = []
     for a, b in spans:
@@ -179,7 +179,7 @@ def _entry_sequences(
         raise DatasetError(
             f"{root / e.file}: selection reaches window row {spans[-1][1]}, file has {e.n_windows}"
         )
-    chunks = _chunks(spans, options.max_windows)  # (m, 2)
+    chunks = chunk_rows(spans, options.max_windows)  # (m, 2)
     kidx = np.array([e.channel_index(ch) for ch in channels], np.int64)  # (c,)
     m, c = len(chunks), len(kidx)
     r0, r1, k = np.repeat(chunks[:, 0], c), np.repeat(chunks[:, 1], c), np.tile(kidx, m)  # (m*c,)

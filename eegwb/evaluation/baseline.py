@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from eegwb.data.layout import DatasetError, channel_array, read_recording
 from eegwb.errors import InputError
 
+UNIT = "window (all channels)"  # what one baseline prediction is
 DEFAULT_BANDS_HZ = {
     "delta": (1.0, 4.0),
     "theta": (4.0, 8.0),

@@ -33,6 +33,8 @@ POOLINGS = ("mean", "mean_std")
 
 
 class EEGClassifier(nn.Module):
+    unit = "channel-sequence"  # what one prediction is: one channel's sequence of windows
+
     def __init__(self, model: EEGModel, strategy: str, dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
         if strategy not in STRATEGIES:

@@ -1,7 +1,9 @@
 """Fine-tuning a pretrained backbone on a clinical label, evaluated so that it cannot leak.
 
-`finetune(cfg)` runs, in order: label table -> participant folds -> leakage gate (and the
-pretraining-overlap rule) -> refuse to overwrite outputs -> per fold: open the train /
+`finetune(cfg)` runs, in order: label table -> participant folds -> length matching (every
+unit the same number of windows: `length_match.py`) -> leakage gate (and the
+pretraining-overlap rule) -> shortcut gate (can a nuisance of those units give the label?)
+-> refuse to overwrite outputs -> per fold: open the train /
 val / test datasets, train each strategy (frozen, full, scratch; see
 `eegwb.model.classifier`) with early stopping on validation loss, fit the band-power
 baseline on the same participants -> pool test predictions -> threshold chosen on
@@ -9,8 +11,9 @@ validation predictions only -> metrics with participant-bootstrap CIs at the seq
 recording and participant level -> fine-tuned checkpoints (atomic,
 `mamba2_eeg_d256_l2_m20_mae_finetuned.pt` as the original named them) -> MLflow.
 
-A prediction unit is one sequence (one channel of a recording, chunked to `max_windows`
-windows); recordings and participants are scored by averaging their units' probabilities.
+A prediction is one channel-sequence (one channel of one length-matched unit of windows;
+the baseline: one window, all channels); recordings and participants are scored by
+averaging their predictions' probabilities.
 The plain functions (`train_epoch`, `predict`, `fit_strategy`) return plain values.
 """
 
@@ -34,6 +37,7 @@ from eegwb.config import to_dict
 from eegwb.data.batch import Batch
 from eegwb.data.dataset import EEGDataset, collate
 from eegwb.data.layout import DatasetError, recordings_index
+from eegwb.evaluation.baseline import UNIT as BASELINE_UNIT
 from eegwb.evaluation.baseline import attach_labels, run_baseline, window_features
 from eegwb.evaluation.metrics import LEVELS, aggregate, best_threshold, evaluate_levels
 from eegwb.model.classifier import EEGClassifier, build_classifier
@@ -49,6 +53,13 @@ from eegwb.train.finetune_data import (
     sequence_labels,
 )
 from eegwb.train.finetune_report import FinetuneResult, log_run, results_table, save_finetuned
+from eegwb.train.finetune_units import (
+    LengthMatch,
+    crop_folds,
+    fold_units,
+    match_lengths,
+    shortcut_gate,
+)
 from eegwb.train.labels import recording_labels
 
 log = logging.getLogger(__name__)
@@ -261,7 +272,7 @@ def _prediction_frame(split: FoldSplit, out: dict) -> pl.DataFrame:
 
 
 def _open_fold(
-    cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_samples: int
+    cfg: FinetuneConfig, fold: Fold, labels: pl.DataFrame, window_samples: int, lm: LengthMatch
 ) -> dict[str, FoldSplit | None]:
 
     d = cfg.data
@@ -276,7 +287,7 @@ def _open_fold(
             selection=sel,
             channels=channels,
             normalisation=d.normalisation,
-            max_windows=d.max_windows,
+            max_windows=lm.max_windows,  # each unit of the (length-matched) selection: one sequence
             cache_dir=d.cache_dir,
         )
         channels = ds.channels
@@ -345,7 +356,16 @@ def finetune(
     window_samples = int(index["window_samples"][0])
     backbone = load_backbone(cfg, window_samples)
     folds = make_folds(cfg, index, labels, backbone)
+    lm = match_lengths(
+        cfg.data.length_match,
+        fold_units(folds),
+        cfg.data.max_windows,
+        cfg.data.crop_windows,
+        str(cfg.data.root),
+    )
+    uncut, folds = fold_units(folds), crop_folds(folds, lm)
     gate = check_folds(cfg, folds, backbone)
+    shortcuts = shortcut_gate(cfg, fold_units(folds), labels, index, lm)
     paths = output_paths(cfg, backbone.stem, len(folds))
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not cfg.train.overwrite:
@@ -360,7 +380,7 @@ def finetune(
     fold_channels: list[list[str]] = []  # per fold: with data.channels unset, folds may differ
     jobs = tqdm(total=len(folds) * len(names), desc="fine-tune", disable=not bar)
     for k, fold in enumerate(folds):
-        data = _open_fold(cfg, fold, labels, backbone.model_cfg.window_samples)
+        data = _open_fold(cfg, fold, labels, backbone.model_cfg.window_samples, lm)
         for strategy in cfg.train.strategies:
             jobs.set_postfix_str(f"{fold.name} {strategy}")
             clf, hist = fit_strategy(strategy, backbone, data, cfg, device, fold.name, progress)
@@ -401,7 +421,8 @@ def finetune(
             seed=ev.seed,
             method=ev.method,
         )
-    table = results_table(metrics, thresholds)
+    units = {s: f"{EEGClassifier.unit} ({lm.unit_name()})" for s in cfg.train.strategies}
+    table, dropped = results_table(metrics, thresholds, units | {BASELINE: BASELINE_UNIT})
     pretrained = str(backbone.path) if backbone.path else "none (scratch only)"
     saved: dict[str, list[Path]] = {}
     for (strategy, k), clf in models.items():
@@ -444,6 +465,9 @@ def finetune(
         pretrained=pretrained,
         level=ev.level,
         config=to_dict(cfg),
+        dropped=dropped,
+        length_match=lm.describe(uncut, window_samples / float(index["sfreq"][0])),
+        shortcuts=None if shortcuts is None else shortcuts.table(),
     )
     result.run_id = log_run(result, cfg, backbone.stem)
     result.elapsed_s = time.perf_counter() - t0

@@ -64,6 +64,19 @@ class FinetuneDataConfig:
     # did not see, "refuse" stops if any test participant was seen, "allow" records the overlap.
     # Where pretraining's dataset cannot be found from here, "refuse" stops; the others warn.
     pretraining_overlap: Literal["avoid", "refuse", "allow"] = "avoid"
+    # Every unit trained and tested on has the same number of windows, so length cannot give
+    # the label (EEGMAT: rest recordings are 3x longer; length alone gave recording AUROC
+    # 0.88-0.91 to a model that learnt nothing). crop: crops of crop_windows at the same
+    # offsets in every recording; crop_all: every whole crop (more data, positions may differ
+    # between classes); none: chunks of max_windows, tails kept. See train/length_match.py.
+    length_match: Literal["crop", "crop_all", "none"] = "crop"
+    crop_windows: int | None = None  # None: max_windows, at most the shortest labelled recording
+    # The shortcut audit of the units fine-tuning evaluates (after length matching), before
+    # training. refuse: stop when a shortcut the pipeline can remove (length, position, channel
+    # set, sampling rate) clearly predicts the label; design confounds (recording order or
+    # date, amplitude, line noise, metadata) cannot be cropped away and are reported. warn:
+    # report all and go on. off: no audit.
+    shortcut_gate: Literal["refuse", "warn", "off"] = "refuse"
 
     def __post_init__(self) -> None:
         fr = self.split_fractions
@@ -86,6 +99,8 @@ class FinetuneDataConfig:
             )
         if self.max_windows is not None and self.max_windows < 1:
             raise ValueError(f"max_windows must be >= 1 or null, got {self.max_windows}")
+        if self.crop_windows is not None and self.crop_windows < 1:
+            raise ValueError(f"crop_windows must be >= 1 or null, got {self.crop_windows}")
 
 
 @dataclass

@@ -1,6 +1,10 @@
 """What a fine-tuning run leaves behind: the results table, checkpoints, the MLflow run.
 
-`FinetuneResult` holds every strategy's (and the baseline's) test metrics side by side;
+`FinetuneResult` holds every strategy's (and the baseline's) test metrics side by side,
+each row saying what one prediction is (a channel-sequence for the deep models, an
+all-channel window for the baseline; a recording or participant averages them); a level
+no strategy can be scored at (participants, when the label varies within them) is left
+out with one line saying why, as are the length matching used and the shortcut audit;
 `save_finetuned` / `load_finetuned` write and read fine-tuned checkpoints (plain dicts,
 `torch.load(weights_only=True)`); `log_run` records params, metrics, the ROC chart, the
 results table and the splits in MLflow through `eegwb.train.tracking.Tracker`.
@@ -37,8 +41,10 @@ TABLE_SCHEMA = {
     "n_units": pl.Int64,
     "n_participants": pl.Int64,
     "threshold": pl.Float64,
-    "note": pl.String,
+    "unit": pl.String,  # what one scored unit is at this level
 }
+LEVEL_UNITS = {"recording": "recording (mean of its predictions)",
+               "participant": "participant (mean of its predictions)"}  # fmt: skip
 TAG_FINETUNED = "eegwb.finetuned_checkpoint"
 TAG_PRETRAINED = "eegwb.pretrained_checkpoint"
 TAG_LEAKY = "eegwb.leaky"
@@ -61,6 +67,9 @@ class FinetuneResult:
     run_id: str | None = None
     elapsed_s: float = 0.0
     config: dict = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)  # level -> why it was not scored
+    length_match: str = ""  # how recordings were cut into units (train/length_match.py)
+    shortcuts: pl.DataFrame | None = None  # the shortcut gate's table (None: gate off)
 
     def roc(self, level: str | None = None) -> pl.DataFrame:
         """ROC points of every strategy at `level` (default: the headline level)."""
@@ -99,42 +108,64 @@ class FinetuneResult:
             f"{'strategy':<10} {'level':<11} {'AUROC [95% CI]':<23} {'bal. acc. [95% CI]':<23} "
             "participants"
         )
-        lines = [head]
+        lines = [head + "  one unit"]
         for r in rows.iter_rows(named=True):
-            if r["note"]:
-                lines.append(f"{r['strategy']:<10} {r['level']:<11} n/a: {r['note']}")
-                continue
             auc = f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]"
             bac = (
                 f"{r['balanced_accuracy']:.3f} [{r['balanced_accuracy_low']:.3f}, "
                 f"{r['balanced_accuracy_high']:.3f}]"
             )
             lines.append(
-                f"{r['strategy']:<10} {r['level']:<11} {auc:<23} {bac:<23} {r['n_participants']}"
+                f"{r['strategy']:<10} {r['level']:<11} {auc:<23} {bac:<23} "
+                f"{r['n_participants']:<12}  {r['unit']}"
             )
+        shown = (
+            self.dropped
+            if level == "all"
+            else {k: v for k, v in self.dropped.items() if k == (level or self.level)}
+        )
+        lines += [f"{lvl} level not scored: {why}" for lvl, why in shown.items()]
+        if self.length_match:
+            lines.append(f"units: {self.length_match}")
+        if self.shortcuts is not None:
+            flagged = self.shortcuts.filter(pl.col("status") != "pass")
+            lines.append(
+                f"shortcut audit of these units: {flagged.height} of "
+                f"{self.shortcuts.height} nuisance variables flagged"
+            )
+            lines += [
+                f"  {r['status'].upper():4}  {r['check']}: {r['summary']}"
+                for r in flagged.iter_rows(named=True)
+            ]
         return "\n".join(lines)
 
 
 def results_table(
-    metrics: dict[str, dict[str, LevelMetrics | str]], thresholds: dict[str, float]
-) -> pl.DataFrame:
-    rows = []
+    metrics: dict[str, dict[str, LevelMetrics | str]],
+    thresholds: dict[str, float],
+    units: dict[str, str],
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """(one row per strategy and level that could be scored, {level: why not} for the rest).
+    `units`: strategy -> what one of its predictions is."""
+    rows, dropped = [], {}
     for strategy, levels in metrics.items():
         for level, m in levels.items():
-            row: dict[str, Any] = {k: None for k in TABLE_SCHEMA} | {
-                "strategy": strategy,
-                "level": level,
-            }
-            if isinstance(m, LevelMetrics):
-                s = m.summary()
-                row |= {k: s[k] for k in TABLE_SCHEMA if k in s} | {
+            if not isinstance(m, LevelMetrics):
+                why = m.split(": ", 1)[-1] if m.startswith(f"{level} level") else m
+                dropped[level] = why if dropped.get(level, why) == why else "see metrics"
+                continue
+            s = m.summary()
+            unit = units[strategy] if level == "prediction" else LEVEL_UNITS[level]
+            rows.append(
+                {k: s.get(k) for k in TABLE_SCHEMA}
+                | {
+                    "strategy": strategy,
+                    "level": level,
                     "threshold": thresholds[strategy],
-                    "note": "",
+                    "unit": unit,
                 }
-            else:
-                row["note"] = m
-            rows.append(row)
-    return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row")
+            )
+    return pl.DataFrame(rows, schema=TABLE_SCHEMA, orient="row"), dropped
 
 
 def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> Path:
@@ -164,7 +195,7 @@ def load_finetuned(path: str | Path, map_location: str = "cpu"):
 def metric_dict(table: pl.DataFrame) -> dict[str, float]:
     """{"frozen.recording.auroc": 0.91, ...}: finite numbers of the results table."""
     out = {}
-    for r in table.filter(pl.col("note") == "").iter_rows(named=True):
+    for r in table.iter_rows(named=True):
         for k in (
             "auroc",
             "auroc_low",
@@ -188,7 +219,11 @@ def log_run(result: FinetuneResult, cfg, stem: str) -> str | None:
         TAG_LEAKY: str(result.leaky).lower(),
         "eegwb.label": cfg.labels.name,
         "eegwb.dataset": cfg.data.root,
+        "eegwb.length_match": cfg.data.length_match,
     }
+    if result.shortcuts is not None:
+        flagged = result.shortcuts.filter(pl.col("status") == "fail")["check"].to_list()
+        tags["eegwb.shortcuts_failing"] = ",".join(flagged) or "none"
     if result.checkpoints:
         tags[TAG_FINETUNED] = str(next(iter(result.checkpoints.values()))[0])
     with Tracker(
@@ -218,6 +253,8 @@ def log_run(result: FinetuneResult, cfg, stem: str) -> str | None:
             "splits.json",
         )
         tracker.log_text(result.leakage_summary, "leakage.txt")
+        if result.shortcuts is not None:
+            tracker.log_text(result.shortcuts.write_csv(), "shortcuts.csv")
         if result.roc().height:
             tracker.log_chart(result.roc_chart(), "roc.html")
         return tracker.run_id

@@ -26,6 +26,7 @@ EXPORTS = {
     "welch_psd": "spectra",
     "topomap_figure": "quality_charts",
     "ShortcutConfig": "shortcuts",
+    "ShortcutError": "shortcuts",
     "ShortcutReport": "shortcuts",
     "audit_dataset": "shortcuts",
     "audit_units": "shortcuts",

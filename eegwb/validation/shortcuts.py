@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from eegwb.errors import InputError
 from eegwb.evaluation.metrics import auroc, bootstrap_ci
 from eegwb.validation.checks import Check, Status
 from eegwb.validation.shortcut_variables import BUILTIN, METADATA_PREFIX, describe, nuisance_frame
@@ -53,6 +54,10 @@ DESIGN = {  # variable -> what a failing one means (no crop removes it)
     "line_noise": "the classes were recorded in different electrical environments",
 }
 CATEGORICAL = ("channel_set", "sfreq")  # few distinct values, no order that matters
+
+
+class ShortcutError(InputError):
+    """A shortcut the pipeline can remove clearly predicts the label: evaluation refused."""
 
 
 @dataclass(frozen=True)

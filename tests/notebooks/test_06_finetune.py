@@ -110,3 +110,7 @@ def test_headless_run_and_html_export(inputs, tmp_path: Path) -> None:
             text,
         ), strategy
     assert re.search(r"MLflow: run \\u003Ccode\\u003E[0-9a-f]{32}", text), "MLflow run id missing"
+    # what one prediction is, how units were cut, and the shortcut audit of those units
+    assert "channel-sequence (crop of 8 windows)" in text and "window (all channels)" in text
+    assert "length matching crop: every unit is 8 windows" in text
+    assert "shortcut audit of these units" in text

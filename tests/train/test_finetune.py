@@ -303,11 +303,14 @@ def test_eegmat_rest_vs_arithmetic_end_to_end_with_mlflow(
     ).row(0, named=True)
     assert 0 <= rec["auroc_low"] <= rec["auroc"] <= rec["auroc_high"] <= 1
     assert rec["n_units"] == 2 * len(people["test"])  # two recordings per test subject
-    # a per-run label has no participant-level class: reported as such, not averaged away
-    part = result.table.filter(
-        (pl.col("strategy") == "frozen") & (pl.col("level") == "participant")
-    )
-    assert "label varies" in part["note"][0]
+    # a per-run label has no participant-level class: one line says so, no rows of n/a
+    assert result.table.filter(pl.col("level") == "participant").height == 0
+    assert "label varies" in result.dropped["participant"]
+    assert "participant level not scored: " in result.format("all")
+    # every unit is as long as the shortest recording allows (arithmetic: 57 1-s windows)
+    assert "every unit is 32 windows (32 s), at offsets [0]" in result.length_match
+    units = result.table.filter(pl.col("level") == "prediction")["unit"].to_list()
+    assert units == ["channel-sequence (crop of 32 windows)", "window (all channels)"]
     runs = find_runs(uri, cfg.tracking.experiment)
     row = runs.filter(pl.col("run_id") == result.run_id).row(0, named=True)
     assert row["metrics.frozen.recording.auroc"] == pytest.approx(rec["auroc"])
