@@ -11,14 +11,27 @@ within-group variance. So for fixed targets the floors are closed-form numbers:
     channel            groups by electrode (its unit-sphere position, what the model sees)
     channel_position   groups by electrode x position
 
-Two numbers per floor. `mse` is exact for the tokens given: no function of the key can
-score lower on them, so a loss below it needs information the key does not carry (the
-leak test). It is in-sample, so small groups make it optimistic (a group of n tokens
-hides 1/n of its variance). `mse_unbiased` divides each group's squared deviations by
-n - 1 instead of n (Bessel), estimating the MSE of the ideal group-mean predictor on new
-data from the same groups; the verdict compares floors with each other and with the
-model's loss on that scale. Groups of one token have no unbiased estimate and are left
-out of it.
+Three numbers per floor:
+
+- `mse`, in-sample and exact for the tokens given: no function of the key can score lower
+  on them, so a loss below it needs information the key does not carry (the leak test).
+  Small groups make it optimistic (a group of n tokens hides 1/n of its variance).
+- `mse_unbiased` divides each group's squared deviations by n - 1 (Bessel). It treats the
+  tokens of a group as independent, which they are not: the 19 channels of one person's
+  window are strongly correlated, so 4 validation participants gave "position is worth
+  11.5% of the target variance" on EEGMAT, and a finer grouping came out worse than a
+  coarser one.
+- `mse_transfer`, the floor a model could really reach: the group means learnt on the
+  *training* participants, scored on these tokens (other participants). A group the
+  training data never had is scored by its next coarser group (channel x position by
+  position, then channel, then the dataset mean); `unseen` is the share of such tokens.
+  `participants_per_group` is how many independent training participants a group mean
+  rests on (median over groups), the number that says whether it can be learnt.
+
+Verdicts compare the model's loss with `Floors.reference(kind)`: the transfer floor of
+that information or of any coarser one (a model that knows channel and position can
+ignore either), else the unbiased floor when no training split was given. When a finer
+grouping transfers worse than a coarser one, `Floors.notes()` says why.
 
 Moments are merged per group with Chan et al.'s parallel update (no sum-of-squares
 cancellation, which matters exactly when embedding targets collapse toward a constant).
@@ -27,152 +40,48 @@ cancellation, which matters exactly when embedding targets collapse toward a con
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 
-KINDS = ("nothing", "position", "channel", "channel_position")
+from eegwb.evaluation.floor_groups import (
+    KINDS,
+    ChannelCoder,
+    GroupMoments,
+    coarser_code,
+    group_codes,
+)
+
+__all__ = ["KINDS", "LABELS", "ChannelCoder", "Floor", "FloorAccumulator", "Floors",
+           "compute_floors", "group_codes"]  # fmt: skip
 LABELS = {
     "nothing": "nothing (dataset mean)",
     "position": "position only",
     "channel": "channel only",
     "channel_position": "channel x position",
 }
-_POS_BITS = 24  # index and length each < 2**24 windows
-_CHAN_BITS = 14  # < 16384 distinct electrodes
-
-
-class GroupMoments:
-    """Streaming per-group count, mean vector and sum of squared deviations."""
-
-    def __init__(self) -> None:
-        self._rows: dict[int, int] = {}
-        self.count = torch.zeros(0, dtype=torch.float64)  # (g,)
-        self.mean: torch.Tensor | None = None  # (g, D) float64
-        self.m2 = torch.zeros(0, dtype=torch.float64)  # (g,) sum over the group of |v - mean|^2
-
-    def update(self, codes: torch.Tensor, values: torch.Tensor) -> None:
-        """codes (n,) int64 group keys; values (n, D)."""
-        if values.dim() != 2 or codes.shape != values.shape[:1]:
-            raise ValueError(
-                f"GroupMoments: codes {tuple(codes.shape)} and values "
-                f"{tuple(values.shape)} must be (n,) and (n, D)"
-            )
-        if values.shape[0] == 0:
-            return
-        values = values.detach().to("cpu", torch.float64)
-        uniq, inv = torch.unique(codes.detach().cpu(), return_inverse=True)
-        nb = torch.bincount(inv, minlength=len(uniq)).to(torch.float64)  # (u,)
-        sums = torch.zeros(len(uniq), values.shape[1], dtype=torch.float64).index_add_(
-            0, inv, values
-        )
-        mb = sums / nb[:, None]  # (u, D)
-        m2b = torch.zeros(len(uniq), dtype=torch.float64).index_add_(
-            0, inv, (values - mb[inv]).square().sum(1)
-        )
-        if self.mean is None:
-            self.mean = torch.zeros(0, values.shape[1], dtype=torch.float64)
-        elif self.mean.shape[1] != values.shape[1]:
-            raise ValueError(
-                f"GroupMoments: values have width {values.shape[1]}, "
-                f"earlier updates {self.mean.shape[1]}"
-            )
-        rows = []
-        new = 0
-        for code in uniq.tolist():
-            row = self._rows.get(code)
-            if row is None:
-                row = self._rows[code] = len(self._rows)
-                new += 1
-            rows.append(row)
-        if new:
-            self.count = torch.cat([self.count, torch.zeros(new, dtype=torch.float64)])
-            self.mean = torch.cat(
-                [self.mean, torch.zeros(new, self.mean.shape[1], dtype=torch.float64)]
-            )
-            self.m2 = torch.cat([self.m2, torch.zeros(new, dtype=torch.float64)])
-        idx = torch.tensor(rows, dtype=torch.long)
-        na = self.count[idx]
-        n = na + nb
-        delta = mb - self.mean[idx]  # (u, D)
-        self.mean[idx] = self.mean[idx] + delta * (nb / n)[:, None]
-        self.m2[idx] = self.m2[idx] + m2b + delta.square().sum(1) * na * nb / n
-        self.count[idx] = n
-
-    @property
-    def n_groups(self) -> int:
-        return len(self._rows)
-
-    @property
-    def dim(self) -> int:
-        return 0 if self.mean is None else int(self.mean.shape[1])
-
-    def codes(self) -> torch.Tensor:
-        """(g,) the group keys, in row order."""
-        return torch.tensor(list(self._rows), dtype=torch.long)
-
-    def within_mse(self) -> float:
-        """Mean squared deviation from the group means, per token and element (in-sample)."""
-        n = float(self.count.sum())
-        return float(self.m2.sum()) / (n * self.dim) if n else math.nan
-
-    def unbiased_mse(self) -> float:
-        """The same with each group's deviations divided by n - 1 (groups of one left out)."""
-        keep = self.count >= 2
-        n = float(self.count[keep].sum())
-        if not n:
-            return math.nan
-        var = self.m2[keep] / (self.count[keep] - 1)  # (g,) per-group variance x D
-        return float((var * self.count[keep]).sum()) / (n * self.dim)
-
-
-class ChannelCoder:
-    """Stable integer ids for electrodes, keyed by their unit-sphere coords (what the model
-    sees)."""
-
-    def __init__(self, decimals: int = 5) -> None:
-        self.decimals = decimals
-        self.ids: dict[tuple[float, ...], int] = {}
-
-    def __call__(self, coords: torch.Tensor) -> torch.Tensor:
-        """coords (n, 3) -> (n,) int64 ids."""
-        keys = np.round(coords.detach().cpu().double().numpy(), self.decimals)
-        out = [self.ids.setdefault(tuple(row), len(self.ids)) for row in keys.tolist()]
-        return torch.tensor(out, dtype=torch.long)
-
-
-def group_codes(
-    index: torch.Tensor, length: torch.Tensor, channel: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """(n,) int64 group keys for each floor kind from per-token index, true length, channel id."""
-    index, length, channel = (torch.as_tensor(v).long().cpu() for v in (index, length, channel))
-    if not (index.shape == length.shape == channel.shape) or index.dim() != 1:
-        raise ValueError("group_codes: index, length and channel must be (n,) each")
-    if len(index) and (
-        int(length.max()) >= 1 << _POS_BITS
-        or int(channel.max()) >= 1 << _CHAN_BITS
-        or int(index.min()) < 0
-        or bool((index >= length).any())
-    ):
-        raise ValueError("group_codes: need 0 <= index < length < 2**24 and channel ids < 2**14")
-    position = (length << _POS_BITS) | index
-    return {
-        "nothing": torch.zeros_like(index),
-        "position": position,
-        "channel": channel,
-        "channel_position": (channel << (2 * _POS_BITS)) | position,
-    }
+COARSER = {  # kinds a model with this information can fall back on, coarsest first
+    "nothing": ("nothing",),
+    "position": ("nothing", "position"),
+    "channel": ("nothing", "channel"),
+    "channel_position": ("nothing", "channel", "position", "channel_position"),
+}
+FALLBACK = {"channel_position": ("position", "channel", "nothing"), "position": ("nothing",),
+            "channel": ("nothing",), "nothing": ()}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Floor:
     kind: str
     mse: float  # exact in-sample floor: no function of the key scores lower on these tokens
-    mse_unbiased: float  # Bessel-corrected: the ideal group-mean predictor on new data
+    mse_unbiased: float  # Bessel-corrected, tokens taken as independent
     n_groups: int
     min_group: int  # tokens in the smallest group
     median_group: float
+    mse_transfer: float = math.nan  # training participants' group means, scored on these tokens
+    participants_per_group: float = math.nan  # median training participants behind a group mean
+    unseen: float = math.nan  # share of tokens whose group no training token had
 
 
 @dataclass(frozen=True)
@@ -188,6 +97,8 @@ class Floors:
     target_mean: float  # mean over tokens and elements
     target_var: float  # = nothing.mse: variance across tokens, per element
     target_power: float  # mean square per element: target_var + squared mean (collapse scale)
+    n_participants: int = 0  # participants among these tokens (0: not given)
+    n_train_participants: int = 0  # participants the transfer means were learnt on (0: none)
 
     def __getitem__(self, kind: str) -> Floor:
         if kind not in KINDS:
@@ -198,17 +109,55 @@ class Floors:
         floor = self[kind]
         return floor.mse_unbiased if unbiased else floor.mse
 
+    @property
+    def has_transfer(self) -> bool:
+        return self.n_train_participants > 0 and math.isfinite(self.nothing.mse_transfer)
+
+    def reachable(self, kind: str) -> float:
+        """The best transfer floor of this information or any coarser one (NaN without)."""
+        values = [self[k].mse_transfer for k in COARSER[kind]]
+        return min(values) if all(math.isfinite(v) for v in values) else math.nan
+
+    def reference(self, kind: str) -> float:
+        """What verdicts compare with: `reachable` when a training split was given, else the
+        unbiased in-sample floor."""
+        return self.reachable(kind) if self.has_transfer else self.mse(kind, unbiased=True)
+
+    @property
+    def basis(self) -> str:
+        return "transfer" if self.has_transfer else "unbiased"
+
+    def notes(self) -> list[str]:
+        """One line per grouping that transfers worse than a coarser one, saying why."""
+        if not self.has_transfer:
+            return []
+        out = []
+        for kind in KINDS[1:]:
+            best = min(COARSER[kind][:-1], key=lambda k: self[k].mse_transfer)
+            finer, coarser = self[kind], self[best]
+            if finer.mse_transfer > coarser.mse_transfer:
+                why = (
+                    f"a median of {finer.participants_per_group:g} training participants per "
+                    f"group is too few to learn its {finer.n_groups} group means"
+                )
+                if finer.unseen > 0.1:
+                    why += f" ({finer.unseen:.0%} of these tokens' groups were never in training)"
+                out.append(
+                    f"{LABELS[kind]} transfers worse than {LABELS[best]} "
+                    f"({finer.mse_transfer:.4f} vs {coarser.mse_transfer:.4f}): {why}; a model "
+                    f"with that information can still reach {coarser.mse_transfer:.4f}."
+                )
+        return out
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Floors:
-        return cls(
-            **{k: Floor(**data[k]) for k in KINDS},
-            **{
-                k: data[k] for k in ("n_tokens", "dim", "target_mean", "target_var", "target_power")
-            },
-        )
+        """From `to_dict` output; reports written before transfer floors existed load too."""
+        scalars = {f.name for f in fields(cls) if f.name not in KINDS}
+        return cls(**{k: Floor(**data[k]) for k in KINDS},
+                   **{k: data[k] for k in scalars if k in data})  # fmt: skip
 
     def rows(self) -> list[dict]:
         """One row per floor, for tables and the floor-ladder chart."""
@@ -218,46 +167,114 @@ class Floors:
                 "information": LABELS[k],
                 "mse": self[k].mse,
                 "mse_unbiased": self[k].mse_unbiased,
+                "mse_transfer": self[k].mse_transfer,
+                "reachable": self.reachable(k),
+                "reference": self.reference(k),
+                "participants_per_group": self[k].participants_per_group,
                 "n_groups": self[k].n_groups,
                 "min_group": self[k].min_group,
             }
             for k in KINDS
         ]
 
+    def table_lines(self) -> list[str]:
+        """The ladder as text: in-sample, unbiased, transfer, reachable, groups, people."""
+        head = f"{'information':<24}{'in-sample':>10}{'unbiased':>10}{'transfer':>10}"
+        lines = [head + f"{'reachable':>11}{'groups':>8}{'people/group':>14}"]
+        for r in self.rows():
+            lines.append(
+                f"{r['information']:<24}{r['mse']:>10.4f}{r['mse_unbiased']:>10.4f}"
+                f"{r['mse_transfer']:>10.4f}{r['reachable']:>11.4f}{r['n_groups']:>8}"
+                f"{r['participants_per_group']:>14g}"
+            )
+        who = (
+            f"transfer: group means of {self.n_train_participants} training participants, "
+            f"scored on {self.n_participants or '?'} others"
+            if self.has_transfer
+            else "transfer: no training split given (verdicts use the unbiased floors)"
+        )
+        return [*lines, who, *self.notes()]
+
 
 class FloorAccumulator:
-    """Collect targets batch by batch, then `result()` -> Floors."""
+    """Collect targets batch by batch, then `result()` -> Floors (`result(train=...)` adds
+    the transfer floors of another accumulator's group means)."""
 
     def __init__(self) -> None:
         self.groups = {k: GroupMoments() for k in KINDS}
+        self.pairs: dict[str, set[tuple[int, int]]] = {k: set() for k in KINDS}  # (group, person)
+        self.participants: set[int] = set()
         self._sum = 0.0
         self._n = 0
 
     def update(
-        self, values: torch.Tensor, index: torch.Tensor, length: torch.Tensor, channel: torch.Tensor
+        self,
+        values: torch.Tensor,
+        index: torch.Tensor,
+        length: torch.Tensor,
+        channel: torch.Tensor,
+        participant: torch.Tensor | None = None,
     ) -> None:
-        """values (n, D) targets of n tokens; index, length, channel (n,) their keys."""
+        """values (n, D) targets of n tokens; index, length, channel, participant (n,) keys
+        (participant: integer ids, needed for transfer floors and people per group)."""
         codes = group_codes(index, length, channel)
         for kind, moments in self.groups.items():
             moments.update(codes[kind], values)
+        if participant is not None:
+            person = torch.as_tensor(participant).long().cpu()
+            for kind, code in codes.items():
+                self.pairs[kind].update(
+                    map(tuple, torch.unique(torch.stack([code, person]), dim=1).T.tolist())
+                )
+            self.participants.update(person.unique().tolist())
         self._sum += float(values.detach().double().sum())
         self._n += int(values.numel())
 
-    def result(self) -> Floors:
+    def _people_per_group(self, kind: str) -> float:
+        counts: dict[int, int] = {}
+        for code, _ in self.pairs[kind]:
+            counts[code] = counts.get(code, 0) + 1
+        return float(np.median(list(counts.values()))) if counts else math.nan
+
+    def _transfer(self, kind: str, train: FloorAccumulator) -> tuple[float, float]:
+        """(MSE of these tokens under `train`'s group means, share of tokens scored by a
+        coarser group because `train` never had theirs)."""
+        val, n = self.groups[kind], float(self.groups[kind].count.sum())
+        codes = val.codes().tolist()
+        means = torch.empty_like(val.mean)
+        unseen = torch.zeros(len(codes), dtype=torch.bool)
+        for i, (code, row) in enumerate(zip(codes, train.groups[kind].rows_of(codes), strict=True)):
+            if row is None:
+                unseen[i] = True
+                for coarser in FALLBACK[kind]:
+                    row = train.groups[coarser].rows_of([coarser_code(code, kind, coarser)])[0]
+                    if row is not None:
+                        means[i] = train.groups[coarser].mean[row]
+                        break
+            else:
+                means[i] = train.groups[kind].mean[row]
+        sq = (val.mean - means).square().sum(1)  # (g,) squared distance of the two group means
+        mse = float((val.m2 + val.count * sq).sum()) / (n * val.dim)
+        return mse, float(val.count[unseen].sum()) / n
+
+    def result(self, train: FloorAccumulator | None = None) -> Floors:
         g = self.groups["nothing"]
         if g.n_groups == 0:
             raise ValueError("FloorAccumulator: no tokens were given")
+        if train is not None and train.groups["nothing"].n_groups == 0:
+            raise ValueError("FloorAccumulator.result: the training accumulator has no tokens")
         floors = {}
         for kind, m in self.groups.items():
-            counts = m.count
-            floors[kind] = Floor(
-                kind,
-                m.within_mse(),
-                m.unbiased_mse(),
-                m.n_groups,
-                int(counts.min()),
-                float(counts.median()),
-            )
+            extra = {}
+            if train is not None:
+                mse, unseen = self._transfer(kind, train)
+                extra = {
+                    "mse_transfer": mse,
+                    "unseen": unseen,
+                    "participants_per_group": train._people_per_group(kind),
+                }
+            floors[kind] = Floor(kind, m.within_mse(), m.unbiased_mse(), m.n_groups,
+                                 int(m.count.min()), float(m.count.median()), **extra)  # fmt: skip
         var = floors["nothing"].mse
         return Floors(
             **floors,
@@ -266,16 +283,23 @@ class FloorAccumulator:
             target_mean=self._sum / self._n,
             target_var=var,
             target_power=var + float(g.mean.square().mean()),
+            n_participants=len(self.participants),
+            n_train_participants=len(train.participants) if train is not None else 0,
         )
 
 
-def compute_floors(values: torch.Tensor | np.ndarray, index, length, channel) -> Floors:
-    """Floors of n tokens at once: values (n, D); index, length, channel (n,) integers."""
+def compute_floors(
+    values: torch.Tensor | np.ndarray,
+    index,
+    length,
+    channel,
+    participant=None,
+    train: FloorAccumulator | None = None,
+) -> Floors:
+    """Floors of n tokens at once: values (n, D); index, length, channel, participant (n,)
+    integers; `train`: an accumulator of other participants' tokens for transfer floors."""
     acc = FloorAccumulator()
-    acc.update(
-        torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values),
-        torch.as_tensor(index),
-        torch.as_tensor(length),
-        torch.as_tensor(channel),
-    )
-    return acc.result()
+    values = torch.as_tensor(np.asarray(values) if not torch.is_tensor(values) else values)
+    acc.update(values, torch.as_tensor(index), torch.as_tensor(length), torch.as_tensor(channel),
+               None if participant is None else torch.as_tensor(participant))  # fmt: skip
+    return acc.result(train)

@@ -25,10 +25,10 @@ import torch
 
 from eegwb.atomic import atomic_write_text
 from eegwb.config import load_config
-from eegwb.data.dataset import collate
 from eegwb.data.layout import RecordingMeta, build_table, write_recording
 from eegwb.data.montage import electrode_positions
 from eegwb.errors import InputError, MissingInputError
+from eegwb.evaluation.floor_data import TokenKeys, fit_floors, loader
 from eegwb.evaluation.floors import KINDS, LABELS, Floors
 from eegwb.experiments.autopsy import autopsy_once
 from eegwb.experiments.model_probe import ModelDiagnostics, load_objective, open_split, probe
@@ -82,7 +82,7 @@ class ControlReport:
         return pl.DataFrame(self.diagnostics.rows())
 
     def summary(self) -> dict[str, Any]:
-        u = {f"floor_{k}": self.floors.mse(k, unbiased=True) for k in KINDS}
+        u = {f"floor_{k}": self.floors.reference(k) for k in KINDS}
         return {
             "control": self.name,
             "mask_ratio": self.inputs.mask_ratio,
@@ -90,6 +90,7 @@ class ControlReport:
             "spatial": self.inputs.spatial_encoding,
             "loss": self.diagnostics.val_loss,
             **u,
+            "floors": self.floors.basis,
             "verdict": self.verdict.title,
         }
 
@@ -118,16 +119,12 @@ class ControlReport:
                 f"{'on' if self.inputs.temporal_encoding else 'off'}, spatial encoding "
                 f"{'on' if self.inputs.spatial_encoding else 'off'}, target {self.inputs.target}"
             ),
-            f"tokens scored: {self.floors.n_tokens} x {self.floors.dim}",
+            f"tokens scored: {self.floors.n_tokens} masked x {self.floors.dim} (a token: one "
+            + "channel's window)",
             "",
-            f"{'information':<26}{'floor':>10}{'unbiased':>10}{'groups':>8}",
+            *self.floors.table_lines(),
+            f"{'model loss':<24}{self.diagnostics.val_loss:>10.4f}",
         ]
-        for r in self.floors.rows():
-            lines.append(
-                f"{r['information']:<26}{r['mse']:>10.4f}{r['mse_unbiased']:>10.4f}"
-                f"{r['n_groups']:>8}"
-            )
-        lines.append(f"{'model loss':<26}{self.diagnostics.val_loss:>10.4f}")
         lines += ["", f"{'diagnostic':<26}{'value':>10}  {'threshold':<12}{'original':<36}reading"]
         for r in self.diagnostics.rows():
             lines.append(
@@ -165,16 +162,17 @@ def run_control(
     device: str | torch.device = "cpu",
     verdict_cfg: VerdictConfig | None = None,
     name: str | None = None,
+    train_dataset: Any = None,
 ) -> ControlReport:
     """Floors, diagnostics and verdict of one model on one split.
 
     checkpoint_or_objective: a pretraining checkpoint, or a MaskedReconstruction-like
     objective (with `.model.cfg` and `.masking`). dataset: an EEGDataset, a dataset
     directory (the checkpoint's split fractions applied to it), or None for the
-    checkpoint's own `split` of its training data.
+    checkpoint's own `split` of its training data. The transfer floors learn their group
+    means on `train_dataset` (default, with a checkpoint and split val: the same data's
+    train split); without one the verdict uses the unbiased in-sample floors.
     """
-    from torch.utils.data import DataLoader
-
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     checkpoint = ""
@@ -188,10 +186,22 @@ def run_control(
         checkpoint = str(checkpoint_or_objective)
         objective, cfg = load_objective(checkpoint, device)
         if dataset is None or isinstance(dataset, (str, Path)):
-            dataset = open_split(cfg, split, data_root=dataset)
+            root, dataset = dataset, open_split(cfg, split, data_root=dataset)
+            if train_dataset is None and split == "val":
+                train_dataset = open_split(cfg, "train", data_root=root)
     model_cfg, masking = objective.model.cfg, objective.masking
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    floors, diag = probe(objective, (b.to(device) for b in loader), seed=seed)
+    keys, train = TokenKeys(), None
+    if train_dataset is not None:
+        batches = (b.to(device) for b in loader(train_dataset, batch_size))
+        train = fit_floors(batches, objective.targets, keys, keys.people(train_dataset.index))
+    floors, diag = probe(
+        objective,
+        (b.to(device) for b in loader(dataset, batch_size)),
+        seed=seed,
+        keys=keys,
+        people=keys.people(dataset.index),
+        train=train,
+    )
     inputs = InputInfo.from_config(model_cfg, masking)
     verdict = decide(floors, diag, inputs, verdict_cfg)
     model = {
@@ -221,14 +231,14 @@ def summary_frame(reports: Sequence[ControlReport]) -> pl.DataFrame:
 def ladder_chart(
     reports: ControlReport | Sequence[ControlReport], title: str = "floor ladder"
 ) -> Any:
-    """Floors as bars (unbiased; the exact in-sample floor as a tick), each model's loss as
-    a horizontal rule. The floors drawn are the first report's: give reports of one split
-    and fixed targets (signal), or one report per chart."""
+    """Floors as bars (the verdicts' reference: transfer, else unbiased; the exact in-sample
+    floor as a tick), each model's loss as a horizontal rule. The floors drawn are the first
+    report's: give reports of one split and fixed targets (signal), or one per chart."""
     import altair as alt
 
     reports = [reports] if isinstance(reports, ControlReport) else list(reports)
     order = [LABELS[k] for k in KINDS]
-    floors = pl.DataFrame(reports[0].floors.rows())
+    floors = pl.DataFrame(reports[0].floors.rows()).fill_nan(None)  # no transfer: null, not NaN
     losses = pl.DataFrame(
         [{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss} for r in reports]
     )
@@ -243,12 +253,15 @@ def ladder_chart(
         .mark_bar(opacity=0.7)
         .encode(
             x=x,
-            y=alt.Y("mse_unbiased:Q", title="MSE per element"),
+            y=alt.Y("reference:Q", title=f"MSE per element ({reports[0].floors.basis} floor)"),
             tooltip=[
                 "information",
-                alt.Tooltip("mse_unbiased:Q", format=".4f"),
+                alt.Tooltip("reference:Q", title="verdicts' floor", format=".4f"),
+                alt.Tooltip("mse_transfer:Q", title="transfer", format=".4f"),
+                alt.Tooltip("mse_unbiased:Q", title="unbiased (in-sample)", format=".4f"),
                 alt.Tooltip("mse:Q", title="exact (in-sample)", format=".4f"),
                 "n_groups",
+                alt.Tooltip("participants_per_group:Q", title="training people per group"),
             ],
         )
     )

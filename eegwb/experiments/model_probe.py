@@ -31,9 +31,10 @@ from typing import Any
 import torch
 
 from eegwb.config import from_dict
-from eegwb.data.dataset import EEGDataset, collate
+from eegwb.data.dataset import EEGDataset
 from eegwb.errors import InputError
-from eegwb.evaluation.floors import ChannelCoder, FloorAccumulator, Floors
+from eegwb.evaluation.floor_data import TokenKeys
+from eegwb.evaluation.floors import FloorAccumulator, Floors
 from eegwb.model.eeg_model import EEGModel
 from eegwb.model.objective import MaskedReconstruction
 from eegwb.train.checkpoints import CheckpointError, load_checkpoint
@@ -176,16 +177,21 @@ def probe(
     seed: int = 0,
     consistency: bool = True,
     pca_tokens: int = 4096,
+    keys: TokenKeys | None = None,
+    people: torch.Tensor | None = None,
+    train: FloorAccumulator | None = None,
 ) -> tuple[Floors, ModelDiagnostics]:
     """Floors of the targets and diagnostics of the predictions over masked tokens.
 
     objective: a MaskedReconstruction (or anything returning ObjectiveOutput(loss, pred,
     target, mask) from `objective(batch, generator=...)`); batches: Batch objects already
-    on the objective's device. Masks come from a generator seeded with `seed`.
+    on the objective's device. Masks come from a generator seeded with `seed`. For
+    transfer floors: `train` (eegwb.evaluation.floor_data.fit_floors of the training
+    split), the `keys` it was fitted with, and `people` (participant id by seq_index).
     """
     was_training = objective.training
     objective.eval()
-    coder = ChannelCoder()
+    keys = keys or TokenKeys()
     targets, preds = FloorAccumulator(), FloorAccumulator()
     sse, n_el = 0.0, 0
     corr = torch.zeros(6, dtype=torch.float64)  # n, sx, sy, sxx, syy, sxy
@@ -200,15 +206,13 @@ def probe(
                 gens = [torch.Generator(device=device).manual_seed(seed + k) for k in (0, 1)]
             out = objective(batch, generator=gens[0])
             mask = out.mask  # (b, l)
-            b, l = mask.shape
-            index = torch.arange(l, device=device).expand(b, l)[mask]  # (m,)
-            length = batch.lengths.to(device)[:, None].expand(b, l)[mask]
-            chan = coder(batch.coords).to(device)[:, None].expand(b, l)[mask]
+            who = None if people is None else people[batch.seq_index.cpu()]
+            index, length, chan, *person = keys.of(batch.coords, batch.lengths, mask, who)  # (m,)
             p = out.pred[mask].double()  # (m, o)
             t = out.target[mask].double()
             if p.shape[0] == 0:
                 continue
-            targets.update(t, index, length, chan)
+            targets.update(t, index, length, chan, *person)
             preds.update(p, index, length, chan)
             sse += float((p - t).square().sum())
             n_el += p.numel()
@@ -241,7 +245,7 @@ def probe(
         raise InputError(
             "probe: no masked tokens in the given batches (empty split or mask_ratio 0)"
         )
-    return targets.result(), _diagnostics(
+    return targets.result(train), _diagnostics(
         targets,
         preds,
         sse / n_el,
@@ -305,25 +309,6 @@ def _diagnostics(
         consistency_between=between,
         consistency_ratio=ratio,
     )
-
-
-def data_floors(dataset: Any, batch_size: int = 64) -> Floors:
-    """Floors of `signal` targets (the normalised windows) over every real token of a
-    dataset: what position and channel are worth in the data, before any training."""
-    from torch.utils.data import DataLoader
-
-    coder = ChannelCoder()
-    acc = FloorAccumulator()
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        b, l = batch.pad_mask.shape
-        real = batch.valid  # (b, l)
-        acc.update(
-            batch.x[real],
-            torch.arange(l).expand(b, l)[real],
-            batch.lengths[:, None].expand(b, l)[real],
-            coder(batch.coords)[:, None].expand(b, l)[real],
-        )
-    return acc.result()
 
 
 # ----------------------------------------------------------------------------- checkpoint + split

@@ -9,10 +9,12 @@ floors (eegwb.evaluation.floors), so:
    position (from the temporal encoding, or implicitly from a recurrent backbone) and/or
    the electrode (spatial encoding). A loss below the *exact* floor of that information
    is impossible without more, so something else reaches the model.
-3. Otherwise the loss is placed on the ladder of *unbiased* floors: at or above the
-   nothing floor, or inputs that carry nothing -> no information; clearly below the
-   channel x position floor (mask < 1) -> uses context; clearly below both single floors
-   -> position + channel; below one only -> that one; when either alone could explain it,
+3. Otherwise the loss is placed on the ladder of floors a model could reach
+   (`Floors.reference`: transfer floors, group means learnt on the training participants
+   and scored on these, else the unbiased in-sample ones): at or above the nothing
+   floor, or inputs that carry nothing -> no information; clearly below the channel x
+   position floor (mask < 1) -> uses context; clearly below both single floors ->
+   position + channel; below one only -> that one; when either alone could explain it,
    the prediction variance explained by position and by channel (model diagnostics)
    decides.
 
@@ -139,14 +141,16 @@ def decide(
     """The verdict for one model on one split (see the module docstring for the order)."""
     cfg = cfg or VerdictConfig()
     loss = float(diag.val_loss)
-    u = {k: floors.mse(k, unbiased=True) for k in FLOOR_LABELS}
+    u = {k: floors.reference(k) for k in FLOOR_LABELS}
     e = {k: floors.mse(k) for k in FLOOR_LABELS}
     numbers = {
         "loss": loss,
         **{f"floor_{k}": v for k, v in e.items()},
-        **{f"floor_{k}_unbiased": v for k, v in u.items()},
+        **{f"floor_{k}_unbiased": floors.mse(k, unbiased=True) for k in FLOOR_LABELS},
+        **{f"floor_{k}_transfer": floors[k].mse_transfer for k in FLOOR_LABELS},
+        **{f"floor_{k}_reference": v for k, v in u.items()},
     }
-    notes = _data_notes(u, cfg)
+    notes = _data_notes(u, floors, cfg)
     if not math.isfinite(loss):
         return Verdict(
             "no_information",
@@ -164,7 +168,7 @@ def decide(
             f"The targets barely vary across tokens (variance {floors.target_var:.3g} is "
             f"{_pct(ratio)} of their mean square {floors.target_power:.3g}): every floor is ~0, "
             "so a low loss shows "
-            "nothing learned. Use 'signal', 'embedding_stopgrad' or 'ema' targets.",
+            f"nothing learned. {other_targets(inputs.target)}",
             notes=notes,
             numbers=numbers,
         )
@@ -271,9 +275,21 @@ def _rank(
     )
 
 
-def _data_notes(u: dict[str, float], cfg: VerdictConfig) -> list[str]:
+def other_targets(used: str) -> str:
+    """Advice on the target that never names the one in use."""
+    options = [t for t in ("signal", "embedding_stopgrad", "ema") if t != used]
+    return f"The model uses {used!r} targets; try {' or '.join(repr(t) for t in options)}."
+
+
+def _data_notes(u: dict[str, float], floors: Floors, cfg: VerdictConfig) -> list[str]:
     m = cfg.gain_margin
-    notes = []
+    basis = (
+        f"floors learnt on {floors.n_train_participants} training participants, scored on "
+        f"{floors.n_participants or 'these'} others"
+        if floors.has_transfer
+        else "unbiased in-sample floors: no training split, tokens taken as independent"
+    )
+    notes = [f"Floors compared: {basis}."]
     for kind in ("position", "channel", "channel_position"):
         gain = 1.0 - u[kind] / u["nothing"] if u["nothing"] > 0 else 0.0
         worth = "worth" if u[kind] < u["nothing"] * (1 - m) else "worth little:"
@@ -281,7 +297,7 @@ def _data_notes(u: dict[str, float], cfg: VerdictConfig) -> list[str]:
             f"In this data, {FLOOR_LABELS[kind]} is {worth} {_pct(gain)} of the target "
             f"variance (floor {u[kind]:.4f} vs {u['nothing']:.4f})."
         )
-    return notes
+    return notes + floors.notes()
 
 
 def _channel_gain_note(loss: float, u: dict[str, float]) -> str:

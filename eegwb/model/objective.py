@@ -55,8 +55,13 @@ class MaskedReconstruction(nn.Module):
         mask = make_mask(batch.pad_mask, self.masking.mask_ratio, generator=generator)
         x_in = apply_mask(batch.x, mask, self.masking.style, generator=generator)
         pred = self.model(x_in, batch.coords, batch.pad_mask)  # (b, l, o)
-        target = make_target(self.target_kind, batch.x, self.model.token_encoder, self.teacher)
+        target = self.targets(batch)
         return ObjectiveOutput(masked_mse(pred, target, mask), pred, target, mask)
+
+    def targets(self, batch: Batch) -> torch.Tensor:
+        """(b, l, o) what each token should be reconstructed as (every position, pads too);
+        the control floors take training participants' group means of these."""
+        return make_target(self.target_kind, batch.x, self.model.token_encoder, self.teacher)
 
     def after_step(self) -> None:
         """Move the EMA teacher toward the student; nothing for other targets."""

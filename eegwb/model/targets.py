@@ -52,6 +52,20 @@ class EMATeacher(nn.Module):
         return self.encoder(x)
 
 
+FIXED_TARGETS = ("signal",)  # functions of the window alone: their floors need no model
+
+
+def fixed_target(kind: str, x: torch.Tensor) -> torch.Tensor:
+    """The target of a kind that no model shapes, for clean windows x (b, l, t); learnt
+    targets (embeddings, EMA) need the model: a ValueError says so."""
+    if kind not in FIXED_TARGETS:
+        raise ValueError(
+            f"target {kind!r} is learnt by the model (fixed targets: "
+            f"{', '.join(FIXED_TARGETS)}); its floors need a checkpoint: eegwb control"
+        )
+    return make_target(kind, x, token_encoder=None)  # type: ignore[arg-type]
+
+
 def make_target(
     kind: str, x: torch.Tensor, token_encoder: TokenEncoder, teacher: EMATeacher | None = None
 ) -> torch.Tensor:

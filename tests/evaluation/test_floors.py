@@ -153,3 +153,97 @@ def test_channel_coder_is_stable() -> None:
     a = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert coder(a).tolist() == [0, 1, 0]
     assert coder(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])).tolist() == [1, 2]
+
+
+# ----------------------------------------------------------------------------- transfer floors
+
+
+def _people_grid(n_people: int, n_ch: int, length: int, first: int = 0):
+    """Keys of one sequence per (participant, channel): index, length, channel, participant."""
+    people = np.repeat(np.arange(first, first + n_people), n_ch * length)
+    channel = np.tile(np.repeat(np.arange(n_ch), length), n_people)
+    index = np.tile(np.arange(length), n_people * n_ch)
+    return index, np.full_like(index, length), channel, people
+
+
+def test_transfer_floor_is_the_mse_of_training_group_means_on_other_people() -> None:
+    rng = np.random.default_rng(5)
+    n_ch, length, dim = 3, 4, 2
+    tr = _people_grid(6, n_ch, length)
+    va = _people_grid(3, n_ch, length, first=100)
+    effect = rng.normal(size=(n_ch, length, dim))
+    y_tr = effect[tr[2], tr[0]] + rng.normal(size=(len(tr[0]), dim))
+    y_va = effect[va[2], va[0]] + rng.normal(size=(len(va[0]), dim))
+    train = FloorAccumulator()
+    train.update(torch.tensor(y_tr), *(torch.tensor(v) for v in tr))
+    floors = compute_floors(y_va, *va, train=train)
+    keys_tr = {"nothing": np.zeros(len(tr[0])), "position": tr[0], "channel": tr[2],
+               "channel_position": tr[2] * 100 + tr[0]}  # fmt: skip
+    keys_va = {"nothing": np.zeros(len(va[0])), "position": va[0], "channel": va[2],
+               "channel_position": va[2] * 100 + va[0]}  # fmt: skip
+    for kind in KINDS:
+        pred = np.stack([y_tr[keys_tr[kind] == g].mean(0) for g in keys_va[kind]])
+        assert floors[kind].mse_transfer == pytest.approx(np.mean((y_va - pred) ** 2), rel=1e-10)
+        assert floors[kind].unseen == 0.0
+    assert floors.has_transfer and (floors.n_participants, floors.n_train_participants) == (3, 6)
+    assert floors.channel_position.participants_per_group == 6  # each mean rests on 6 people
+    assert floors.nothing.participants_per_group == 6
+    assert floors.reference("channel_position") == floors.reachable("channel_position")
+
+
+def test_unseen_groups_are_scored_by_the_next_coarser_group() -> None:
+    tr = (
+        np.array([0, 1, 0, 1]),
+        np.array([2, 2, 2, 2]),
+        np.array([0, 0, 1, 1]),
+        np.array([0, 0, 1, 1]),
+    )
+    train = FloorAccumulator()
+    y_tr = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    train.update(y_tr, *(torch.tensor(v) for v in tr))
+    # validation: channel 0 at position (0 of 2), seen; channel 0 at (0 of 1), a length never
+    # trained on: channel x position falls back to channel 0's mean (position unseen too)
+    va = (np.array([0, 0]), np.array([2, 1]), np.array([0, 0]), np.array([7, 7]))
+    f = compute_floors(np.array([[1.0], [0.0]]), *va, train=train)
+    assert f.channel_position.unseen == 0.5 and f.position.unseen == 0.5
+    assert f.channel_position.mse_transfer == pytest.approx(((1 - 1) ** 2 + (0 - 1.5) ** 2) / 2)
+    assert f.position.mse_transfer == pytest.approx(((1 - 2) ** 2 + (0 - 2.5) ** 2) / 2)
+
+
+def test_correlated_tokens_make_in_sample_floors_promise_what_transfer_does_not() -> None:
+    """The EEGMAT case: a person's offset is shared by all their channels and positions. With
+    4 people, the unbiased in-sample floors call position worth something and the finer
+    channel x position grouping looks best; learnt on other people, neither helps, the finer
+    grouping transfers worst, and the note says why."""
+    rng = np.random.default_rng(6)
+    n_ch, length = 19, 14
+    tr, va = _people_grid(12, n_ch, length), _people_grid(4, n_ch, length, first=50)
+
+    def signal(keys):
+        person = rng.normal(size=(keys[3].max() + 1, length)) * 0.8  # person x position offsets
+        return person[keys[3], keys[0]][:, None] + rng.normal(size=(len(keys[0]), 8))
+
+    train = FloorAccumulator()
+    train.update(torch.tensor(signal(tr)), *(torch.tensor(v) for v in tr))
+    f = compute_floors(signal(va), *va, train=train)
+    unbiased_gain = 1 - f.mse("position", unbiased=True) / f.mse("nothing", unbiased=True)
+    assert unbiased_gain > 0.05  # the in-sample illusion (10%): a position mean fits 4 people
+    assert f.position.mse_transfer > 0.97 * f.nothing.mse_transfer  # nothing that transfers
+    assert f.channel_position.mse_transfer > f.position.mse_transfer
+    assert f.reachable("channel_position") <= f.position.mse_transfer
+    notes = " ".join(f.notes())
+    assert "channel x position transfers worse than" in notes
+    assert "12 training participants per group is too few" in notes
+
+
+def test_floors_round_trip_and_old_reports_load() -> None:
+    index, lengths, channel, _ = _grid(2, 2, 3)
+    f = compute_floors(np.arange(len(index), dtype=float)[:, None], index, lengths, channel)
+    assert not f.has_transfer and math.isnan(f.reachable("position"))
+    assert f.reference("position") == f.mse("position", unbiased=True)
+    old = f.to_dict()
+    for kind in KINDS:  # a report written before transfer floors: no such keys
+        for key in ("mse_transfer", "participants_per_group", "unseen"):
+            del old[kind][key]
+    del old["n_participants"], old["n_train_participants"]
+    assert Floors.from_dict(old) == f

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from eegwb.config import load_config
+from eegwb.evaluation.floor_data import dataset_floors
 from eegwb.experiments.control import (
     ControlCohortConfig,
     control_config_path,
@@ -20,7 +21,7 @@ from eegwb.experiments.control import (
     train_controls,
     write_control_cohort,
 )
-from eegwb.experiments.model_probe import data_floors, load_objective, open_split
+from eegwb.experiments.model_probe import load_objective, open_split
 from eegwb.model.masking import make_mask
 from eegwb.model.objective import MaskedReconstruction, ObjectiveOutput, masked_mse
 from eegwb.model.targets import make_target
@@ -107,13 +108,25 @@ def test_d_half_masked_uses_context(controls) -> None:
 
 
 def test_floors_at_mask_one_are_the_data_floors(controls) -> None:
+    """At mask 1.0 the probe scores every token, so its floors are the data's, transfer
+    floors included: `eegwb floors` (no model) and `eegwb control` give one answer."""
     _, reports = controls
     report = reports["b"][1]
     _, cfg = load_objective(report.checkpoint)
-    direct = data_floors(open_split(cfg, "val"))
+    direct = dataset_floors(open_split(cfg, "val"), open_split(cfg, "train"))
     for kind in ("nothing", "position", "channel", "channel_position"):
         assert report.floors.mse(kind) == pytest.approx(direct.mse(kind), rel=1e-6)
+        assert report.floors[kind].mse_transfer == pytest.approx(
+            direct[kind].mse_transfer, rel=1e-6
+        )
     assert report.floors.n_tokens == direct.n_tokens
+    assert (report.floors.n_train_participants, report.floors.n_participants) == (8, 8)
+    # the planted templates are the same for everyone: learnt on others, they still fit
+    f = report.floors
+    assert f.channel_position.mse_transfer < 0.8 * f.position.mse_transfer
+    assert f.channel_position.participants_per_group == 8
+    assert "floors learnt on 8 training participants" in report.verdict.notes[0]
+    assert "transfer" in report.text() and "people/group" in report.text()
 
 
 class LeakyReconstruction(MaskedReconstruction):
@@ -193,7 +206,7 @@ def test_cli_prints_table_and_verdict(controls, tmp_path: Path, capsys) -> None:
     assert "already exists" in captured.err and "tokens scored" not in captured.out
     assert out_json.read_text() == before
     code = main([*args, "--overwrite"])
-    assert code == 0 and "tokens scored: 2048 x 32" in capsys.readouterr().out
+    assert code == 0 and "tokens scored: 2048 masked x 32" in capsys.readouterr().out
     assert json.loads(out_json.read_text())["floors"]["n_tokens"] == 2048
 
 
