@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "validate": "data quality checks and the leakage audit; exit 1 when something fails",
     "pretrain": "masked-reconstruction pretraining (also under torchrun)",
     "sweep": "sequential pretraining runs over a grid of config values",
+    "floors": "the information floor ladder of a dataset (no checkpoint needed)",
     "control": "information floors, model diagnostics and the control verdict",
     "finetune": "fine-tune a pretrained backbone on a clinical label",
     "autopsy": "why a trained model does what it does: a diagnostic report",

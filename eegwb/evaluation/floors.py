@@ -67,6 +67,7 @@ COARSER = {  # kinds a model with this information can fall back on, coarsest fi
     "channel": ("nothing", "channel"),
     "channel_position": ("nothing", "channel", "position", "channel_position"),
 }
+FEW_PEOPLE = 10  # fewer independent participants behind a group mean: too few to learn it
 FALLBACK = {"channel_position": ("position", "channel", "nothing"), "position": ("nothing",),
             "channel": ("nothing",), "nothing": ()}  # fmt: skip
 
@@ -136,9 +137,12 @@ class Floors:
             best = min(COARSER[kind][:-1], key=lambda k: self[k].mse_transfer)
             finer, coarser = self[kind], self[best]
             if finer.mse_transfer > coarser.mse_transfer:
-                why = (
-                    f"a median of {finer.participants_per_group:g} training participants per "
-                    f"group is too few to learn its {finer.n_groups} group means"
+                people = finer.participants_per_group
+                why = f"a median of {people:g} training participants per group" + (
+                    f" is too few to learn its {finer.n_groups} group means"
+                    if people < FEW_PEOPLE
+                    else ": what tells its groups apart in training does not carry over to "
+                    "other participants"
                 )
                 if finer.unseen > 0.1:
                     why += f" ({finer.unseen:.0%} of these tokens' groups were never in training)"

@@ -217,7 +217,7 @@ def test_correlated_tokens_make_in_sample_floors_promise_what_transfer_does_not(
     grouping transfers worst, and the note says why."""
     rng = np.random.default_rng(6)
     n_ch, length = 19, 14
-    tr, va = _people_grid(12, n_ch, length), _people_grid(4, n_ch, length, first=50)
+    tr, va = _people_grid(6, n_ch, length), _people_grid(4, n_ch, length, first=50)
 
     def signal(keys):
         person = rng.normal(size=(keys[3].max() + 1, length)) * 0.8  # person x position offsets
@@ -233,7 +233,7 @@ def test_correlated_tokens_make_in_sample_floors_promise_what_transfer_does_not(
     assert f.reachable("channel_position") <= f.position.mse_transfer
     notes = " ".join(f.notes())
     assert "channel x position transfers worse than" in notes
-    assert "12 training participants per group is too few" in notes
+    assert "6 training participants per group is too few" in notes
 
 
 def test_floors_round_trip_and_old_reports_load() -> None:
