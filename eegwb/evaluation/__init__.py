@@ -1,6 +1,7 @@
 """How good a model's predictions are, and what the data allow without a model: metrics
 (AUROC, balanced accuracy, aggregation to recordings and participants, participant
-bootstrap), the band-power baseline, and the closed-form information floors.
+bootstrap), the band-power baseline, and the closed-form information floors (in-sample and
+transfer; `floor_data` computes them over a dataset).
 
 Below `train` (fine-tuning scores with it); names load lazily.
 """
@@ -24,6 +25,9 @@ EXPORTS = {
     "FloorAccumulator": "floors",
     "Floors": "floors",
     "compute_floors": "floors",
+    "TokenKeys": "floor_data",
+    "dataset_floors": "floor_data",
+    "fit_floors": "floor_data",
 }
 __all__ = [
     "LEVELS",
@@ -32,13 +36,16 @@ __all__ = [
     "Floors",
     "LevelMetrics",
     "MetricsError",
+    "TokenKeys",
     "aggregate",
     "auroc",
     "balanced_accuracy",
     "best_threshold",
     "bootstrap_ci",
     "compute_floors",
+    "dataset_floors",
     "evaluate_levels",
+    "fit_floors",
     "roc_chart",
     "run_baseline",
     "window_features",

@@ -45,6 +45,7 @@ from eegwb.experiments.failures import failure_section
 from eegwb.experiments.gradients import gradient_section
 from eegwb.experiments.model_probe import load_objective, open_split
 from eegwb.experiments.predictions import ProbeSet, Subject, predict, prediction_section
+from eegwb.experiments.reconstruction import probe_floors
 from eegwb.experiments.report import AutopsyReport, Finding, Section, check_writable, log_report
 from eegwb.model.masking import apply_mask, make_mask
 from eegwb.model.targets import make_target
@@ -159,7 +160,8 @@ def _load_pretrained(
     objective, cfg = load_objective(path, device)
     ds = open_split(cfg, split, data_root=data)
     describe = ckpt.get("describe", {})
-    return {
+    return {  # the floors of a val probe learn their group means on the train participants
+        "train_dataset": open_split(cfg, "train", data_root=data) if split == "val" else None,
         "subject": Subject("reconstruction", objective.model, objective.model, device=device),
         "objective": objective,
         "dataset": ds,
@@ -210,6 +212,8 @@ def build_probe(loaded: dict[str, Any], cfg: AutopsyConfig) -> ProbeSet:
                 .float()
                 .cpu()
             )
+            train = loaded["train_dataset"]
+            probe.floors = probe_floors(probe, obj.targets, train, cfg.batch_size, dev)
     return probe
 
 
@@ -285,7 +289,7 @@ class Autopsy:
                 ],
             )
         elif name == "predictions":
-            section = prediction_section(s, p, self.outputs)
+            section = prediction_section(s, p, self.outputs, self.loaded["config"])
         elif name == "gradients":
             with reference_path(s.module):
                 section = gradient_section(s, p, c.batch_size)

@@ -1,4 +1,4 @@
-"""Predictions against targets on a fixed probe set, and against naive baselines.
+"""Predictions against targets on a fixed probe set, and against the information floors.
 
 Every autopsy section scores the same `ProbeSet` (the same sequences, the same masks), so
 the numbers of predictions, gradients, attributions, ablations and failures are about the
@@ -9,10 +9,9 @@ same inputs. A `Subject` says what the model is and how one sample is scored:
     classifier      an EEGClassifier; loss = binary cross-entropy; the scalar is the logit
 
 Reconstruction numbers follow the original collapse checks (variance across positions,
-eegwb.train.collapse) and add baselines fitted on the same masked tokens: predict the mean
-window, the median window, or each channel's mean window. These are in-sample (optimistic)
-floors, so a model that cannot beat them has learnt nothing the probe set's averages do not
-already hold. Classifier numbers: AUROC, confusion at the checkpoint's threshold,
+eegwb.train.collapse) and compare the model with the information floors of the same masked
+tokens, learnt on the training participants as `eegwb control` learns them
+(`reconstruction.py`). Classifier numbers: AUROC, confusion at the checkpoint's threshold,
 calibration (reliability bins, ECE, Brier) and per-participant accuracy.
 
 Shapes: n probe sequences, l windows, t samples per window, o output width, m masked tokens.
@@ -30,12 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegwb.errors import InputError
+from eegwb.evaluation.floors import Floors
 from eegwb.evaluation.metrics import auroc, balanced_accuracy, confusion_matrix
+from eegwb.experiments.reconstruction import (
+    reconstruction_findings,
+    reconstruction_numbers,
+    residual_histogram,
+)
 from eegwb.experiments.report import Finding, Section
 
-COLLAPSE_VAR_RATIO = 0.5  # the issue's threshold: predictions vary < half as much as targets
-MIN_IMPROVEMENT = 0.05  # beating the mean window by < 5% of its MSE is "barely"
 ECE_WARN = 0.1  # 10 points between predicted risk and observed frequency
 CALIBRATION_BINS = 10
 
@@ -52,6 +54,7 @@ class ProbeSet:
     mask: torch.Tensor | None = None  # (n, l) True at masked real windows (the scored ones)
     label: torch.Tensor | None = None  # (n,) float 0/1 for classifiers
     kept: torch.Tensor | None = None  # (n, l) masked windows BERT style left as they were: seen
+    floors: Floors | None = None  # of the masked tokens (reconstruction.probe_floors)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -172,133 +175,6 @@ def overall_loss(subject: Subject, probe: ProbeSet, losses: torch.Tensor) -> flo
     """The split's loss: masked MSE over all masked windows, or mean BCE."""
     w = subject.weights(probe).double()
     return float((losses.double() * w).sum() / w.sum().clamp(min=1))
-
-
-# ----------------------------------------------------------------------------- reconstruction
-
-
-def _reconstruction_numbers(out: torch.Tensor, probe: ProbeSet) -> tuple[dict, pl.DataFrame]:
-    mask = probe.mask
-    P = out[mask].double()  # (m, o)
-    T = probe.target[mask].double()  # (m, o)
-    if P.shape[0] < 2:
-        raise InputError(
-            "predictions: fewer than 2 masked windows in the probe set (mask_ratio 0?)"
-        )
-    chan = probe.channels[np.repeat(np.arange(len(probe)), mask.sum(1).numpy())]  # (m,)
-    mse = float((P - T).square().mean())
-    base = {"mean window": T.mean(0), "median window": T.median(0).values}
-    chan_mean = torch.empty_like(T)
-    for c in np.unique(chan):
-        rows = torch.from_numpy(chan == c)
-        chan_mean[rows] = T[rows].mean(0)
-    mses = {k: float((T - v).square().mean()) for k, v in base.items()}
-    mses["channel mean window"] = float((T - chan_mean).square().mean())
-    pred_var, target_var = (
-        float(P.var(0, unbiased=False).mean()),
-        float(T.var(0, unbiased=False).mean()),
-    )
-    target_std = float(T.std(unbiased=False))
-    resid = (P - T).flatten()
-    q = torch.quantile(
-        resid[
-            torch.randperm(resid.numel(), generator=torch.Generator().manual_seed(0))[:1_000_000]
-        ],
-        torch.tensor([0.01, 0.05, 0.5, 0.95, 0.99], dtype=torch.float64),
-    ).tolist()
-    numbers = {
-        "n_masked_windows": int(P.shape[0]),
-        "pred_mean": float(P.mean()),
-        "target_mean": float(T.mean()),
-        "pred_std": float(P.std(unbiased=False)),
-        "target_std": target_std,
-        "pred_var": pred_var,
-        "target_var": target_var,
-        "var_ratio": pred_var / target_var if target_var > 0 else float("nan"),
-        "mse": mse,
-        "rmse": mse**0.5,
-        "nrmse": mse**0.5 / target_std if target_std > 0 else float("nan"),
-        **{f"mse_{k.replace(' ', '_')}": v for k, v in mses.items()},
-        "improvement_over_mean": 1.0 - mse / mses["mean window"]
-        if mses["mean window"] > 0
-        else float("nan"),
-        "residual_mean": float(resid.mean()),
-        "residual_std": float(resid.std(unbiased=False)),
-        **{f"residual_q{int(p * 100):02d}": v for p, v in zip((0.01, 0.05, 0.5, 0.95, 0.99), q)},
-    }
-    rows = [{"predictor": "model", "mse": mse}] + [
-        {"predictor": k, "mse": v} for k, v in mses.items()
-    ]
-    table = pl.DataFrame(rows).with_columns(
-        rmse=pl.col("mse").sqrt(), mse_vs_model=pl.col("mse") / mse if mse > 0 else pl.lit(None)
-    )
-    return numbers, table
-
-
-def _residual_histogram(out: torch.Tensor, probe: ProbeSet, bins: int = 40) -> pl.DataFrame:
-    resid = (out[probe.mask] - probe.target[probe.mask]).flatten().numpy()
-    lo, hi = np.percentile(resid, [0.5, 99.5])
-    counts, edges = np.histogram(
-        np.clip(resid, lo, hi), bins=bins, range=(lo, hi) if hi > lo else None
-    )
-    return pl.DataFrame({"residual": edges[:-1], "residual_end": edges[1:], "count": counts})
-
-
-def _reconstruction_findings(n: dict) -> list[Finding]:
-    out = []
-    if n["var_ratio"] < COLLAPSE_VAR_RATIO:
-        out.append(
-            Finding(
-                "fail",
-                f"Collapse: predictions vary only {n['var_ratio']:.1%} as much as the targets "
-                "across "
-                f"masked windows (threshold {COLLAPSE_VAR_RATIO:.0%}); the model outputs nearly "
-                "the same window "
-                "whatever the input.",
-                "Run the control experiments (`eegwb control`) to see which floor the loss "
-                "reaches; use the "
-                "`signal` or `ema` target (an `embedding` target can collapse); lower "
-                "masking.mask_ratio so "
-                "context is visible; train longer or at a higher learning rate if the loss still "
-                "falls.",
-            )
-        )
-    if n["improvement_over_mean"] < MIN_IMPROVEMENT:
-        gain = n["improvement_over_mean"]
-        how = f"only {gain:.1%} below" if gain >= 0 else f"{-gain:.1%} above"
-        out.append(
-            Finding(
-                "warn",
-                f"The model's MSE is {how} that of predicting the mean window of these same masked "
-                "tokens: it has learnt little beyond the dataset mean.",
-                "Compare with the information floors (`eegwb control`); if position or channel "
-                "floors are "
-                "as low, the model uses only those; check that masked windows are not trivially "
-                "predictable.",
-            )
-        )
-    if n["mse_channel_mean_window"] < n["mse"]:
-        out.append(
-            Finding(
-                "warn",
-                "Predicting each channel's mean window beats the model: channel identity carries "
-                "signal the model does not use.",
-                "Check that the spatial encoding is on (model.disable_spatial_encoding) and that "
-                "channel "
-                "positions in the dataset are right (`eegwb validate`).",
-            )
-        )
-    if abs(n["residual_mean"]) > 0.1 * n["target_std"]:
-        out.append(
-            Finding(
-                "warn",
-                f"Residuals are biased: mean(pred - target) = {n['residual_mean']:.3g} "
-                f"({abs(n['residual_mean']) / n['target_std']:.0%} of the target std).",
-                "Check normalisation (robust_z per recording and channel) and the head's bias; a "
-                "constant offset often means train and probe data are normalised differently.",
-            )
-        )
-    return out
 
 
 # ----------------------------------------------------------------------------- classifier
@@ -441,8 +317,11 @@ def _classifier_findings(n: dict, people: pl.DataFrame) -> list[Finding]:
 # ----------------------------------------------------------------------------- the section
 
 
-def prediction_section(subject: Subject, probe: ProbeSet, out: torch.Tensor) -> Section:
-    """Predictions vs targets (reconstruction) or vs labels (classifier) on the probe set."""
+def prediction_section(
+    subject: Subject, probe: ProbeSet, out: torch.Tensor, config: dict | None = None
+) -> Section:
+    """Predictions vs targets (reconstruction) or vs labels (classifier) on the probe set;
+    `config`: the checkpoint's config (its model and masking shape the advice)."""
     if subject.kind == "classifier":
         numbers, tables = _classifier_numbers(out, probe, subject.threshold)
         return Section(
@@ -453,14 +332,14 @@ def prediction_section(subject: Subject, probe: ProbeSet, out: torch.Tensor) -> 
             _classifier_findings(numbers, tables["per_participant"]),
             hidden=("confusion",),
         )
-    numbers, table = _reconstruction_numbers(out, probe)
-    tables = {"baselines": table, "residuals": _residual_histogram(out, probe)}
+    numbers, table, floors = reconstruction_numbers(out, probe)
+    tables = {"baselines": table, "residuals": residual_histogram(out, probe)}
     return Section(
         "predictions",
         "Predictions vs targets",
         numbers,
         tables,
-        _reconstruction_findings(numbers),
+        reconstruction_findings(numbers, floors, config),
         hidden=("residuals",),
     )
 
