@@ -20,6 +20,23 @@ def _(mo):
     channel only, position + channel, uses context, target collapse, or **leak suspected**
     (a loss below the floor of the information the inputs carry).
 
+    **Floors a model could reach.** A floor computed on the validation tokens themselves
+    (in-sample, even Bessel-corrected) treats a participant's 19 strongly correlated
+    channels as 19 independent samples: on EEGMAT with 4 validation participants it said
+    position alone is "worth 11.5% of the target variance", and the finer channel x
+    position floor came out worse (1.0889) than position alone (0.9647). So each floor is
+    also computed as a **transfer** floor: group means learnt on the *training*
+    participants, scored on the validation ones, with the number of independent training
+    participants behind each group mean; verdicts compare the loss with the best transfer
+    floor of that information or any coarser one, and a finer grouping that transfers worse
+    says why. `eegwb floors DATA` prints this ladder without any model.
+
+    **A related trap, in fine-tuning.** Sequence length can carry a label: EEGMAT's rest
+    recordings give 22 windows of 8 s, arithmetic ones 7, and fine-tuned models that had
+    learnt nothing scored recording AUROC 0.88-0.91 on length alone (0.43-0.44 once rest
+    was cut to 7 windows). Fine-tuning now crops every unit to one length by default, and
+    `eegwb validate --label NAME` audits such shortcuts (notebooks 02 and 06).
+
     Pick a model (a checkpoint, an MLflow run, or train the control configs
     `configs/control_*.yaml` on the control cohort, whose position, channel and context
     information is planted), then press **Run controls**.
@@ -276,9 +293,11 @@ def _(ladder_chart, mo, reports, summary_frame):
     mo.vstack(
         [
             mo.md(
-                "## Floor ladder\nBars: the unbiased floor of each kind of information (the tick: "
-                "the exact in-sample floor). Lines: each model's validation loss on the same "
-                "tokens."
+                "## Floor ladder\nBars: the floor each kind of information allows a model that "
+                "learnt it from the training participants (transfer floor, or the best coarser "
+                "one; without a training split the unbiased in-sample floor). The tick: the "
+                "exact in-sample floor (the leak test's bound). Lines: each model's validation "
+                "loss on the same tokens (a token: one channel's window)."
             ),
             *_charts,
             mo.ui.table(summary_frame(reports), selection=None),

@@ -11,7 +11,7 @@ def _(mo):
 
     Why does a trained model do what it does? Pick a checkpoint (pretrained masked
     reconstruction, or fine-tuned classifier) and a split. The cheap sections run at once:
-    **predictions** vs targets and naive baselines (collapse check), **gradient flow** on one
+    **predictions** vs targets and the information floors (collapse check), **gradient flow** on one
     batch (dead layers), **activations** of every Linear/Conv1d and block (dead units), and
     **failure modes** (worst samples, bias by target range and participant). The expensive
     ones wait for **Run attributions and ablations**: Captum Integrated Gradients (zero /
@@ -30,6 +30,17 @@ def _(mo):
 
     On the synthetic cohort, a classifier of its label is checked against the manifest's
     planted channels and band.
+
+    **One answer with `eegwb control`.** A reconstruction model is compared with the same
+    floors control uses (group means learnt on the training participants, scored on the
+    probe's masked tokens), not with means of the probe set itself: those once made the
+    autopsy warn "predicting each channel's mean window beats the model" (0.997 vs 1.065,
+    ~14 tokens per channel) while control put the channel floor at no gain. Its advice
+    reads the checkpoint's config, so it never recommends the target already in use.
+    For a classifier, what one prediction is matters: one channel-sequence (a fine-tuned
+    deep model) is not one all-channel window (the band-power baseline); and a label that
+    differs only in recording length is a shortcut, not a finding (EEGMAT: rest 22 windows,
+    arithmetic 7; length alone gave recording AUROC 0.88-0.91; see notebook 06).
     """)
     return
 

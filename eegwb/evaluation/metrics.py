@@ -138,8 +138,8 @@ def aggregate(pred: pl.DataFrame, level: str) -> pl.DataFrame:
     mixed = out.filter(pl.col("_n_labels") > 1)
     if mixed.height:
         raise MetricsError(
-            f"{level} level: {mixed.height} group(s) have more than one label "
-            f"(first: {mixed.select(keys).row(0)}); the label varies within a {level}"
+            f"{level} level: the label varies within a {level} ({mixed.height} of "
+            f"{out.height} have more than one label, e.g. {'/'.join(mixed.select(keys).row(0))})"
         )
     if level == "participant":
         out = out.with_columns(pl.lit("*").alias("run"))
