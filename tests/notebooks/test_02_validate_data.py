@@ -24,9 +24,7 @@ def test_headless_run_exits_1_on_leaky_splits(tiny_dataset, tmp_path):
 
 
 def test_headless_shortcut_audit_flags_eegmat_length(eegmat_small):
-    done = _run(
-        [sys.executable, str(NOTEBOOK), "--data", str(eegmat_small), "--label", "task"], expect=1
-    )
+    done = headless(NOTEBOOK, "--data", str(eegmat_small), "--label", "task", expect=1)
     assert (
         "FAIL  shortcut/n_windows: length of the unit (windows) alone predicts the label"
         in done.stdout
