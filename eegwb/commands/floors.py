@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from eegwb.commands.pretrain import add_set_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="dataset directory")
@@ -31,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pretraining YAML whose data options (split, max_windows, "
         "normalisation) cut the data (default: PretrainConfig's defaults)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set data.max_windows=8 (repeatable)",
-    )
+    add_set_argument(parser, "data.max_windows=8")
     parser.add_argument(
         "--split",
         choices=("val", "train"),
