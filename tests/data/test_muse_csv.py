@@ -74,6 +74,8 @@ def test_repeated_and_jittered_timestamps_rebuilt_at_256_hz_with_a_warning(tmp_p
     np.testing.assert_array_equal(starts, 256 * np.arange(40))
     for i, ch in enumerate(MUSE):
         np.testing.assert_allclose(stored[ch].ravel(), values[:, i], rtol=1e-6)
+    # unix-clock stamps date the recording (1.5e9 s: 14 July 2017, UTC); the audit reads it
+    assert recordings_index(tmp_path / "out")["meas_date"][0].startswith("2017-07-14T02:")
 
 
 def test_packet_stamped_export_splits_only_at_the_real_dropout(tmp_path):
