@@ -8,6 +8,7 @@ checkpoints.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,13 @@ from pathlib import Path
 
 from eegwb.errors import OutputExistsError
 
-__all__ = ["OutputExistsError", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "OutputExistsError",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "remove_stale_temps",
+]
 
 
 @contextlib.contextmanager
@@ -41,9 +48,45 @@ def atomic_path(final: str | os.PathLike, *, overwrite: bool = True) -> Iterator
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
+        _fsync_dir(final.parent)  # the rename itself survives a power loss
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def temp_glob(final: str | os.PathLike) -> str:
+    """The glob that matches `atomic_path`'s temporary files for `final` (in its folder)."""
+    # mkstemp puts 8 random characters between prefix and suffix; '*' would also match the
+    # temporary files of `final.name + ".bak"`.
+    return f".{glob.escape(Path(final).name)}.????????.tmp"
+
+
+def remove_stale_temps(final: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed save of `final` left beside it; only those.
+
+    `atomic_path` removes its temporary file on any exception, but not when the process is
+    killed. Call this only while no other live process can be saving `final` (a run that
+    holds `final`'s lock, see eegwb.locks); returns what was removed."""
+    final = Path(final)
+    removed = []
+    for tmp in sorted(final.parent.glob(temp_glob(final))):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # not every platform or file system opens folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -9,11 +9,18 @@
 - `eegmat_small` (session): 8 of its subjects ingested as the README does (8-s windows,
   --crop-end 3, subject-info.csv, run 1 = rest 0, run 2 = arithmetic 1), at 128 Hz and on 4
   channels to stay fast: rest recordings give 20-23 windows, arithmetic ones 7. Read-only.
+- `start_together(commands, workdir)`: `eegwb` commands in real processes, released at
+  the same moment (concurrency tests).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +169,74 @@ def eegmat_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
         progress=False,
     )
     return root
+
+
+# ---- real processes started together ------------------------------------------------------
+# Each process imports eegwb (and `preload`: what the command imports lazily), says it is
+# ready, then waits for one shared "go" file, so the commands really overlap (imports take
+# seconds; the go file releases them within milliseconds of each other).
+_TOGETHER = """
+import importlib, pathlib, sys, time
+go, ready, preload, *argv = sys.argv[1:]
+import eegwb.cli
+for name in filter(None, preload.split(",")):
+    importlib.import_module(name)
+pathlib.Path(ready).touch()
+while not pathlib.Path(go).exists():
+    time.sleep(0.002)
+sys.exit(eegwb.cli.main(argv))
+"""
+
+
+@dataclass
+class Finished:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    pid: int
+
+
+def start_together(
+    commands: Sequence[Sequence[str]],
+    workdir: Path,
+    *,
+    preload: Sequence[str] = (),
+    timeout_s: float = 240.0,
+) -> list[Finished]:
+    """Run each `eegwb` argv (without the program name) in its own `python` process, all
+    released at once; the environment (PYTHONPATH included) is inherited."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true", "PYTHONUNBUFFERED": "1"}
+    go = workdir / "go"
+    procs = []
+    for i, argv in enumerate(commands):
+        ready = workdir / f"ready{i}"
+        cmd = [sys.executable, "-c", _TOGETHER, str(go), str(ready), ",".join(preload), *argv]
+        procs.append(
+            (
+                ready,
+                subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                ),
+            )
+        )
+    deadline = time.monotonic() + timeout_s
+    while not all(r.exists() for r, _ in procs):
+        if time.monotonic() > deadline or any(p.poll() is not None for _, p in procs):
+            for _, p in procs:
+                p.kill()
+            raise AssertionError(
+                f"processes did not get ready: {[p.communicate() for _, p in procs]}"
+            )
+        time.sleep(0.01)
+    go.touch()
+    out = []
+    for (_, p), argv in zip(procs, commands, strict=True):
+        stdout, stderr = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        out.append(Finished(list(argv), p.returncode, stdout, stderr, p.pid))
+    return out
+
+
+@pytest.fixture(name="start_together")
+def _start_together() -> Callable[..., list[Finished]]:
+    return start_together

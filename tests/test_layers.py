@@ -21,6 +21,7 @@ LAYERS = {
     "errors": 0,
     "lazy": 0,
     "atomic": 0,
+    "locks": 0,
     "config": 0,
     "data": 1,
     "kernels": 2,

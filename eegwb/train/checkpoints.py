@@ -31,15 +31,18 @@ reads it (no code runs on load):
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from eegwb.atomic import atomic_path
+from eegwb.atomic import atomic_path, remove_stale_temps
 from eegwb.errors import InputError
+from eegwb.locks import hold
 
 CHECKPOINT_FORMAT = 1
 
@@ -67,6 +70,21 @@ def checkpoint_name(cfg: Any, kind: str = "best") -> str:
     if kind == "last":
         return f"{stem}_last.pt"
     raise ValueError(f"checkpoint kind must be 'best' or 'last', got {kind!r}")
+
+
+@contextlib.contextmanager
+def claim_checkpoint_name(checkpoint_dir: str | Path, cfg: Any) -> Iterator[list[Path]]:
+    """Own `cfg`'s checkpoint name in `checkpoint_dir` for a whole run (eegwb.locks).
+
+    A second run of the same name (same folder, same model and masking) fails at once with
+    a LockedError naming the first, so the check "do these checkpoints exist?" and the
+    writes after it belong to one run. Yields the temporary files that killed saves of this
+    name left behind, removed (no live run can be writing them while we hold the name)."""
+    folder = Path(checkpoint_dir)
+    best, last = (folder / checkpoint_name(cfg, k) for k in ("best", "last"))
+    stem = best.name.removesuffix(".pt")
+    with hold(folder / f".{stem}.lock", f"train.checkpoint_dir {folder}: checkpoint name {stem}"):
+        yield remove_stale_temps(best) + remove_stale_temps(last)
 
 
 # --------------------------------------------------------------------------- RNG states as tensors

@@ -1,8 +1,9 @@
 """Masked-reconstruction pretraining, top to bottom: `pretrain(cfg)` sets a run up, then
 per epoch trains, validates and writes checkpoints.
 
-What a run does, in order: check the config's paths (before any work), split by
-participant (or read a splits file), run the leakage gate, open the datasets, build the
+What a run does, in order: check the config's paths (before any work), own the
+checkpoint name for the whole run (a lock: a second run of that name fails at once;
+temporary files of killed saves are removed), split by participant (or read a splits file), run the leakage gate, open the datasets, build the
 model (`setup`); then per epoch (`train_epoch`): train (AdamW, warmup + cosine LR, grad
 clipping, bf16 autocast on CUDA); at its end (`end_epoch`): validate with fixed masks, run
 the original's collapse checks, evaluate gates, early-stop; then write `best` and `last`
@@ -18,6 +19,7 @@ the same parameters as N steps straight. The single steps (`lr_at`, `train_step`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -34,7 +36,13 @@ from eegwb.config import dump_yaml, to_dict
 from eegwb.data.dataset import collate
 from eegwb.train import distributed as ddp
 from eegwb.train.autopsy_hook import AutopsyHook, autopsy_checkpoint, require_hook
-from eegwb.train.checkpoints import CheckpointError, checkpoint_name, same_run, save_checkpoint
+from eegwb.train.checkpoints import (
+    CheckpointError,
+    checkpoint_name,
+    claim_checkpoint_name,
+    same_run,
+    save_checkpoint,
+)
 from eegwb.train.collapse import collapse_warnings
 from eegwb.train.config import PretrainConfig, TrainConfig
 from eegwb.train.pretrain_data import prepare_data
@@ -111,20 +119,32 @@ def pretrain(
     cfg.check_paths()
     require_hook(cfg.train.autopsy, autopsy)
     info = ddp.init_distributed(cfg.train.device)
-    try:
-        run = setup(cfg, info, resume)
-        show_bar = bar if bar is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
-        result = train(run, progress, bar=show_bar and info.is_main)
-    finally:
-        ddp.cleanup(info)
-    result.elapsed_s = time.perf_counter() - t0
-    if cfg.train.autopsy and info.is_main:
-        # The best checkpoint (the last if none). `autopsy_once` keeps a marker, so a finished
-        # run that also stopped early, or a resumed run ending on the same file, is one autopsy.
-        checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
-        autopsy_checkpoint(
-            autopsy, checkpoint, run_id=result.run_id, tracking_uri=result.tracking_uri
-        )
+    # The main process owns the checkpoint name for the whole run (a second run of the same
+    # name fails at once, naming this one); torchrun stops the other ranks if it fails.
+    owner = (
+        claim_checkpoint_name(cfg.train.checkpoint_dir, cfg)
+        if info.is_main
+        else contextlib.nullcontext([])
+    )
+    with owner as stale:
+        for tmp in stale:
+            logger.info("removed %s (left by a killed save)", tmp)
+        try:
+            run = setup(cfg, info, resume)
+            show_bar = (
+                bar if bar is not None else (sys.stderr.isatty() and not os.environ.get("CI"))
+            )
+            result = train(run, progress, bar=show_bar and info.is_main)
+        finally:
+            ddp.cleanup(info)
+        result.elapsed_s = time.perf_counter() - t0
+        if cfg.train.autopsy and info.is_main:
+            # The best checkpoint (the last if none). `autopsy_once` keeps a marker, so a finished
+            # run that also stopped early, or a resumed run ending on the same file, is one autopsy.
+            checkpoint = Path(result.best_checkpoint or result.last_checkpoint)
+            autopsy_checkpoint(
+                autopsy, checkpoint, run_id=result.run_id, tracking_uri=result.tracking_uri
+            )
     return result
 
 
