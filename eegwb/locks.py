@@ -9,9 +9,10 @@ raced, so "refuse to overwrite" stays true when two runs start together.
 
 The kernel drops the lock when its holder dies (kill -9 included), so a killed run never
 leaves a stale lock, only a stale file that the next run takes over. The holder removes
-the file when it ends (and the folder, if it made the folder and left it empty); a run that opened the file just before that re-checks, after
-locking, that the path still names the file it locked (else it tries again), so two runs
-can never hold locks on two different files of one name. POSIX only (Linux, macOS).
+the file when it ends (and the folder, if it made the folder and left it empty); a run
+that opened the file just before that re-checks, after locking, that the path still names
+the file it locked (else it tries again), so two runs can never hold locks on two
+different files of one name. POSIX only (Linux, macOS).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from eegwb.data.batch import Batch
 from eegwb.data.cache import CacheEntry, cached_recording, resolve_cache_dir
+from eegwb.data.dataset_record import check_dataset
 from eegwb.data.layout import DatasetError, list_recordings
 from eegwb.data.normalise import Normalisation
 from eegwb.data.sequences import (
@@ -92,6 +93,7 @@ class EEGDataset(torch.utils.data.Dataset):
         options = DatasetOptions(normalisation, max_windows, on_bad)
         root = Path(root)
         files = list_recordings(root)
+        check_dataset(root).warn()  # an unfinished ingest, stray files: said, not refused
         selection = check_selection(selection, root, {f.name for f in files})
         if selection is not None:
             chosen = set(selection["file"].to_list())

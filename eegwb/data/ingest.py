@@ -6,21 +6,30 @@ scaling) over the good segments of `windowing.py`; labels join from `labels_tabl
 options are an `IngestConfig` (`ingest_config.py`), the outcome an `IngestReport`
 (`ingest_report.py`); their public names, and preview's, are re-exported here.
 
-Atomic and resumable: each file is written by `write_recording` (temp + rename);
-`dataset.json` records the ingest options (a fingerprint of everything that changes the
-output) and is rewritten when the run ends. A re-run with the same options skips every
-source whose xxh3_128 hash equals the `source_hash` in its existing output file.
+Atomic and resumable: each file is written by `write_recording` (temp + rename); the
+records of the run (`dataset.json` when it finishes, `dataset.incomplete.json` while it
+has not; see dataset_record.py) hold the ingest options, a fingerprint of everything that
+changes the output. A re-run with the same options skips every source whose xxh3_128 hash
+equals the `source_hash` in its existing output file. One ingest at a time writes a
+folder (a lock held for the run, eegwb.locks).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from eegwb.atomic import OutputExistsError, atomic_write_text
+from eegwb.atomic import OutputExistsError
+from eegwb.data.dataset_record import (
+    DATASET_JSON,
+    LOCK_NAME,
+    finish_record,
+    governing_record,
+    save_progress,
+    start_record,
+)
 from eegwb.data.ingest_config import IngestConfig
 from eegwb.data.ingest_report import IngestReport, SourceResult
 from eegwb.data.ingest_source import montage_name, process_source
@@ -31,6 +40,7 @@ from eegwb.data.labels_table import (
     read_label_table,
 )
 from eegwb.data.layout import (
+    RECORDING_NAME,
     DatasetError,
     channel_columns,
     read_meta,
@@ -42,6 +52,7 @@ from eegwb.data.source_files import expand_sources, source_hash
 from eegwb.data.source_ids import Source, assign_ids
 from eegwb.data.sources import SourceInfo, preview_frame, preview_sources
 from eegwb.data.windowing import window_starts
+from eegwb.locks import hold
 
 __all__ = [
     "DATASET_JSON",
@@ -58,31 +69,21 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-DATASET_JSON = "dataset.json"
 
 
-def _existing_outputs(
-    out: Path, fingerprint: dict, overwrite: bool, report: IngestReport
-) -> dict[str, tuple]:
-    """Check the output directory -> {file: (source_hash, n_windows, channels, sfreq,
-    source_file)} to reuse.
+def _recording_files(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("sub-*_run-*.parquet") if RECORDING_NAME.match(p.name))
 
-    Reuse needs the same options (dataset.json). `overwrite` removes every recording file
-    first, so a crash midway can never leave old-option files that a resume would trust.
-    """
-    if out.exists() and not out.is_dir():
-        raise DatasetError(f"{out}: output path exists and is not a directory")
-    if not out.is_dir() or not any(out.iterdir()):
-        return {}
-    info_path = out / DATASET_JSON
-    previous = None
-    if info_path.is_file():
-        try:
-            previous = json.loads(info_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DatasetError(f"{info_path}: not valid JSON ({err})") from err
+
+def _check_outputs(out: Path, fingerprint: dict, overwrite: bool) -> None:
+    """Refuse a non-empty `out` that holds another ingest (other options, or none), unless
+    `overwrite`. The options that count are those of the recordings now in `out`: an
+    unfinished run's (dataset.incomplete.json), else the last finished one's."""
+    if not out.is_dir() or all(p.name == LOCK_NAME for p in out.iterdir()):
+        return
+    previous = governing_record(out)
     if not isinstance(previous, dict) or previous.get("kind") != "eegwb.ingest":
-        why = "holds no eegwb ingest dataset.json"
+        why = f"holds no eegwb ingest {DATASET_JSON}"
     else:
         old = previous.get("options", {})
         changed = sorted(k for k in {*fingerprint, *old} if fingerprint.get(k) != old.get(k))
@@ -92,18 +93,12 @@ def _existing_outputs(
             f"{out}: output directory is not empty and {why}; "
             "pass overwrite=True (--overwrite) to replace it"
         )
-    for tmp in sorted(out.glob(".*.tmp")):  # left by an interrupted run; never complete
-        tmp.unlink()
-        report.removed.append(f"{tmp.name} (unfinished temporary file)")
-    if overwrite:
-        for path in sorted(out.glob("sub-*_run-*.parquet")) + [
-            p for p in [out / "manifest.json"] if p.is_file()
-        ]:
-            path.unlink()
-            report.removed.append(f"{path.name} (replaced: overwrite)")
-        return {}
+
+
+def _reusable(out: Path) -> dict[str, tuple]:
+    """{file: (source_hash, n_windows, channels, sfreq, source_file)} of the recordings in `out`."""
     reusable = {}
-    for path in sorted(out.glob("sub-*_run-*.parquet")):
+    for path in _recording_files(out):
         try:
             meta, schema, n_rows = read_meta(path)
         except DatasetError as err:
@@ -225,9 +220,9 @@ def ingest(
     `on_progress(result)` is called after each source (notebook progress bars). With
     `on_error="raise"` the first bad source raises DatasetError/MontageError after the
     files already written are kept (a re-run resumes); with "skip" it is reported.
+    One ingest at a time writes `out`: another one running there makes this one fail at
+    once (eegwb.locks), naming it.
     """
-    from tqdm.auto import tqdm
-
     cfg = replace(config, **options) if config is not None else IngestConfig(**options)
     out = Path(out)
     report = IngestReport(out)
@@ -237,46 +232,89 @@ def ingest(
     ignored: dict[Path, str] = {}
     planned = _plan(expand_sources(sources, ignored), cfg, report)
     report.warnings += _ignored_warnings(ignored, cfg.labels)
-    fingerprint = cfg.fingerprint()
-    reusable = _existing_outputs(out, fingerprint, overwrite, report)
-    _refuse_stale(out, reusable, planned)
-    report.warnings += _stem_id_warnings(planned) + label_warnings(tables, planned)
-    record = {
-        "kind": "eegwb.ingest",
-        "complete": False,
-        "options": fingerprint,
-        "config": asdict(cfg),
-        "sources": [str(s) for s in sources],
-    }
-
-    def save_record() -> None:  # before the first recording file, so a crash can resume
-        atomic_write_text(out / DATASET_JSON, json.dumps(record, indent=2))
-
-    if out.is_dir():
-        save_record()
-    try:
-        for src in tqdm(planned, desc="ingest", unit="file", disable=not progress):
-            result = _ingest_one(src, cfg, out, tables, reusable, save_record)
-            report.results.append(result)
-            report.warnings += [f"{src.path}: {w}" for w in result.warnings]
-            if on_progress is not None:
-                on_progress(result)
-        record["complete"] = True
-        _consistency_warnings(report)
-    finally:
-        if out.is_dir():  # else nothing was written: leave no directory behind
-            record["files"] = {
-                r.file: {"source": r.source, "status": r.status}
-                for r in report.results
-                if r.status != "failed"
-            }
-            record["failed"] = {r.source: r.reason for r in report.failed}
-            record["warnings"] = report.warnings
-            save_record()
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: output path exists and is not a directory")
+    existed = out.is_dir()  # else a run that writes nothing leaves no directory behind
+    with hold(out / LOCK_NAME, f"ingest output directory {out}"):
+        _ingest_locked(
+            planned, out, cfg, tables, sources, overwrite, progress, on_progress, report, existed
+        )
     for line in report.channel_decisions():
         log.info("%s", line)
     log.info(report.summary())
     return report
+
+
+def _ingest_locked(
+    planned,
+    out,
+    cfg,
+    tables,
+    sources,
+    overwrite,
+    progress,
+    on_progress,
+    report: IngestReport,
+    existed: bool,
+) -> None:
+    """The run proper, while this process owns `out` (see `ingest` and dataset_record.py)."""
+    from tqdm.auto import tqdm
+
+    fingerprint = cfg.fingerprint()
+    _check_outputs(out, fingerprint, overwrite)
+    record = start_record(
+        options=fingerprint, config=asdict(cfg), sources=[str(s) for s in sources]
+    )
+    changed = False
+
+    def before_change() -> None:  # the folder's record says a run is under way before it changes
+        nonlocal changed
+        if not changed:
+            save_progress(out, record)
+            changed = True
+
+    for tmp in sorted(out.glob(".*.tmp")):  # left by a killed run (we own `out` now)
+        tmp.unlink()
+        report.removed.append(f"{tmp.name} (unfinished temporary file)")
+    reusable = {}
+    if overwrite:
+        doomed = _recording_files(out) + [p for p in [out / "manifest.json"] if p.is_file()]
+        if doomed:
+            before_change()
+        for path in doomed:
+            path.unlink()
+            report.removed.append(f"{path.name} (replaced: overwrite)")
+    else:
+        reusable = _reusable(out)
+    _refuse_stale(out, reusable, planned)
+    report.warnings += _stem_id_warnings(planned) + label_warnings(tables, planned)
+    try:
+        for src in tqdm(planned, desc="ingest", unit="file", disable=not progress):
+            result = _ingest_one(src, cfg, out, tables, reusable, before_change)
+            report.results.append(result)
+            report.warnings += [f"{src.path}: {w}" for w in result.warnings]
+            if on_progress is not None:
+                on_progress(result)
+        _consistency_warnings(report)
+    except BaseException:
+        if changed:  # say what this run did before it stopped; dataset.json stays as it was
+            save_progress(out, _outcome(record, report))
+        raise
+    if existed or changed:
+        finish_record(out, _outcome(record, report))
+
+
+def _outcome(record: dict, report: IngestReport) -> dict:
+    return {
+        **record,
+        "files": {
+            r.file: {"source": r.source, "status": r.status}
+            for r in report.results
+            if r.status != "failed"
+        },
+        "failed": {r.source: r.reason for r in report.failed},
+        "warnings": report.warnings,
+    }
 
 
 def _ingest_one(
@@ -315,8 +353,7 @@ def _ingest_one(
         table, result = process_source(src, cfg, labels, digest)
         if name in reusable:
             result.notes.append("source changed since the last ingest: file rewritten")
-        if not (out / DATASET_JSON).is_file():
-            before_write()
+        before_write()
         write_recording(out, table, overwrite=name in reusable)
         return result
     except (DatasetError, MontageError) as err:

@@ -1,8 +1,10 @@
 """The on-disk dataset layout (kept from the original pipeline), in one place.
 
 A dataset is a directory of Parquet files, one per participant-run, named
-`sub-{participant}_run-{run}.parquet`, plus an optional `manifest.json` (synthetic
-cohorts) and `dataset.json` (provenance of how it was made).
+`sub-{participant}_run-{run}.parquet` (ids of letters and digits; Parquet files of other
+names are not recordings and are never read), plus an optional `manifest.json`
+(synthetic cohorts) and the ingest's records (`dataset.json`, how it was made, and
+`dataset.incomplete.json` while an ingest is unfinished; see dataset_record.py).
 
 Columns of every file, one row per window:
 
@@ -72,6 +74,8 @@ ID_TYPES = {
     "window_end": pa.int64(),
 }
 _SAFE_ID = re.compile(r"^[A-Za-z0-9]+$")
+# The names `recording_filename` writes; other *.parquet files are never read as recordings.
+RECORDING_NAME = re.compile(r"^sub-[A-Za-z0-9]+_run-[A-Za-z0-9]+\.parquet$")
 
 
 class DatasetError(InputError):
@@ -143,11 +147,14 @@ def recording_filename(participant: str, run: str) -> str:
 
 
 def list_recordings(root: str | Path) -> list[Path]:
-    """Every finished recording file of a dataset, sorted (temp files are skipped)."""
+    """Every recording file of a dataset (names as `recording_filename` writes them), sorted.
+
+    Temporary files and other Parquet names are skipped; dataset_record.check_dataset
+    names the skipped ones, and the readers report them."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory does not exist")
-    files = sorted(p for p in root.glob("sub-*_run-*.parquet") if not p.name.startswith("."))
+    files = sorted(p for p in root.glob("sub-*_run-*.parquet") if RECORDING_NAME.match(p.name))
     if not files:
         raise DatasetError(f"{root}: no recording files (sub-*_run-*.parquet)")
     return files

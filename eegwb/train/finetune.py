@@ -36,6 +36,7 @@ from eegwb.atomic import OutputExistsError
 from eegwb.config import to_dict
 from eegwb.data.batch import Batch
 from eegwb.data.dataset import EEGDataset, collate
+from eegwb.data.dataset_record import require_complete
 from eegwb.data.layout import DatasetError, recordings_index
 from eegwb.evaluation.baseline import UNIT as BASELINE_UNIT
 from eegwb.evaluation.baseline import attach_labels, run_baseline, window_features
@@ -351,6 +352,7 @@ def finetune(
     t0 = time.perf_counter()
     cfg.check_paths()
     require_hook(cfg.train.autopsy, autopsy)
+    require_complete(cfg.data.root, "fine-tuning")
     index = recordings_index(cfg.data.root)
     labels = recording_labels(cfg.data.root, cfg.labels, index)
     window_samples = int(index["window_samples"][0])

@@ -20,6 +20,7 @@ import xxhash
 
 from eegwb.config import ConfigError
 from eegwb.data.dataset import EEGDataset
+from eegwb.data.dataset_record import require_complete
 from eegwb.data.layout import DatasetError, recordings_index
 from eegwb.data.splits import SplitData, load_splits, participant_selection, split_by_participant
 from eegwb.train import distributed as ddp
@@ -86,6 +87,8 @@ def prepare_data(cfg: PretrainConfig, info: ddp.DistInfo) -> RunData:
     """Splits, leakage gate (main process; its verdict is shared), datasets, fingerprints."""
 
     roots, sels, people = split_selections(cfg)
+    for root in dict.fromkeys(roots.values()):
+        require_complete(root, "pretraining")
     verdict: tuple[bool, str] | str
     if info.is_main:
         try:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from eegwb.data.dataset_record import check_dataset
 from eegwb.data.layout import DatasetError
 from eegwb.data.splits import SplitData, default_splits, load_splits, participant_labels
 from eegwb.validation.checks import Check, format_checks, jsonable, worst
@@ -40,11 +41,13 @@ class ValidationReport:
     quality: QualityReport
     leakage: AuditResult | None  # None with a single split
     shortcuts: ShortcutReport | None = None  # None without a label
+    record: list[Check] = field(default_factory=list)  # each dataset against its ingest record
 
     @property
     def checks(self) -> list[Check]:
         shortcut = self.shortcuts.checks if self.shortcuts else []
-        return (self.leakage.checks if self.leakage else []) + self.quality.checks + shortcut
+        leakage = self.leakage.checks if self.leakage else []
+        return self.record + leakage + self.quality.checks + shortcut
 
     @property
     def status(self) -> str:
@@ -107,6 +110,19 @@ def resolve_splits(
     return spec.split_data(), desc
 
 
+def record_check(splits: Mapping[str, SplitData]) -> Check:
+    """Each dataset root against its ingest record (dataset_record.py): fail when an ingest
+    did not finish or recordings are unlisted or missing (training refuses those), warn
+    when Parquet files are ignored for their names."""
+    states = [check_dataset(root) for root in dict.fromkeys(s.root for s in splits.values())]
+    incomplete = [line for st in states for line in st.incomplete]
+    ignored = [line for st in states for line in st.ignored]
+    status = "fail" if incomplete else ("warn" if ignored else "pass")
+    summary = " ".join(incomplete + ignored) or "datasets hold what their ingest records list"
+    examples = [{"problem": line} for line in incomplete + ignored]
+    return Check("dataset/record", status, summary, {"count": len(examples)}, examples)
+
+
 def validate(
     splits: Mapping[str, SplitData],
     *,
@@ -137,5 +153,10 @@ def validate(
             root, units, label.labels, label_name=label.name, extra=label.extra, cfg=shortcut_cfg
         )
     return ValidationReport(
-        source=source, splits=splits, quality=quality, leakage=leakage, shortcuts=shortcuts
+        source=source,
+        splits=splits,
+        quality=quality,
+        leakage=leakage,
+        shortcuts=shortcuts,
+        record=[record_check(splits)],
     )

@@ -287,7 +287,11 @@ def test_interrupted_run_keeps_complete_files_and_resumes(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         ingest([src], out, window_samples=64, progress=False, on_progress=interrupt_after_two)
-    assert json.loads((out / "dataset.json").read_text())["complete"] is False
+    # No finished run to record: only the unfinished one's record, naming what it wrote.
+    assert not (out / "dataset.json").exists()
+    unfinished = json.loads((out / "dataset.incomplete.json").read_text())
+    assert unfinished["complete"] is False
+    assert sorted(unfinished["files"]) == ["sub-00_run-1.parquet", "sub-01_run-1.parquet"]
     assert [p.name for p in list_recordings(out)] == [
         "sub-00_run-1.parquet",
         "sub-01_run-1.parquet",
@@ -295,6 +299,7 @@ def test_interrupted_run_keeps_complete_files_and_resumes(tmp_path):
     report = ingest([src], out, window_samples=64, progress=False)
     assert [r.status for r in report.results] == ["skipped", "skipped", "written", "written"]
     assert json.loads((out / "dataset.json").read_text())["complete"] is True
+    assert not (out / "dataset.incomplete.json").exists()
     for path in list_recordings(out):
         meta, table = read_recording(path)
         assert table.num_rows == 8 and meta.source_hash
@@ -318,7 +323,10 @@ def test_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="simulated crash"):
         ingest([src], out, window_samples=64, progress=False)
     monkeypatch.setattr(layout.pq, "write_table", real_write)
-    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "sub-00_run-1.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dataset.incomplete.json",
+        "sub-00_run-1.parquet",
+    ]
     report = ingest([src], out, window_samples=64, progress=False)
     assert [r.status for r in report.results] == ["skipped", "written", "written"]
     assert all(read_recording(p)[1].num_rows == 8 for p in list_recordings(out))
