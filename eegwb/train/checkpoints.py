@@ -4,6 +4,8 @@ A checkpoint is a plain dict of tensors and builtins, so `torch.load(weights_onl
 reads it (no code runs on load):
 
     format       CHECKPOINT_FORMAT (added by `save_checkpoint`)
+    tensor_sha256  sha256 over every tensor in the checkpoint (added by `save_checkpoint`,
+                 verified by `load_checkpoint`; see `tensor_digest`)
     kind         "best" | "last"
     model        state_dict of the EEGModel (the backbone and heads, not the objective)
     objective    state_dict of the objective (EMA teacher etc.), may be empty
@@ -26,12 +28,20 @@ reads it (no code runs on load):
     describe     the model's `describe()` (backbone, direction, kernel path), scalars only
 
 `train/pretrain_state.py`'s `checkpoint_state` writes them. Fine-tuned checkpoints
-(`finetune_report.save_finetuned`) hold other keys: see docs/architecture.md.
+(`finetune_report.save_finetuned`) hold other keys: see docs/architecture.md; they too are
+written by `save_checkpoint`, so they carry `format` and `tensor_sha256`.
+
+A flipped bit in a stored tensor still loads (torch does not check the zip's CRCs), and a
+model with one wrong weight runs; so `load_checkpoint` recomputes the digest and refuses a
+checkpoint whose tensors are not the ones saved, naming the file. Checkpoints saved before
+the digest was recorded load with a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +55,8 @@ from eegwb.errors import InputError
 from eegwb.locks import hold
 
 CHECKPOINT_FORMAT = 1
+logger = logging.getLogger(__name__)
+_UNVERIFIED: set[str] = set()  # files already warned about
 
 
 class CheckpointError(InputError):
@@ -140,12 +152,41 @@ def set_rng_state(state: dict[str, Any], mask_generator: torch.Generator | None 
 # ----------------------------------------------------------------------------- save / load
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write `state` atomically (temp file + fsync + rename): a crash mid-save leaves the
-    previous checkpoint under `path` intact."""
+HASH_KEY = "tensor_sha256"
+
+
+def _tensors(obj: Any, where: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """(key path, tensor) for every tensor in nested dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        yield where, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if not (where == "" and key == HASH_KEY):
+                yield from _tensors(value, f"{where}/{key!r}")  # repr: 0 and '0' differ
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _tensors(value, f"{where}[{i}]")
+
+
+def tensor_digest(state: dict[str, Any]) -> str:
+    """sha256 over every tensor of `state` in key-path order: path, dtype, shape, bytes.
+
+    Values, not storage: a tensor saved as a view of another hashes as its own values, and
+    the digest is the same before `torch.save` and after `torch.load` on any device."""
+    h = hashlib.sha256()
+    for where, t in sorted(_tensors(state), key=lambda item: item[0]):
+        h.update(f"{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, overwrite: bool = True) -> Path:
+    """Write `state` with its tensor digest, atomically (temp file + fsync + rename): a
+    crash mid-save leaves the previous checkpoint under `path` intact."""
     path = Path(path)
     state = {"format": CHECKPOINT_FORMAT, **state}
-    with atomic_path(path, overwrite=True) as tmp:
+    state[HASH_KEY] = tensor_digest(state)
+    with atomic_path(path, overwrite=overwrite) as tmp:
         torch.save(state, tmp)
     return path
 
@@ -163,7 +204,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from err
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an eegwb checkpoint (no 'model'/'config' entries)")
+    _verify(path, state)
     return state
+
+
+def _verify(path: Path, state: dict[str, Any]) -> None:
+    """Refuse tensors that are not the ones saved; warn (once per file) when unverifiable."""
+    recorded = state.get(HASH_KEY)
+    if recorded is None:
+        if str(path) not in _UNVERIFIED:
+            _UNVERIFIED.add(str(path))
+            logger.warning(
+                "%s: no %s (saved by an eegwb before checkpoints recorded one): its weights "
+                "are not verified",
+                path,
+                HASH_KEY,
+            )
+        return
+    actual = tensor_digest(state)
+    if actual != recorded:
+        raise CheckpointError(
+            f"{path}: its tensors are not the ones saved (sha256 {actual[:16]}..., recorded "
+            f"{str(recorded)[:16]}...): the file was corrupted or changed after saving; use "
+            "another copy or checkpoint, or train again"
+        )
 
 
 def same_run(path: str | Path, ckpt: dict[str, Any], source: str | Path) -> bool:

@@ -20,13 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from eegwb.atomic import atomic_path
 from eegwb.config import dump_yaml, from_dict, to_dict
 from eegwb.evaluation.metrics import LevelMetrics, roc_chart
 from eegwb.model.classifier import EEGClassifier
 from eegwb.model.config import ModelConfig
 from eegwb.model.eeg_model import EEGModel
-from eegwb.train.checkpoints import CheckpointError, load_checkpoint
+from eegwb.train.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from eegwb.train.tracking import Tracker
 
 TABLE_SCHEMA = {
@@ -171,13 +170,8 @@ def results_table(
 def save_finetuned(path: Path, clf, state: dict[str, Any], overwrite: bool) -> Path:
     """Atomically write a fine-tuned classifier: {"model" (classifier state_dict),
     "config" (FinetuneConfig), "model_config", "strategy", "threshold", ...}."""
-    import torch
-
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        torch.save(
-            {"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}, tmp
-        )
-    return path
+    state = {"kind": "finetuned", "model": clf.state_dict(), "strategy": clf.strategy, **state}
+    return save_checkpoint(path, state, overwrite=overwrite)
 
 
 def load_finetuned(path: str | Path, map_location: str = "cpu"):

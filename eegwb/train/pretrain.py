@@ -4,11 +4,11 @@ per epoch trains, validates and writes checkpoints.
 What a run does, in order: check the config's paths (before any work), own the
 checkpoint name for the whole run (a lock: a second run of that name fails at once;
 temporary files of killed saves are removed), split by participant (or read a splits
-file), run the leakage gate, open the datasets, build the model (`setup`); then per epoch (`train_epoch`): train (AdamW, warmup + cosine LR, grad
-clipping, bf16 autocast on CUDA); at its end (`end_epoch`): validate with fixed masks, run
-the original's collapse checks, evaluate gates, early-stop; then write `best` and `last`
-checkpoints atomically (`save_checkpoints`). Under torchrun the same function runs DDP
-(see distributed.py).
+file), run the leakage gate, open the datasets, build the model (`setup`); then per
+epoch (`train_epoch`): train (AdamW, warmup + cosine LR, grad clipping, bf16 autocast on
+CUDA); at its end (`end_epoch`): validate with fixed masks, run the original's collapse
+checks, evaluate gates, early-stop; then write `best` and `last` checkpoints atomically
+(`save_checkpoints`). Under torchrun the same function runs DDP (see distributed.py).
 
 The position in training is (epoch, step_in_epoch, every RNG). Batches of an epoch come
 from `distributed.epoch_batches(seed, epoch)`, a pure function of the epoch, so resuming
