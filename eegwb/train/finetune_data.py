@@ -34,7 +34,7 @@ from eegwb.train.checkpoints import CheckpointError, checkpoint_name, load_check
 from eegwb.train.finetune_config import FinetuneConfig
 from eegwb.train.labels import participant_classes
 from eegwb.train.tracking import TAG_CHECKPOINT, find_runs, resolve_tracking_uri
-from eegwb.validation.leakage import LeakageError, leakage_gate
+from eegwb.validation.leakage import ContentCache, LeakageError, leakage_gate
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -283,11 +283,13 @@ def check_folds(
 ) -> dict:
     """The leakage gate on each fold's train/val/test, then the pretraining-overlap rule.
 
-    Raises LeakageError unless `data.allow_leakage`; returns {"leaky", "summary",
-    "pretraining_overlap": [participants tested that pretraining saw]}."""
+    Every fold is checked: a copy inside one fold's training split crosses another's. The
+    folds share one content search (`ContentCache`). Raises LeakageError naming the fold
+    unless `data.allow_leakage`; returns {"leaky", "summary", "pretraining_overlap":
+    [participants tested that pretraining saw]}."""
 
     root = Path(cfg.data.root)
-    leaky, summaries = False, []
+    leaky, summaries, cache = False, [], ContentCache()
     for fold in folds:
         for s in ("train", "test"):
             if fold.selections[s].height == 0:
@@ -297,7 +299,12 @@ def check_folds(
         splits = {
             s: SplitData(root, fold.selections[s]) for s in SPLITS if fold.selections[s].height
         }
-        result = leakage_gate(splits, allow_leakage=cfg.data.allow_leakage, progress=progress)
+        try:
+            result = leakage_gate(
+                splits, allow_leakage=cfg.data.allow_leakage, progress=progress, content_cache=cache
+            )
+        except LeakageError as err:
+            raise LeakageError(f"fold {fold.name!r}: {err}") from err
         leaky |= result.leaky
         summaries.append(f"{fold.name}: {result.summary()}")
     if backbone.unchecked:

@@ -1,50 +1,52 @@
 """The leakage audit: does any evaluation window also sit, in some form, in training data?
 
-Splits are compared pairwise at five levels (issue 5), each reported as a `Check`:
+Each finding is a `Check`, at one of five levels (issue 5):
 
-    1 participant          the same participant id in both splits
+    1 participant          the same participant id in two splits
     2 run                  the same (participant, run); or the same source recording
                            (metadata source_hash) under other ids
-    3 window               the same window of the same recording in both splits;
+      copied recording     a recording whose windows are copies of a recording under
+                           another id, found by content (no provenance needed)
+    3 window               the same window of the same recording in two splits;
       time overlap         windows of one recording whose [start, end) intersect
     4 identical content    identical z-scored samples under another id (a copied window)
     5 near duplicate       cosine >= threshold after z-scoring (a copy plus noise)
 
+Levels 1-3 compare the splits pairwise, from metadata (leakage_ids.py). The content levels
+compare every selected window with every other, whatever split it is in (the search:
+leakage_copies.py; judging: leakage_content.py): a copy under another participant id is a
+defect of the dataset, and the next seed, other fractions or a k-fold would put its two
+halves on both sides. A copy that crosses the current split fails; one inside a split
+warns, naming the split.
+
 Splits may come from different dataset roots (pretraining data vs fine-tuning evaluation
 data). Ids are then compared across roots too (`cross_dataset_ids`): a false alarm is
-loud and can be waived, a missed leak is silent. Levels 1-4 fail; level 5 fails above
-`near_duplicate_max`. `leakage_gate` raises `LeakageError` on a failure unless the caller
-allows leakage; the result's `.leaky` tells trainers to tag the run.
+loud and can be waived, a missed leak is silent. Levels 1-4 fail when they cross the
+split; level 5 fails above `near_duplicate_max` crossing pairs. `leakage_gate` raises
+`LeakageError` on a failure unless the caller allows leakage, and logs the warnings; the
+result's `.leaky` tells trainers to tag the run.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from eegwb.data.layout import channel_array, channel_columns
 from eegwb.data.splits import SplitData
 from eegwb.errors import InputError
 from eegwb.validation.checks import Check, format_checks
-from eegwb.validation.leakage_ids import finding, id_checks, recordings, time_checks
-from eegwb.validation.near_duplicates import (
-    ContentConfig,
-    ContentIndex,
-    IndexBuilder,
-    Projector,
-    hash_pairs,
-    same_window,
-    similar_pairs,
-)
+from eegwb.validation.leakage_content import content_checks
+from eegwb.validation.leakage_copies import ContentCache, find_copies
+from eegwb.validation.leakage_ids import id_checks, recordings, time_checks
+from eegwb.validation.near_duplicates import ContentConfig
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "AuditResult",
+    "ContentCache",
     "LeakageConfig",
     "LeakageError",
     "SplitData",
@@ -66,7 +68,7 @@ class LeakageConfig:
     near_duplicates: bool = True  # level 5 (and level 4 beyond exact hashes)
     cross_dataset_ids: bool = True  # the same participant id in two roots is the same person
     prefilter_dims: int = 32  # see ContentConfig
-    block_size: int = 4096
+    block_size: int = 1024  # see ContentConfig
 
     def __post_init__(self) -> None:
         if self.near_duplicate_max < 0 or self.max_examples < 0:
@@ -127,123 +129,15 @@ def _coerce(splits: Mapping[str, object]) -> dict[str, SplitData]:
     return out
 
 
-def _build_indexes(
-    splits: dict[str, SplitData], cfg: ContentConfig, workdir: str, progress: bool
-) -> dict[str, ContentIndex]:
-    from tqdm.auto import tqdm
-
-    projector = Projector(cfg.prefilter_dims)
-    out = {}
-    for name, split in splits.items():
-        builder = IndexBuilder(name, str(split.root.resolve()), workdir, projector, cfg)
-        n_files = split.resolved()["file"].n_unique()
-        recs = split.iter_recordings()
-        for file, _meta, table, rows in tqdm(
-            recs, total=n_files, desc=f"index {name}", disable=not progress
-        ):
-            starts = table.column("window_start").to_numpy()
-            for ch in channel_columns(table.schema):
-                builder.add(channel_array(table, ch), file, rows, ch, starts)
-        out[name] = builder.finish()
-    return out
-
-
-def _content_checks(
-    indexes: dict[str, ContentIndex], cfg: LeakageConfig, ccfg: ContentConfig
-) -> list[Check]:
-    identical: dict = {"count": 0, "examples": [], "windows": set()}
-    near: dict = {"count": 0, "examples": [], "windows": set(), "min_cos": 1.0}
-    for a, b in itertools.combinations(indexes, 2):
-        xa, xb = indexes[a], indexes[b]
-        ha, hb = hash_pairs(xa, xb)
-        keep = ~same_window(xa, ha, xb, hb)
-        seen = set(zip(ha[keep].tolist(), hb[keep].tolist(), strict=True))
-        pairs = [(ia, ib, 1.0, identical) for ia, ib in seen]
-        if cfg.near_duplicates:
-            for ia, ib, cos in similar_pairs(xa, xb, ccfg):
-                keep = ~same_window(xa, ia, xb, ib)
-                for i, j, c in zip(
-                    ia[keep].tolist(), ib[keep].tolist(), cos[keep].tolist(), strict=True
-                ):
-                    if (i, j) in seen:
-                        continue
-                    pairs.append((i, j, c, identical if 1.0 - c <= ccfg.identical_tol else near))
-        for i, j, c, acc in sorted(pairs, key=lambda p: (p[0], p[1])):
-            acc["count"] += 1
-            acc["windows"].add((xb.file_idx[j], xb.row[j]))
-            if acc is near:
-                acc["min_cos"] = min(acc["min_cos"], c)
-            if len(acc["examples"]) < cfg.max_examples:
-                ea, eb = xa.describe(i), xb.describe(j)
-                ex = {
-                    "splits": f"{a}|{b}",
-                    f"{a}_file": ea["file"],
-                    f"{a}_row": ea["row"],
-                    "channel": ea["channel"],
-                    f"{b}_file": eb["file"],
-                    f"{b}_row": eb["row"],
-                    f"{b}_channel": eb["channel"],
-                    "cosine": round(c, 6),
-                }
-                acc["examples"].append(ex)
-    checks = [
-        finding(
-            "leakage/identical_content",
-            4,
-            identical["count"],
-            "window-channel pairs with identical z-scored samples under other ids",
-            identical["examples"],
-            windows=len(identical["windows"]),
-        ),
-    ]
-    if cfg.near_duplicates:
-        status = (
-            "fail"
-            if near["count"] > cfg.near_duplicate_max
-            else ("warn" if near["count"] else "pass")
-        )
-        checks.append(
-            finding(
-                "leakage/near_duplicate",
-                5,
-                near["count"],
-                f"window-channel pairs with cosine >= {ccfg.threshold} after z-scoring",
-                near["examples"],
-                windows=len(near["windows"]),
-                status=status,
-                threshold=ccfg.threshold,
-                allowed=cfg.near_duplicate_max,
-                min_cosine=near["min_cos"] if near["count"] else None,
-            )
-        )
-    return checks
-
-
-def _note_other_lengths(content: list[Check], indexes: dict[str, ContentIndex]) -> None:
-    """Levels 4-5 compare vectors of one length only: when any were skipped for another
-    length, a copy among them would go unseen, so those levels warn (or still fail) and
-    name what was not compared."""
-    skipped = {name: idx.other_lengths for name, idx in indexes.items() if idx.other_lengths}
-    if not skipped:
-        return
-    compared = sorted({idx.window_samples for idx in indexes.values() if len(idx)})
-    missed = ", ".join(
-        f"{name!r}: {n} vectors of {t} samples"
-        for name, lengths in skipped.items()
-        for t, n in sorted(lengths.items())
-    )
-    lengths = "/".join(map(str, compared)) or "no"
-    note = f"; only {lengths}-sample vectors were compared, not {missed}"
-    for check in content:
-        check.status = "warn" if check.status == "pass" else check.status
-        check.summary += note
-        check.numbers |= {"compared_samples": compared, "not_compared": skipped}
-
-
 def audit_leakage(
-    splits: Mapping[str, SplitData], cfg: LeakageConfig | None = None, *, progress: bool = False
+    splits: Mapping[str, SplitData],
+    cfg: LeakageConfig | None = None,
+    *,
+    progress: bool = False,
+    content_cache: ContentCache | None = None,
 ) -> AuditResult:
-    """Compare every pair of splits at levels 1-5; see the module docstring."""
+    """Levels 1-5 for these splits; see the module docstring. `content_cache` lets audits
+    of one set of windows split several ways (k folds) search their content once."""
     cfg = cfg or LeakageConfig()
     data = _coerce(splits)
     recs = recordings(data)
@@ -254,14 +148,12 @@ def audit_leakage(
         for name, s in data.items()
     }
     if cfg.content:
-        ccfg = cfg.content_config()
-        with tempfile.TemporaryDirectory(prefix="eegwb-audit-") as workdir:
-            indexes = _build_indexes(data, ccfg, workdir, progress)
-            content = _content_checks(indexes, cfg, ccfg)
-            _note_other_lengths(content, indexes)
-            checks += content
-            for name, idx in indexes.items():
-                info[name] |= {"vectors": len(idx), "skipped_vectors": idx.skipped}
+        copies = find_copies(data, cfg.content_config(), cfg.near_duplicates, progress=progress,
+                             cache=content_cache)  # fmt: skip
+        content, per_split = content_checks(copies, data, cfg)
+        checks += content
+        for name, numbers in per_split.items():
+            info[name] |= numbers
     return AuditResult(checks=checks, splits=info, config=cfg)
 
 
@@ -272,11 +164,16 @@ def leakage_gate(
     near_duplicate_max: int = 0,
     cfg: LeakageConfig | None = None,
     progress: bool = False,
+    content_cache: ContentCache | None = None,
 ) -> AuditResult:
     """Audit and refuse leaky splits: raises LeakageError naming each failing finding unless
-    `allow_leakage`; then the result's `.leaky` says to tag the run `leaky`."""
+    `allow_leakage`; then the result's `.leaky` says to tag the run `leaky`. Findings that
+    do not leak under these splits (copies inside one split) are logged as warnings."""
     cfg = replace(cfg or LeakageConfig(), near_duplicate_max=near_duplicate_max)
-    result = audit_leakage(splits, cfg, progress=progress)
+    result = audit_leakage(splits, cfg, progress=progress, content_cache=content_cache)
+    for check in result.findings:
+        if check.status == "warn":
+            log.warning("leakage audit: %s", check.line())
     if result.leaky:
         lines = [
             c.line() + (f" (e.g. {c.examples[0]})" if c.examples else "") for c in result.blocking

@@ -1,4 +1,4 @@
-"""Content leakage (levels 4 and 5): identical and near-identical windows across splits.
+"""Content leakage (levels 4 and 5): identical and near-identical windows, found by search.
 
 Every selected (window, channel) is a *vector* of t samples, z-scored per vector so that
 scaled and offset copies look identical. Level 4 (identical content under another id):
@@ -20,6 +20,7 @@ The search is exact and its memory is linear in the number of vectors:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -42,7 +43,9 @@ class ContentConfig:
     # Projected dimensions: more prune better but cost 2k flops per pair. With 32, real and
     # synthetic EEG pairs sit 3-10x above the bound (eegmat, the default cohort).
     prefilter_dims: int = 32
-    block_size: int = 4096  # vectors per block: a block pair holds block_size^2 float32
+    # Vectors per block: a block pair holds block_size^2 float32. 1024 (4 MB) stays in
+    # cache; 4096 was 2x slower per pair on the 2-core target (benchmarks/bench_audit.py).
+    block_size: int = 1024
     # A block pair with more candidates than this is compared in full (one matmul) rather
     # than candidate by candidate.
     dense_candidates: int = 4096
@@ -121,6 +124,8 @@ class ContentIndex:
     z: np.ndarray  # (n, t) float32 memmap of z-scored vectors
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> vectors not indexed
     other_lengths: dict[int, int] = field(default_factory=dict)  # samples -> vectors skipped
+    file_rows: dict[str, int] = field(default_factory=dict)  # file -> windows offered
+    skipped_rows: list[tuple[str, np.ndarray, str, int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.row)
@@ -152,6 +157,10 @@ class IndexBuilder:
         }
         self.skipped = {"non_finite": 0, "constant": 0, "other_length": 0}
         self.other_lengths: dict[int, int] = {}
+        self.file_rows: dict[str, int] = {}  # windows offered per file (indexed or not)
+        # (file, rows, reason, samples) of every vector not indexed, so that the counts can
+        # be split up later by whichever split those windows belong to
+        self.skipped_rows: list[tuple[str, np.ndarray, str, int]] = []
 
     def add(
         self, x: np.ndarray, file: str, rows: np.ndarray, channel: str, window_start: np.ndarray
@@ -161,15 +170,21 @@ class IndexBuilder:
         Only vectors as long as the shared basis (the first length indexed) can be
         compared; others are counted in `skipped` and `other_lengths`, never indexed."""
         m, t = x.shape
+        rows = np.asarray(rows, np.int64)
+        self.file_rows[file] = max(self.file_rows.get(file, 0), m)
         if t != (self.projector.t or self.t or t):
             self.skipped["other_length"] += m
             self.other_lengths[t] = self.other_lengths.get(t, 0) + m
+            self.skipped_rows.append((file, rows, "other_length", t))
             return
         self.t = t
         z, usable = zscore_rows(x, self.cfg.min_std_uv)
         finite = np.isfinite(x).all(axis=1)
         self.skipped["non_finite"] += int((~finite).sum())
         self.skipped["constant"] += int((finite & ~usable).sum())
+        for reason, bad in (("non_finite", ~finite), ("constant", finite & ~usable)):
+            if bad.any():
+                self.skipped_rows.append((file, rows[bad], reason, t))
         if not len(z):
             return
         if not self.files or self.files[-1] != file:
@@ -179,7 +194,7 @@ class IndexBuilder:
         n = len(z)
         self.parts["file_idx"].append(np.full(n, len(self.files) - 1, np.int32))
         self.parts["chan_idx"].append(np.full(n, self.channels.index(channel), np.int32))
-        self.parts["row"].append(np.asarray(rows, np.int64)[usable])
+        self.parts["row"].append(rows[usable])
         self.parts["window_start"].append(np.asarray(window_start, np.int64)[usable])
         self.parts["hashes"].append(
             np.fromiter((xxhash.xxh3_64_intdigest(r.tobytes()) for r in z), np.uint64, n)
@@ -217,6 +232,8 @@ class IndexBuilder:
             z=z,
             skipped=dict(self.skipped),
             other_lengths=dict(self.other_lengths),
+            file_rows=dict(self.file_rows),
+            skipped_rows=list(self.skipped_rows),
         )
 
 
@@ -230,12 +247,18 @@ def same_window(a: ContentIndex, ia: np.ndarray, b: ContentIndex, ib: np.ndarray
 
 
 def hash_pairs(a: ContentIndex, b: ContentIndex) -> tuple[np.ndarray, np.ndarray]:
-    """All (ia, ib) with equal hashes (sort-merge; memory linear in the matches)."""
+    """All (ia, ib) with equal hashes (sort-merge; memory linear in the matches). With
+    `b is a`, the pairs within one index: ia < ib."""
+    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
     if not len(a) or not len(b):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return none
     oa, ob = np.argsort(a.hashes, kind="stable"), np.argsort(b.hashes, kind="stable")
     ha, hb = a.hashes[oa], b.hashes[ob]
-    common = np.intersect1d(ha, hb)
+    if b is a:
+        values, counts = np.unique(ha, return_counts=True)
+        common = values[counts > 1]
+    else:
+        common = np.intersect1d(ha, hb)
     ia_list, ib_list = [], []
     for h in common:
         xa = oa[np.searchsorted(ha, h, "left") : np.searchsorted(ha, h, "right")]
@@ -243,8 +266,12 @@ def hash_pairs(a: ContentIndex, b: ContentIndex) -> tuple[np.ndarray, np.ndarray
         ia_list.append(np.repeat(xa, len(xb)))
         ib_list.append(np.tile(xb, len(xa)))
     if not ia_list:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return np.concatenate(ia_list), np.concatenate(ib_list)
+        return none
+    ia, ib = np.concatenate(ia_list), np.concatenate(ib_list)
+    if b is a:
+        keep = ia < ib
+        ia, ib = ia[keep], ib[keep]
+    return ia, ib
 
 
 def _cosines(za: np.ndarray, zb: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
@@ -266,10 +293,23 @@ def _augment(r: np.ndarray, left: bool) -> np.ndarray:
     return np.ascontiguousarray(np.hstack(parts), dtype=np.float32)
 
 
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """Thousands of thin matmuls: BLAS threads cost more than they save (3-10x more CPU on
+    a busy 2-core machine), so the search runs on one."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def similar_pairs(
     a: ContentIndex, b: ContentIndex, cfg: ContentConfig
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (ia, ib, cos) per block pair for every cross pair with cos >= cfg.threshold."""
+    """Yield (ia, ib, cos) per block pair for every cross pair with cos >= cfg.threshold.
+
+    With `b is a`, the pairs within one index, each once (ia < ib): only the blocks on and
+    above the diagonal are compared, half the work of a cross search of the same size."""
     if not len(a) or not len(b) or a.window_samples != b.window_samples:
         return
     t = a.window_samples
@@ -278,17 +318,36 @@ def similar_pairs(
     # Augmented rows [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x - y|^2: one matmul per block pair
     # gives the projected squared distances, with no elementwise passes over the block.
     aug_a, aug_b = _augment(a.reduced, left=True), _augment(b.reduced, left=False)
+    with _one_blas_thread():
+        yield from _block_pairs(a, b, cfg, aug_a, aug_b, bound)
+
+
+def _block_pairs(
+    a: ContentIndex,
+    b: ContentIndex,
+    cfg: ContentConfig,
+    aug_a: np.ndarray,
+    aug_b: np.ndarray,
+    bound: np.float32,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`similar_pairs`' loop over block pairs (see there)."""
+    t = a.window_samples
     bs = cfg.block_size
+    within = b is a
     for i0 in range(0, len(a), bs):
         ra = aug_a[i0 : i0 + bs]
-        for j0 in range(0, len(b), bs):
+        for j0 in range(i0 if within else 0, len(b), bs):
             near_mask = (ra @ aug_b[j0 : j0 + bs].T) <= bound  # (m, n) projected |a - b|^2
+            if within and j0 == i0:
+                near_mask = np.triu(near_mask, k=1)  # each pair once, never a vector with itself
             if not near_mask.any():
                 continue
             ii, jj = np.nonzero(near_mask)
             del near_mask
             if len(ii) > cfg.dense_candidates:
                 full = np.asarray(a.z[i0 : i0 + bs]) @ np.asarray(b.z[j0 : j0 + bs]).T / t
+                if within and j0 == i0:
+                    full[np.tril_indices_from(full)] = -1.0  # as the triu above
                 ii, jj = np.nonzero(full >= cfg.threshold - 1e-4)
                 del full
             ia, ib = ii.astype(np.int64) + i0, jj.astype(np.int64) + j0

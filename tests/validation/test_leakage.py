@@ -88,14 +88,30 @@ def by_name(result):
     return {c.name: c for c in result.checks}
 
 
-def test_clean_split_has_zero_findings(planted):
-    # Copies stay inside one split (05 -> 02, 04 -> 01, 03 -> 00 all in train).
+def test_copies_inside_one_split_warn_naming_it(planted):
+    # Copies stay inside one split (05 -> 02, 04 -> 01, 03 -> 00 all in train): no leak under
+    # this split, but one under another, so each is a warning that names the split.
     res = audit_leakage(
         {"train": split(planted, "00", "01", "02", "03", "04", "05"), "test": split(planted, "06")}
     )
-    assert res.findings == [] and not res.leaky
+    assert not res.leaky and {c.status for c in res.findings} == {"warn"}
+    checks = by_name(res)
+    assert [c.name for c in res.findings] == ["leakage/identical_content", "leakage/near_duplicate"]
+    exact, noisy = checks["leakage/identical_content"], checks["leakage/near_duplicate"]
+    assert exact.count == 2 * len(CHANNELS) and exact.numbers["inside"] == {"train": 8}
+    assert noisy.count == len(CHANNELS) and noisy.numbers["crossing"] == 0
+    assert "inside 'train'" in exact.summary and "k-fold" in exact.summary
+    assert {(e["file"], e["row"], e["with_file"], e["with_row"]) for e in exact.examples} == {
+        ("sub-01_run-1.parquet", 2, "sub-04_run-1.parquet", 5),
+        ("sub-02_run-2.parquet", 7, "sub-05_run-1.parquet", 3),
+    }
     assert {c.level for c in res.checks} == {1, 2, 3, 4, 5}
     assert res.splits["train"]["vectors"] == 6 * 2 * N * len(CHANNELS)
+
+
+def test_clean_split_has_zero_findings(planted):
+    res = audit_leakage({"train": split(planted, "01", "02", "03"), "test": split(planted, "06")})
+    assert res.findings == [] and not res.leaky
 
 
 def test_participant_and_run_in_two_splits(planted):
@@ -252,6 +268,19 @@ def test_blocked_search_matches_brute_force(tmp_path, dense):
     za, zb = (np.asarray(x.z, np.float64) for x in idx)
     truth = {tuple(map(int, p)) for p in np.argwhere(za @ zb.T / T >= 0.99)}
     assert got == truth and {(7, 5), (800, 40), (3, 650)} <= got
+    # Within one index (what the audit runs): each pair once, i < j, none with itself.
+    both = np.concatenate([za, zb])
+    builder = IndexBuilder("ab", "r", tmp_path, proj, cfg)
+    ab = np.concatenate([a, b])
+    builder.add(ab, "ab", np.arange(len(ab)), "CZ", np.arange(len(ab)) * T)
+    one = builder.finish()
+    got = {
+        (int(i), int(j))
+        for ia, ib, _ in similar_pairs(one, one, cfg)
+        for i, j in zip(ia, ib, strict=True)
+    }
+    truth = {(int(i), int(j)) for i, j in np.argwhere(np.triu(both @ both.T / T, 1) >= 0.99)}
+    assert got == truth and {(7, 900 + 5), (800, 900 + 40), (3, 900 + 650)} <= got
 
 
 # ---- known answers from the synthetic cohort's manifest and from real EEG -------------------
