@@ -132,7 +132,17 @@ def _stem_id_warnings(planned: Sequence[Source]) -> list[str]:
     """Whole file stems as participant ids (`S001R01.edf` -> participant 'S001R01') make
     every file its own participant, so a participant split can leak one person's runs."""
     by_stem = [s for s in planned if s.id_source == "file stem"]
-    if len(by_stem) < 2:
+    if len(by_stem) == 1:  # one such file is worth a word too: its id is a guess
+        (src,) = by_stem
+        dropped = sorted({c for c in src.path.name.removesuffix(src.path.suffix) if not (
+            c.isascii() and c.isalnum())})  # fmt: skip
+        return [
+            f"{src.path}: no participant/run in its name that eegwb recognises: stored as "
+            f"participant {src.participant!r}, run '1'"
+            + (f" (characters {dropped} dropped)" if dropped else "")
+            + "; set participant_pattern (--participant-pattern) if that is not who it is"
+        ]
+    if not by_stem:
         return []
     shown = ", ".join(s.path.name for s in by_stem[:4]) + (", ..." if len(by_stem) > 4 else "")
     return [

@@ -8,7 +8,8 @@ is used: 'ses1rest2', see `assign_ids`), eeg-notebooks / muse-lsl subject and se
 `subject0001/session001/recording_...csv`: participant '101', run '1'; where one session
 holds several recordings, the run is 'ses' + session + the rest of the name), the default
 pattern `SubjectNN_R` / `sub01_run2` / `alice_rest`, or else the file stem (participant)
-with run "1". Every id is cleaned the same way (`clean_id`), and label CSVs are matched
+with run "1" when it is one word (several words would run together into a wrong id: such a
+file is refused). Every id is cleaned the same way (`clean_id`), and label CSVs are matched
 through it too, so `Subject00` in a labels file meets `Subject00_1.edf`.
 """
 
@@ -87,6 +88,25 @@ def _subject_session(path: Path, stem: str) -> tuple[str, str, str, str] | None:
     return None
 
 
+def _stem_id(path: Path, stem: str) -> str:
+    """The whole stem as a participant id, when it is one word: 'S001R01' -> 'S001R01'.
+
+    A stem of several words (`Subject05 1 ✓é`) would run them together
+    ('051': participant 05, run 1, or participant 051?), a wrong id nobody would notice; so
+    it is refused, with the way out."""
+    parts = re.findall(r"[A-Za-z0-9]+", _ID_PREFIX.sub("", stem) or stem)
+    if len(parts) > 1:
+        dropped = sorted({c for c in stem if not c.isascii() or not c.isalnum()})
+        raise DatasetError(
+            f"{path}: eegwb cannot read a participant and run from this file name: its parts "
+            f"{parts} would run together into participant {''.join(parts)!r} (dropping "
+            f"{dropped}); rename the file (e.g. '{parts[0]}_{parts[1]}{path.suffix}' for "
+            f"participant {parts[0]!r}, run {parts[1]!r}) or set participant_pattern "
+            "(--participant-pattern) with groups (?P<participant>...) and (?P<run>...)"
+        )
+    return clean_id(stem)
+
+
 def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
     """Participant and run for one file (see the module docstring for the order of rules)."""
     stem = source_stem(path)
@@ -122,7 +142,7 @@ def source_ids(path: Path, pattern: re.Pattern[str] | None = None) -> Source:
             path, fmt, clean_id(match["participant"]), clean_id(match["run"]), "default pattern"
         )
     else:
-        source = Source(path, fmt, clean_id(stem), "1", "file stem")
+        source = Source(path, fmt, _stem_id(path, stem), "1", "file stem")
     if not source.participant or not source.run:
         raise DatasetError(
             f"{path}: empty participant or run id ({source.participant!r}, {source.run!r})"

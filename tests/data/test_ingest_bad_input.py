@@ -413,6 +413,33 @@ def test_file_stems_as_participant_ids_are_warned_about(tmp_path):
     assert not any("its own participant" in w for w in report.warnings)
 
 
+@needs_eegmat
+def test_one_file_name_without_ids_is_refused_not_run_together(tmp_path, caplog):
+    """`Subject05 1 ✓é.edf`, the only source: not silently participant '051'."""
+    odd = tmp_path / "src" / "Subject05 1 ✓é.edf"
+    odd.parent.mkdir()
+    shutil.copy(EEGMAT / "Subject05_2.edf", odd)
+    with pytest.raises(DatasetError, match="would run together into participant '051'") as err:
+        ingest([odd], tmp_path / "o", window_samples=512, progress=False)
+    assert str(odd) in str(err.value) and "participant_pattern" in str(err.value)
+    assert not (tmp_path / "o").exists()
+    assert cli_main(["ingest", str(odd), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "Subject05 1 ✓é.edf: eegwb cannot read a participant and run" in caplog.text
+    # With a pattern it is read as meant.
+    report = ingest([odd], tmp_path / "o", window_samples=512, progress=False,
+                    participant_pattern=r"Subject(?P<participant>\d+) (?P<run>\d)")  # fmt: skip
+    assert [(r.participant, r.run) for r in report.written] == [("05", "1")]
+
+
+def test_one_file_stem_id_is_said(tmp_path):
+    _fif(tmp_path / "src" / "alice!.fif")
+    report = ingest([tmp_path / "src"], tmp_path / "o", window_samples=64, progress=False)
+    assert [r.participant for r in report.written] == ["alice"]
+    (warning,) = [w for w in report.warnings if "no participant/run in its name" in w]
+    assert "alice!.fif" in warning and "stored as participant 'alice'" in warning
+    assert "['!'] dropped" in warning
+
+
 def test_on_error_skip_cli_exit_code(tmp_path):
     src = _folder(tmp_path, 1)
     (src / "sub05_1_raw.fif").write_bytes(b"not a fif file")
