@@ -99,4 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{'mlflow':>18}: {result.tracking_uri} (run {result.run_id})")
         if result.tracking_failures:
             print(f"{'not logged':>18}: {len(result.tracking_failures)} MLflow call(s) failed")
+            for failure in result.tracking_failures:
+                if failure.startswith("end run"):  # says how to end a run left RUNNING
+                    print(f"{'mlflow run':>18}: {failure}")
     return 1 if result.stopped == "gate" else 0

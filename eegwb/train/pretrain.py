@@ -206,7 +206,7 @@ def train(run: Run, progress: Progress | None, *, bar: bool) -> RunResult:
             pbar.close()
         if run.info.is_main:
             log_summary(run, tracker)
-        r.tracking_failures = list(tracker.failures)
+    r.tracking_failures = list(tracker.failures)  # after the end, which may fail too
     best = run.paths["best"]
     ckpt = run.resumed_from
     if (

@@ -38,6 +38,9 @@ TAG_CHECKPOINT = "eegwb.checkpoint"  # path of the best checkpoint
 TAG_CHECKPOINT_LAST = "eegwb.checkpoint_last"
 TAG_KERNEL = "eegwb.kernel_path"
 TAG_DATASET_FINGERPRINT = "eegwb.dataset_fingerprint"
+TAG_INCOMPLETE = "eegwb.tracking_incomplete"  # what a run's record misses (calls that failed)
+END_ATTEMPTS = 3  # ending a run: tries, END_WAIT_S, 2 END_WAIT_S apart (a server coming back)
+END_WAIT_S = 1.0
 
 MAX_PARAM_VALUE_CHARS = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH (MLflow 3)
 MAX_KEY_CHARS = 250  # MAX_ENTITY_KEY_LENGTH
@@ -167,6 +170,7 @@ class Tracker:
         self.n_failures = 0
         self._warned = False
         self._ended = False
+        self.end_status: str | None = None  # the status the run was ended with, once it was
         self._consecutive = 0
         self._max_consecutive = max_consecutive_failures
         self._cooldown_s = cooldown_s
@@ -214,20 +218,70 @@ class Tracker:
         self._guard("start run", f"experiment {self.experiment!r}", start)
 
     def end(self, status: str = "FINISHED") -> None:
-        """Close the run (FINISHED / FAILED / KILLED); warns once with a failure summary."""
+        """Close the run (FINISHED / FAILED / KILLED); warns once with a failure summary.
+
+        A run whose record misses calls that failed ends as FAILED (not FINISHED), with
+        the tag `eegwb.tracking_incomplete` saying what is missing. Ending ignores the
+        pause after failures and tries `END_ATTEMPTS` times, so a server that died
+        mid-run and is back by now gets its run closed; if it is still away, the summary
+        says how to close the run (else it would show RUNNING forever)."""
         if self._ended:
             return
         self._ended = True
-        self._call("end run", f"status {status}", lambda c: c.set_terminated(self.run_id, status))
+        if self.enabled and self.run_id is not None and self._client is not None:
+            status = self._end_run(status)
+        else:
+            self._call("end run", f"status {status}", lambda c: None)
         if self.n_failures:
+            if self.end_status is not None:
+                outcome = f"the run was ended as {self.end_status}"
+            else:
+                outcome = (
+                    "the run could not be ended and shows RUNNING; when the server is back, "
+                    f"end it with: {self.end_command()}"
+                )
             logger.warning(
-                "MLflow tracking at %s: %d call(s) failed during run %s; not logged: %s%s",
+                "MLflow tracking at %s: %d call(s) failed during run %s; not logged: %s%s; %s",
                 self.tracking_uri,
                 self.n_failures,
                 self.run_id,
                 "; ".join(self.failures[:3]),
                 " ..." if self.n_failures > 3 else "",
+                outcome,
             )
+
+    def _end_run(self, status: str) -> str:
+        missing = self.n_failures
+        if missing and status == "FINISHED":
+            status = "FAILED"  # the record is not the whole run
+        for attempt in range(END_ATTEMPTS):
+            try:
+                with _short_http_timeouts():
+                    if missing:
+                        text = f"{missing} MLflow call(s) failed; not logged: " + "; ".join(
+                            self.failures[:5]
+                        )
+                        self._client.set_tag(
+                            self.run_id, TAG_INCOMPLETE, text[:MAX_TAG_VALUE_CHARS]
+                        )
+                    self._client.set_terminated(self.run_id, status)
+            except Exception as err:  # noqa: BLE001 - still away: try again, then say how
+                if attempt == END_ATTEMPTS - 1:
+                    hint = f"status {status}; it shows RUNNING until: {self.end_command()}"
+                    self._record("end run", hint, err, warn=False)
+                else:
+                    time.sleep(END_WAIT_S * (attempt + 1))
+            else:
+                self.end_status = status
+                break
+        return status
+
+    def end_command(self) -> str:
+        """A shell command that ends this run as FAILED (for a run left RUNNING)."""
+        return (
+            f"python -c \"from mlflow import MlflowClient; MlflowClient('{self.tracking_uri}')"
+            f".set_terminated('{self.run_id}', 'FAILED')\""
+        )
 
     def __enter__(self) -> Self:
         return self

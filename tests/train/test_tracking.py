@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -159,13 +160,11 @@ def test_disabled_tracker_does_nothing(tmp_path: Path) -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False).returncode == 0
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
+def _start_server(tmp: Path, port: int) -> tuple[str, subprocess.Popen]:
+    """A real `mlflow server` on 127.0.0.1:port over the sqlite store in `tmp`, answering."""
     exe = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
     if not Path(exe).exists():
         pytest.skip("the mlflow CLI is not installed beside this Python")
-    tmp = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
     proc = subprocess.Popen(
         [
             exe,
@@ -187,33 +186,47 @@ def mlflow_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 150  # a loaded 2-core CI box
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return url, proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            _stop_server(proc)
+            raise RuntimeError("mlflow server did not answer /health within 150 s")
+        time.sleep(0.5)
+
+
+def _stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    store, port = tmp_path_factory.mktemp("mlflow-server"), _free_port()
+    url, proc = _start_server(store, port)
+    server = {"url": url, "proc": proc, "store": store, "port": port}
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {proc.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer /health within 150 s")
-            time.sleep(0.5)
-        yield url, proc
+        yield server
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _stop_server(server["proc"])
 
 
 @pytest.mark.timeout(300)
-def test_real_mlflow_server_round_trip_then_killed(mlflow_server, tmp_path: Path, caplog) -> None:
-    url, proc = mlflow_server
+def test_real_mlflow_server_round_trip_killed_then_back(mlflow_server, tmp_path, caplog) -> None:
+    from mlflow import MlflowClient
+
+    url, proc = mlflow_server["url"], mlflow_server["proc"]
     with Tracker(url, "served", run_name="http", tags={"purpose": "test"}) as tracker:
         _log_everything(tracker, tmp_path)
     assert tracker.failures == [], tracker.failures
@@ -222,8 +235,10 @@ def test_real_mlflow_server_round_trip_then_killed(mlflow_server, tmp_path: Path
 
     # The server dies mid-run: later calls fail softly, within a bounded time.
     live = Tracker(url, "served", run_name="dies")
-    live.log_metrics({"loss": 1.0}, step=0)
-    assert live.failures == []
+    comes_back = Tracker(url, "served", run_name="comes-back")
+    for run in (live, comes_back):
+        run.log_metrics({"loss": 1.0}, step=0)
+        assert run.failures == []
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     caplog.set_level(logging.WARNING, logger="eegwb.train.tracking")
@@ -240,6 +255,26 @@ def test_real_mlflow_server_round_trip_then_killed(mlflow_server, tmp_path: Path
     assert len(warnings) == 2, [r.getMessage() for r in warnings]
     assert "Not logged: log_metrics" in warnings[0].getMessage()
     assert "failed during run" in warnings[1].getMessage()
+    # Ended while the server is away: the run shows RUNNING, and the summary says how to end it.
+    assert live.end_status is None
+    assert "shows RUNNING" in warnings[1].getMessage()
+    assert live.end_command() in warnings[1].getMessage()
+
+    # The server comes back on the same store before the other run ends: that run is ended
+    # (as FAILED, its record misses what failed), not left RUNNING; the printed command
+    # ends the first. (Before: ending was skipped while calls were paused after failures.)
+    for step in range(1, 6):
+        comes_back.log_metrics({"loss": 1.0 / step}, step=step)
+    url, mlflow_server["proc"] = _start_server(mlflow_server["store"], mlflow_server["port"])
+    comes_back.end()
+    client = MlflowClient(tracking_uri=url)
+    run = client.get_run(comes_back.run_id)
+    assert comes_back.end_status == "FAILED" and run.info.status == "FAILED"
+    assert "not logged: log_metrics" in run.data.tags["eegwb.tracking_incomplete"]
+    assert client.get_run(live.run_id).info.status == "RUNNING"
+    cmd = shlex.split(live.end_command())[1:]
+    subprocess.run([sys.executable, *cmd], check=True, timeout=120)
+    assert client.get_run(live.run_id).info.status == "FAILED"
 
 
 @pytest.mark.timeout(120)
