@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "control": "information floors, model diagnostics and the control verdict",
     "finetune": "fine-tune a pretrained backbone on a clinical label",
     "autopsy": "why a trained model does what it does: a diagnostic report",
+    "report": "run a notebook into an HTML report that opens offline",
     "info": "environment, kernel path and package versions",
 }
 
@@ -49,5 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         prog=f"eegwb {top.command}", description=COMMANDS[top.command]
     )
     module.add_arguments(command_parser)
+    # A command that runs another program (`eegwb report nb.py -o out.html -- --data d`)
+    # takes everything after `--` as that program's arguments, wherever its options stand.
+    passthrough: list[str] = []
+    if getattr(module, "PASSTHROUGH", False) and "--" in rest:
+        cut = rest.index("--")
+        rest, passthrough = rest[:cut], rest[cut + 1 :]
     args = command_parser.parse_args(rest)
+    if getattr(module, "PASSTHROUGH", False):
+        args.passthrough = passthrough
     return int(module.run(args) or 0)
