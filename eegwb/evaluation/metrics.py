@@ -390,6 +390,62 @@ def best_threshold(label: np.ndarray, score: np.ndarray) -> float:
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
+@dataclass(frozen=True)
+class PairedDifference:
+    """AUROC(a) - AUROC(b) on the units both scored, with a paired participant-bootstrap CI."""
+
+    level: str
+    auroc_a: float
+    auroc_b: float
+    difference: float
+    ci: tuple[float, float]
+    n_units: int
+    n_participants: int
+
+
+def paired_auroc_difference(
+    a: pl.DataFrame,
+    b: pl.DataFrame,
+    level: str = "recording",
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedDifference:
+    """Did `a` rank the test units better than `b`? Both are scored on the same resampled
+    participants in every bootstrap draw, so the interval answers that question directly;
+    two separate intervals that overlap do not (they ignore that both models saw the same
+    people). Percentile interval; `level` "prediction" compares recordings, since two
+    models need not predict the same units (the baseline scores windows)."""
+    level = "recording" if level == "prediction" else level
+    keys = ["participant", "run"]
+    units = aggregate(a, level).join(
+        aggregate(b, level).select(*keys, pl.col("score").alias("score_b")), on=keys, how="inner"
+    )
+    if units.height == 0:
+        raise MetricsError(f"{level} level: the two prediction tables share no units")
+    label = units["label"].to_numpy().astype(bool)
+    sa, sb = units["score"].to_numpy(), units["score_b"].to_numpy()
+    _, group = np.unique(units["participant"].to_numpy().astype(str), return_inverse=True)
+    n_groups = int(group.max()) + 1
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, n_groups))
+    np.add.at(
+        counts, (np.arange(n_boot)[:, None], rng.integers(0, n_groups, (n_boot, n_groups))), 1
+    )
+    weights = counts[:, group]
+    diff = _weighted_auroc(weights, label, sa) - _weighted_auroc(weights, label, sb)
+    diff = diff[np.isfinite(diff)]
+    tail = 100 * (1 - confidence) / 2
+    ci = (
+        tuple(float(v) for v in np.percentile(diff, [tail, 100 - tail]))
+        if diff.size >= 10 and n_groups >= 2
+        else (float("nan"), float("nan"))
+    )
+    auc_a, auc_b = auroc(label, sa), auroc(label, sb)
+    return PairedDifference(level, auc_a, auc_b, auc_a - auc_b, ci, units.height, n_groups)
+
+
 def roc_chart(
     roc: pl.DataFrame, color: str = "strategy", title: str = "ROC on held-out participants"
 ):
@@ -400,18 +456,25 @@ def roc_chart(
     diagonal = (
         alt.Chart(pl.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0]}))
         .mark_line(strokeDash=[4, 4], color="gray")
-        .encode(x="fpr:Q", y="tpr:Q")
+        .encode(
+            x=alt.X("fpr:Q", scale=alt.Scale(domain=[-0.03, 1.03], nice=False)),
+            y=alt.Y("tpr:Q", scale=alt.Scale(domain=[-0.03, 1.03], nice=False)),
+        )
     )
     # keep the curve order; drop the thresholds (the first is +inf, which JSON cannot hold)
     roc = roc.select("fpr", "tpr", color).with_columns(
         pl.int_range(pl.len()).over(color).alias("point")
     )
+    # a margin around the unit square: a perfect curve (AUROC 1) runs along x = 0 and y = 1,
+    # and on a domain of exactly [0, 1] it hides in the chart's border
+    unit = alt.Scale(domain=[-0.03, 1.03], nice=False)
+    ticks = alt.Axis(values=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
     curves = (
         alt.Chart(roc, title=title)
-        .mark_line()
+        .mark_line(strokeWidth=2.5)
         .encode(
-            x=alt.X("fpr:Q", title="false positive rate", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("tpr:Q", title="true positive rate", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("fpr:Q", title="false positive rate", scale=unit, axis=ticks),
+            y=alt.Y("tpr:Q", title="true positive rate", scale=unit, axis=ticks),
             color=alt.Color(f"{color}:N"),
             order="point:Q",
             tooltip=[color, alt.Tooltip("fpr:Q", format=".2f"), alt.Tooltip("tpr:Q", format=".2f")],

@@ -28,7 +28,7 @@ from eegwb.config import load_config
 from eegwb.data.layout import RecordingMeta, build_table, write_recording
 from eegwb.data.montage import electrode_positions
 from eegwb.errors import InputError, MissingInputError
-from eegwb.evaluation.floor_data import TokenKeys, fit_floors, loader
+from eegwb.evaluation.floor_data import TokenKeys, dataset_floors, fit_floors, loader
 from eegwb.evaluation.floors import KINDS, LABELS, Floors
 from eegwb.experiments.autopsy import autopsy_once
 from eegwb.experiments.model_probe import ModelDiagnostics, load_objective, open_split, probe
@@ -231,8 +231,10 @@ def summary_frame(reports: Sequence[ControlReport]) -> pl.DataFrame:
 def ladder_chart(
     reports: ControlReport | Sequence[ControlReport], title: str = "floor ladder"
 ) -> Any:
-    """Floors as bars (the verdicts' reference: transfer, else unbiased; the exact in-sample
-    floor as a tick), each model's loss as a horizontal rule. The floors drawn are the first
+    """Floors as dots (the verdicts' reference: transfer, else unbiased; the exact in-sample
+    floor as a tick), each model's loss as a dashed horizontal rule, the axis zoomed to the
+    values: 0.97 vs 1.01 vs 1.03 is the answer, and on an axis from 0 they look equal (bars
+    from 0 would mislead on a zoomed axis, hence dots). The floors drawn are the first
     report's: give reports of one split and fixed targets (signal), or one per chart."""
     import altair as alt
 
@@ -242,18 +244,27 @@ def ladder_chart(
     losses = pl.DataFrame(
         [{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss} for r in reports]
     )
+    shown = [
+        v
+        for v in [*floors["reference"], *floors["mse"], *losses["loss"]]
+        if v is not None and math.isfinite(v)
+    ]
+    lo, hi = (min(shown), max(shown)) if shown else (0.0, 1.0)
+    pad = 0.08 * (hi - lo) or 0.05 * abs(hi) or 0.05
+    y_scale = alt.Scale(domain=[lo - pad, hi + pad], zero=False, nice=False)
     x = alt.X(
         "information:N",
         sort=order,
         title="what the model may know",
         axis=alt.Axis(labelAngle=-20, labelLimit=160),
     )
-    bars = (
+    basis = reports[0].floors.basis
+    dots = (
         alt.Chart(floors)
-        .mark_bar(opacity=0.7)
+        .mark_point(filled=True, size=120)
         .encode(
             x=x,
-            y=alt.Y("reference:Q", title=f"MSE per element ({reports[0].floors.basis} floor)"),
+            y=alt.Y("reference:Q", title=f"MSE per element ({basis} floor; zoomed)", scale=y_scale),
             tooltip=[
                 "information",
                 alt.Tooltip("reference:Q", title="verdicts' floor", format=".4f"),
@@ -265,17 +276,36 @@ def ladder_chart(
             ],
         )
     )
-    ticks = alt.Chart(floors).mark_tick(color="black", thickness=2).encode(x=x, y="mse:Q")
+    ticks = (
+        alt.Chart(floors)
+        .mark_tick(color="black", thickness=2)
+        .encode(x=x, y=alt.Y("mse:Q", scale=y_scale))
+    )
     rules = (
         alt.Chart(losses)
         .mark_rule(strokeWidth=2, strokeDash=[6, 3])
         .encode(
-            y="loss:Q",
+            y=alt.Y("loss:Q", scale=y_scale),
             color=alt.Color("model:N", title="model validation loss"),
             tooltip=["model", alt.Tooltip("loss:Q", format=".4f")],
         )
     )
-    return (bars + ticks + rules).properties(title=title, width=420, height=260)
+    return (dots + ticks + rules).properties(title=title, width=420, height=260)
+
+
+def floor_lines(cfg: Any, split: str = "val") -> dict[str, float] | None:
+    """The floors a pretraining config's `split` sets for its loss chart, {name: MSE}: the
+    verdicts' reference (transfer floors from the train split's participants), to draw with
+    `eegwb.train.pretrain_steps.loss_chart(floors=...)`. None for learned targets: their
+    floors depend on the model, so only a checkpoint has them (`eegwb control`)."""
+    if cfg.model.target != "signal":
+        return None
+    floors = dataset_floors(open_split(cfg, split), open_split(cfg, "train"))
+    return {
+        "dataset mean": floors.reference("nothing"),
+        "position": floors.reference("position"),
+        "channel x position": floors.reference("channel_position"),
+    }
 
 
 # --------------------------------------------------------------------------- training the controls

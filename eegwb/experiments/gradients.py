@@ -213,20 +213,34 @@ def gradient_section(subject: Subject, probe: ProbeSet, batch_size: int = 16) ->
 
 
 def gradient_charts(section: Section) -> dict[str, Any]:
+    """Gradient norm per layer on a log axis. Bars start at a base a decade below the
+    smallest norm drawn (a log axis has no 0, and bars from 0 left the chart empty); dead
+    layers (norm 0 or below DEAD_GRAD) are drawn at that base."""
     import altair as alt
 
-    data = section.tables["per_layer"].with_columns(
-        grad_norm_floor=pl.max_horizontal("grad_norm", pl.lit(1e-12))
+    layers = section.tables["per_layer"]
+    live = [g for g in layers["grad_norm"].to_list() if g is not None and g >= DEAD_GRAD]
+    base = 10.0 ** (math.floor(math.log10(min(live))) - 1) if live else DEAD_GRAD / 10
+    data = layers.with_columns(
+        grad_norm_drawn=pl.max_horizontal("grad_norm", pl.lit(base)), base=pl.lit(base)
     )
-    return {
-        "per_layer": alt.Chart(
-            data, title="Gradient norm per layer (dead layers at the 1e-12 floor)"
-        )
+    title = f"Gradient norm per layer (log axis from {base:.0e}; dead layers at that base)"
+    tooltip = [
+        "layer",
+        alt.Tooltip("grad_norm:Q", format=".3g"),
+        alt.Tooltip("param_norm:Q", format=".3g"),
+        alt.Tooltip("ratio:Q", format=".3g"),
+        "dead",
+    ]
+    chart = (
+        alt.Chart(data, title=title)
         .mark_bar()
         .encode(
-            x=alt.X("grad_norm_floor:Q", scale=alt.Scale(type="log"), title="gradient norm"),
+            x=alt.X("grad_norm_drawn:Q", scale=alt.Scale(type="log"), title="gradient norm"),
+            x2="base:Q",
             y=alt.Y("layer:N", sort=None),
             color="dead:N",
-            tooltip=["layer", "grad_norm", "param_norm", "ratio", "dead"],
+            tooltip=tooltip,
         )
-    }
+    )
+    return {"per_layer": chart}

@@ -141,8 +141,15 @@ def check_gates(cfg: PretrainConfig, epoch: int, row: dict) -> tuple[list[dict],
     return results, failures, stop
 
 
-def loss_chart(history: list[dict], title: str = "loss per epoch") -> alt.Chart:
-    """Altair line chart of train and validation loss per epoch."""
+def loss_chart(
+    history: list[dict], title: str = "loss per epoch", floors: dict[str, float] | None = None
+) -> alt.Chart | alt.LayerChart:
+    """Train and validation loss per epoch, the axis zoomed to the values drawn.
+
+    `floors` ({"dataset mean": 1.02, "position": 0.97, ...}, the information floors of the
+    validation data for `signal` targets) are drawn as labelled dashed lines: whether 0.97
+    is the position floor or below it is the question, and on an axis from 0 both look
+    the same."""
     import altair as alt
     import polars as pl
 
@@ -154,13 +161,37 @@ def loss_chart(history: list[dict], title: str = "loss per epoch") -> alt.Chart:
         if h.get(key) is not None and math.isfinite(h[key])
     ]
     data = pl.DataFrame(rows, schema={"epoch": pl.Int64, "split": pl.String, "loss": pl.Float64})
-    return (
-        alt.Chart(data, title=title)
+    lines = {k: v for k, v in (floors or {}).items() if v is not None and math.isfinite(v)}
+    shown = [*data["loss"].to_list(), *lines.values()]
+    lo, hi = (min(shown), max(shown)) if shown else (0.0, 1.0)
+    pad = 0.08 * (hi - lo) or 0.05 * abs(hi) or 0.05
+    y = alt.Y(
+        "loss:Q",
+        title="MSE (masked)",
+        scale=alt.Scale(domain=[lo - pad, hi + pad], zero=False, nice=False),
+    )
+    chart = (
+        alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch"),
-            y=alt.Y("loss:Q", title="MSE (masked)"),
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+            y=y,
             color="split:N",
             tooltip=["epoch", "split", alt.Tooltip("loss:Q", format=".4f")],
         )
     )
+    if lines:
+        ref = pl.DataFrame(
+            {
+                "floor": [f"{k} floor {v:.4f}" for k, v in lines.items()],
+                "loss": list(lines.values()),
+            }
+        )
+        rules = alt.Chart(ref).mark_rule(color="gray", strokeDash=[4, 3]).encode(y=y)
+        labels = (
+            alt.Chart(ref)
+            .mark_text(align="left", dx=4, dy=-6, color="gray", fontSize=10)
+            .encode(y=y, x=alt.value(0), text="floor:N")
+        )
+        chart = rules + labels + chart
+    return chart.properties(title=title)

@@ -16,6 +16,7 @@ import polars as pl
 from eegwb.validation.checks import Check
 
 STATUS_COLORS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
+SPLIT_ORDER = ("train", "val", "test")
 
 
 def checks_frame(checks: Sequence[Check]) -> pl.DataFrame:
@@ -43,41 +44,56 @@ def checks_frame(checks: Sequence[Check]) -> pl.DataFrame:
     )
 
 
-def label_chart(labels: pl.DataFrame) -> alt.Chart | None:
-    """Recordings per label value and split, one panel per label."""
+def label_chart(labels: pl.DataFrame) -> alt.FacetChart | None:
+    """Recordings per label value and split, one panel per label.
+
+    Grouped bars need a width per bar (`alt.Step`): in a facet, a fixed panel width split
+    over values x splits drew hairline bars."""
     if not labels.height:
         return None
     counts = (
         labels.group_by("label", "split", "value").len("recordings").sort("label", "split", "value")
     )
+    splits = list(dict.fromkeys(s for s in SPLIT_ORDER if s in set(counts["split"])))
+    splits += sorted(set(counts["split"]) - set(splits))
     return (
         alt.Chart(counts)
         .mark_bar()
         .encode(
-            x=alt.X("value:N", title="value"),
-            xOffset="split:N",
-            y=alt.Y("recordings:Q"),
-            color="split:N",
+            x=alt.X("value:N", title="value", axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("split:N", sort=splits),
+            y=alt.Y("recordings:Q", axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color("split:N", sort=splits),
             tooltip=["label", "split", "value", "recordings"],
         )
-        .properties(width=220, height=160)
+        .properties(width=alt.Step(18), height=160)
         .facet(column=alt.Column("label:N", title="label distribution per split"))
         .resolve_scale(x="independent")
     )
 
 
-def channel_chart(stats: pl.DataFrame, column: str = "robust_std_uv") -> alt.Chart:
-    """Per-channel spread over files of one statistic (box plot), e.g. robust std in µV."""
+def channel_chart(stats: pl.DataFrame, column: str = "robust_std_uv") -> alt.LayerChart:
+    """One tick per file and the median (dot) of one statistic, per channel, e.g. robust
+    std in µV.
+
+    Ticks, not boxes: a box of files that agree is flat, so beside a channel that differs
+    (the blink-laden FP1 and FP2 in `mean_uv`) most channels showed no box at all."""
     data = stats.select("file", "channel", column).filter(pl.col(column).is_finite())
-    return (
+    medians = data.group_by("channel").agg(pl.col(column).median())
+    x = alt.X("channel:N", sort=list(dict.fromkeys(data["channel"].to_list())))
+    y = alt.Y(f"{column}:Q", title=column, scale=alt.Scale(zero=False))
+    ticks = (
         alt.Chart(data)
-        .mark_boxplot(extent="min-max")
-        .encode(
-            x=alt.X("channel:N", sort=None),
-            y=alt.Y(f"{column}:Q", title=column),
-            tooltip=["file", "channel", column],
-        )
-        .properties(title=f"{column} per channel (one point per file)", height=220)
+        .mark_tick(opacity=0.6, thickness=2)
+        .encode(x=x, y=y, tooltip=["file", "channel", column])
+    )
+    dots = (
+        alt.Chart(medians)
+        .mark_point(filled=True, color="black", size=30)
+        .encode(x=x, y=y, tooltip=["channel", alt.Tooltip(f"{column}:Q", title=f"median {column}")])
+    )
+    return (ticks + dots).properties(
+        title=f"{column} per channel (a tick per file, the dot: median)", height=220
     )
 
 
@@ -134,33 +150,100 @@ def topomap_figure(
     title: str = "",
     unit: str = "",
 ):
-    """A scalp map of per-channel numbers (mne.viz.plot_topomap on an Info with the
-    unit-sphere positions scaled to an MNE-sized head, 95 mm)."""
+    """A scalp map of per-channel numbers, its colours spanning the values' own range.
+
+    Signed values get a diverging map centred on 0, one-signed ones a sequential map from
+    their minimum to their maximum (MNE's default starts one-signed maps at 0, which paints
+    a head whose channels differ by 10% one colour). With fewer than `MIN_INTERPOLATED`
+    placed channels (a 4-channel Muse or tiny model) nothing is interpolated: each
+    electrode is a coloured dot, since a surface through four points shows mostly the
+    interpolation. Otherwise mne.viz.plot_topomap on the unit-sphere positions scaled to an
+    MNE-sized head (95 mm).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import mne
 
     chans = [c for c in values if c in positions and np.isfinite(values[c])]
     if len(chans) < 3:
         raise ValueError(
             f"topomap needs at least 3 channels with positions and finite values, got {chans}"
         )
-    montage = mne.channels.make_dig_montage(
-        ch_pos={c: np.asarray(positions[c], float) * 0.095 for c in chans}, coord_frame="head"
-    )
-    info = mne.create_info(chans, sfreq=100.0, ch_types="eeg")
-    info.set_montage(montage)
-    fig, ax = plt.subplots(figsize=(3.6, 3.2))
-    im, _ = mne.viz.plot_topomap(
-        np.array([values[c] for c in chans]),
-        info,
-        axes=ax,
-        show=False,
-        names=chans,
-        sphere=(0.0, 0.0, 0.0, 0.095),
-    )
+    data = np.array([values[c] for c in chans], dtype=float)
+    cmap, vlim = _colour_scale(data)
+    fig, ax = plt.subplots(figsize=(3.4, 2.9))
+    if len(chans) < MIN_INTERPOLATED:
+        im = _sensor_dots(ax, data, [positions[c] for c in chans], chans, cmap, vlim)
+    else:
+        import mne
+
+        montage = mne.channels.make_dig_montage(
+            ch_pos={c: np.asarray(positions[c], float) * 0.095 for c in chans}, coord_frame="head"
+        )
+        info = mne.create_info(chans, sfreq=100.0, ch_types="eeg")
+        info.set_montage(montage)
+        im, _ = mne.viz.plot_topomap(
+            data,
+            info,
+            axes=ax,
+            show=False,
+            names=chans,
+            cmap=cmap,
+            vlim=vlim,
+            sphere=(0.0, 0.0, 0.0, 0.095),
+        )
     fig.colorbar(im, ax=ax, shrink=0.7, label=unit)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     return fig
+
+
+MIN_INTERPOLATED = 8  # fewer placed channels: dots, no interpolated surface
+
+
+def _colour_scale(data: np.ndarray) -> tuple[str, tuple[float, float]]:
+    """(colormap, limits): diverging and symmetric about 0 for signed data, else
+    sequential over the data's own range."""
+    lo, hi = float(data.min()), float(data.max())
+    if lo < 0 < hi:
+        m = max(-lo, hi)
+        return "RdBu_r", (-m, m)
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):  # one value everywhere: a range around it
+        pad = 0.05 * abs(hi) or 1.0
+        lo, hi = lo - pad, hi + pad
+    return "viridis", (lo, hi)
+
+
+def _sensor_dots(ax, data, xyz, names, cmap, vlim):
+    """Electrodes as coloured dots on a head outline (azimuthal equidistant projection of
+    the unit-sphere positions, nose up; the head circle is the sphere's equator)."""
+    from matplotlib.patches import Circle, Polygon
+
+    pts = np.asarray(xyz, dtype=float)
+    radius = np.arccos(np.clip(pts[:, 2], -1.0, 1.0)) / (np.pi / 2)  # 1 at the equator
+    angle = np.arctan2(pts[:, 1], pts[:, 0])
+    x, y = radius * np.cos(angle), radius * np.sin(angle)
+    ax.add_patch(Circle((0, 0), 1.0, fill=False, lw=1))
+    ax.add_patch(Polygon([(-0.12, 0.99), (0, 1.12), (0.12, 0.99)], closed=False, fill=False, lw=1))
+    im = ax.scatter(
+        x,
+        y,
+        c=data,
+        cmap=cmap,
+        vmin=vlim[0],
+        vmax=vlim[1],
+        s=160,
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=3,
+    )
+    for xi, yi, name in zip(x, y, names, strict=True):
+        ax.annotate(
+            name, (xi, yi), xytext=(0, -13), textcoords="offset points", ha="center", fontsize=7
+        )
+    lim = max(1.2, float(np.abs(np.r_[x, y]).max()) + 0.2)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return im

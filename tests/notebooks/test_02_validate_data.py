@@ -41,7 +41,7 @@ def test_export_html_of_a_clean_dataset(tiny_dataset, tmp_path):
         "leakage/near_duplicate",
         "quality/non_finite",
         "Power spectrum per split",
-        "per channel (one point per file)",
+        "per channel (a tick per file, the dot: median)",
         "label distribution per split",
         "image/png",
         "Shortcut audit: the label from nuisance variables alone",
