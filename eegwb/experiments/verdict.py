@@ -222,21 +222,26 @@ def decide(
         inputs.spatial_encoding and u["channel_position"] < u["position"] * (1 - cfg.gain_margin)
     ):
         notes.append(_channel_gain_note(loss, u))
-    headline = (
-        f"{why} The loss {'reaches' if reached else 'does not reach'} that floor "
-        f"({loss:.4f} vs {u[reach_kind]:.4f})."
-    )
+    if label == "no_information":
+        headline = why
+    else:
+        headline = (
+            f"{why} It {'reaches' if reached else 'has not reached'} the "
+            f"{FLOOR_LABELS[reach_kind]} floor (loss {loss:.4f}, floor {u[reach_kind]:.4f})."
+        )
     return Verdict(label, headline, implicit=implicit, notes=notes, numbers=numbers)
 
 
 def _rank(
     loss: float, u: dict[str, float], diag: ModelDiagnostics, inputs: InputInfo, cfg: VerdictConfig
 ) -> tuple[str, str]:
+    """(label, the sentence saying why, in plain words)."""
     m = cfg.gain_margin
+    mean_floor = f"the dataset-mean floor ({u['nothing']:.4f})"
     if not loss < u["nothing"] * (1 - m):
         return "no_information", (
-            f"The loss is not clearly below the dataset-mean floor "
-            f"{u['nothing']:.4f}: the model predicts the mean."
+            f"Its loss {loss:.4f} is not clearly below {mean_floor}: nothing beyond the mean "
+            "is learnt."
         )
     # At mask 1.0 only what the inputs carry can be used; with context visible, anything.
     can_pos = inputs.knows_position or inputs.context_visible
@@ -251,7 +256,8 @@ def _rank(
         )
     if can_pos and can_chan and loss < min(u["position"], u["channel"]) * (1 - m):
         return "position_and_channel", (
-            "The loss is below what position or channel alone allows: the model uses both."
+            "The model uses both position and channel: its loss is lower than knowing either "
+            "alone allows."
         )
     pos_explains = can_pos and loss >= u["position"] * (1 - m)
     chan_explains = can_chan and loss >= u["channel"] * (1 - m)
@@ -260,18 +266,21 @@ def _rank(
         chan_used = diag.channel_eta2 >= cfg.eta2_used
         if pos_used and chan_used:
             return "position_and_channel", (
-                "Either key alone could give this loss, and the predictions vary with both."
+                "The model uses position and channel: either alone could give its loss, and "
+                "its predictions vary with both."
             )
         pos_explains = pos_used or (not chan_used and diag.position_eta2 >= diag.channel_eta2)
         chan_explains = not pos_explains
     if pos_explains or (can_pos and not chan_explains):
         return "position_only", (
-            "The loss is below the dataset-mean floor by what position "
-            "alone allows; channel adds nothing to it."
+            f"The model uses where a window sits in the sequence, nothing else: its loss "
+            f"{loss:.4f} is below {mean_floor} by about what knowing position allows, and "
+            "channel adds nothing."
         )
     return "channel_only", (
-        "The loss is below the dataset-mean floor by what channel alone "
-        "allows; position adds nothing to it."
+        f"The model uses which channel a window comes from, nothing else: its loss {loss:.4f} "
+        f"is below {mean_floor} by about what knowing the channel allows, and position adds "
+        "nothing."
     )
 
 
@@ -290,13 +299,32 @@ def _data_notes(u: dict[str, float], floors: Floors, cfg: VerdictConfig) -> list
         else "unbiased in-sample floors: no training split, tokens taken as independent"
     )
     notes = [f"Floors compared: {basis}."]
+    # A share at or below 0 (the floor is not below the mean's: group means fit noise, or
+    # do not transfer to new people) is said in words, never as a negative percentage.
     for kind in ("position", "channel", "channel_position"):
         gain = 1.0 - u[kind] / u["nothing"] if u["nothing"] > 0 else 0.0
-        worth = "worth" if u[kind] < u["nothing"] * (1 - m) else "worth little:"
-        notes.append(
-            f"In this data, {FLOOR_LABELS[kind]} is {worth} {_pct(gain)} of the target "
-            f"variance (floor {u[kind]:.4f} vs {u['nothing']:.4f})."
+        name, vs = (
+            FLOOR_LABELS[kind],
+            f"floor {u[kind]:.4f} vs the dataset mean's {u['nothing']:.4f}",
         )
+        if not math.isfinite(gain):
+            notes.append(
+                f"In this data, what {name} is worth cannot be estimated (each group holds "
+                "one token: no floor)."
+            )
+        elif gain >= m:
+            notes.append(
+                f"In this data, {name} is worth {_pct(gain)} of the target variance ({vs})."
+            )
+        elif gain > 0:
+            notes.append(
+                f"In this data, {name} is worth little: {_pct(gain)} of the target variance ({vs})."
+            )
+        else:
+            notes.append(
+                f"In this data, {name} is worth nothing ({vs}: on new data its group means "
+                "would predict no better than the overall mean)."
+            )
     return notes + floors.notes()
 
 

@@ -188,3 +188,34 @@ def test_best_threshold_maximises_balanced_accuracy():
     assert balanced_accuracy(y, s >= t) == 1.0
     assert balanced_accuracy(y, s >= 0.5) == 0.5
     assert best_threshold(y, np.full(6, 0.3)) == 0.3
+
+
+def test_paired_auroc_difference_says_who_ranked_better_on_the_same_people():
+    from eegwb.evaluation.metrics import paired_auroc_difference
+
+    rng = np.random.default_rng(0)
+    people = [f"p{i:02d}" for i in range(30)]
+    label = np.array([i % 2 for i in range(30)])
+    good = _pred(people, ["1"] * 30, label, np.clip(label * 0.6 + rng.uniform(0, 0.4, 30), 0, 1))
+    noise = _pred(people, ["1"] * 30, label, rng.uniform(0, 1, 30))
+    d = paired_auroc_difference(good, noise, "recording", n_boot=500)
+    assert d.auroc_a == 1.0 and d.difference == d.auroc_a - d.auroc_b
+    assert 0 < d.ci[0] <= d.difference <= d.ci[1] and d.n_participants == 30
+    same = paired_auroc_difference(noise, noise, "participant", n_boot=200)
+    assert same.difference == 0 and same.ci == (0.0, 0.0)  # paired: identical models never differ
+    # "prediction" level compares recordings: the baseline need not score the same units
+    assert paired_auroc_difference(good, noise, "prediction", n_boot=50).level == "recording"
+    with pytest.raises(MetricsError, match="share no units"):
+        paired_auroc_difference(good, _pred(["zz"], ["9"], [1], [0.5]), "recording")
+
+
+def test_roc_chart_leaves_room_around_the_unit_square():
+    from eegwb.evaluation.metrics import roc_chart
+
+    spec = roc_chart(
+        roc_curve(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])).with_columns(
+            pl.lit("full").alias("strategy")
+        )
+    ).to_dict()
+    low, high = spec["layer"][1]["encoding"]["x"]["scale"]["domain"]
+    assert low < 0 and high > 1  # an AUROC-1 curve runs along x=0 and y=1, off the border

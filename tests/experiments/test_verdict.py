@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -178,8 +179,11 @@ def test_config_validation_and_serialisation() -> None:
     data = json.loads(json.dumps(v.to_dict()))
     assert data["label"] == "position_only" and data["title"] == "position only"
     assert v.text().startswith("Verdict: position only")
-    # data notes: channel is worth little here, position a lot
-    assert any("channel only is worth little" in n for n in v.notes)
+    # data notes: channel is worth little (or nothing) here, position a lot; never a
+    # negative share of the variance
+    assert any(re.search(r"channel only is worth (little|nothing)", n) for n in v.notes)
+    assert any(re.search(r"position only is worth \d+\.\d%", n) for n in v.notes), v.notes
+    assert not re.search(r"-\d[\d.]*%", " ".join(v.notes)), v.notes
     nan_loss = decide(f, replace(_diag(0.0), val_loss=math.nan), MASK1_TEMPORAL)
     assert nan_loss.label == "no_information" and "not finite" in nan_loss.headline
 
@@ -208,3 +212,13 @@ def test_bert_masking_at_100_percent_still_shows_windows_so_a_low_loss_is_no_lea
     bert = replace(mae, mask_style="bert")
     assert decide(f, loss, mae).label == "leak_suspected"
     assert decide(f, loss, bert).label == "uses_context"
+
+
+def test_data_notes_say_worth_nothing_instead_of_a_negative_share() -> None:
+    from eegwb.experiments.verdict import _data_notes
+
+    u = {"nothing": 1.0, "position": 0.9, "channel": 1.004, "channel_position": 0.998}
+    notes = _data_notes(u, _floors(1.0, 0.0), VerdictConfig())  # notes[0]: floors compared
+    assert "position only is worth 10.0% of the target variance" in notes[1]
+    assert "channel only is worth nothing" in notes[2] and "-0.4%" not in notes[2]
+    assert "channel x position is worth little: 0.2%" in notes[3]
