@@ -134,3 +134,19 @@ def load_config_or_stop(cls: type, path: str | None, overrides: Sequence = ()) -
     return cfg, mo.md(
         f"Loaded {source}{' with ' + shown if shown else ''}; the widgets below start from it."
     )
+
+
+def default_config(cpu: str, gpu: str) -> str:
+    """The config a notebook opens with: `gpu` where CUDA is available, else `cpu` (the
+    original's d_model-128, 6-layer model trains for hours on a laptop CPU)."""
+    import torch
+
+    return gpu if torch.cuda.is_available() else cpu
+
+
+def table_numbers(frame: Any, digits: int = 4) -> Any:
+    """A Polars frame for people to read: floats rounded to `digits` significant digits
+    (1.0123, not 1.0123456789012345)."""
+    import polars as pl
+
+    return frame.with_columns(pl.col(pl.Float32, pl.Float64).round_sig_figs(digits))

@@ -25,7 +25,7 @@ def _(mo):
       `--run-labels 1=0,2=1`, `--run-label-name`, `--participant-pattern`, `--on-error skip`);
       also `--overwrite true`. `--source synthetic` runs the generator with
       `--window-samples`, `--sfreq` (default 256), `--montage`, `--n-participants`.
-    - Report: `marimo export html notebooks/01_ingest.py -o reports/01_ingest.html --
+    - Report (opens offline): `eegwb report notebooks/01_ingest.py -o reports/01_ingest.html --
       --source ../shared/data/eegmat --out data/eegmat --window-samples 512`
 
     Real EEG shown here: PhysioNet "EEG During Mental Arithmetic Tasks" (Zyma et al., 2019,
@@ -342,6 +342,7 @@ def _(
     Path,
     autorun,
     config,
+    infos,
     ingest,
     mo,
     out_text,
@@ -371,7 +372,8 @@ def _(
             ):
                 generate_cohort(out_dir, _cfg, overwrite=overwrite.value, progress=False)
         else:
-            with mo.status.progress_bar(total=len(source_paths), title="Ingesting") as _bar:
+            # one step per recording found (a folder is one path but many recordings)
+            with mo.status.progress_bar(total=max(1, len(infos)), title="Ingesting") as _bar:
                 report = ingest(
                     source_paths,
                     out_dir,
@@ -395,16 +397,15 @@ def _(mo, report):
     mo.stop(report is None)
     _frame = report.to_frame()
     _failed = _frame.filter(_frame["status"] == "failed")
-    mo.vstack(
-        [
-            mo.md(f"**{report.summary()}**"),
-            mo.callout(mo.md("\n".join(f"- {w}" for w in report.warnings)), kind="warn")
-            if report.warnings
-            else None,
-            mo.ui.table(_failed, selection=None) if _failed.height else None,
-            mo.accordion({"Per-source report": mo.ui.table(_frame, selection=None, page_size=200)}),
-        ]
-    )
+    _parts = [
+        mo.md(f"**{report.summary()}**"),
+        mo.callout(mo.md("\n".join(f"- {w}" for w in report.warnings)), kind="warn")
+        if report.warnings
+        else None,
+        mo.ui.table(_failed, selection=None) if _failed.height else None,
+        mo.accordion({"Per-source report": mo.ui.table(_frame, selection=None, page_size=200)}),
+    ]
+    mo.vstack([_p for _p in _parts if _p is not None])  # a None would show as "None"
     return
 
 

@@ -34,7 +34,7 @@ def _(mo):
       cannot be read):
       `python notebooks/02_validate_data.py --data data/synthetic [--splits splits.json]
       [--near-dup-threshold 0.995] [--label remission]`
-    - Report: `marimo export html notebooks/02_validate_data.py -o
+    - Report (opens offline): `eegwb report notebooks/02_validate_data.py -o
       reports/02_validate_data.html -- --data data/synthetic`
       (the HTML is written; the command also exits 1 when a check fails)
 
@@ -224,19 +224,18 @@ def _(STATUS_COLORS, checks_frame, mo, report):
         for _c in report.checks
         if _c.status != "pass" and _c.examples
     }
-    mo.vstack(
-        [
-            mo.callout(
-                mo.md(
-                    f"**Overall: {report.status.upper()}** — {_counts['pass']} passed, "
-                    f"{_counts['warn']} warnings, {_counts['fail']} failed"
-                ),
-                kind=_kind,
+    _parts = [
+        mo.callout(
+            mo.md(
+                f"**Overall: {report.status.upper()}** — {_counts['pass']} passed, "
+                f"{_counts['warn']} warnings, {_counts['fail']} failed"
             ),
-            mo.ui.table(_frame, selection=None, page_size=30),
-            mo.accordion(_details) if _details else None,
-        ]
-    )
+            kind=_kind,
+        ),
+        mo.ui.table(_frame, selection=None, page_size=30),
+        mo.accordion(_details) if _details else None,
+    ]
+    mo.vstack([_p for _p in _parts if _p is not None])  # a None would show as "None"
     return
 
 

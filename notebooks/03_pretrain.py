@@ -20,7 +20,7 @@ def _(mo):
     - Headless: `python notebooks/03_pretrain.py --config configs/tiny.yaml`, with any
       config value set as `eegwb pretrain` sets it (`--set masking.mask_ratio=0.8
       --set model.d_model=64 --set data.root=DIR ...`, `--overwrite`, `--no-track`)
-    - Report: `marimo export html notebooks/03_pretrain.py -o reports/03_pretrain.html --
+    - Report (opens offline): `eegwb report notebooks/03_pretrain.py -o reports/03_pretrain.html --
       --config configs/tiny.yaml`
     - Same run from the shell: `eegwb pretrain --config configs/tiny.yaml`
     """)
@@ -34,14 +34,30 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.errors import InputError
     from eegwb.experiments.autopsy import autopsy_once
+    from eegwb.experiments.control import floor_lines
     from eegwb.model.config import BACKBONES, MASK_STYLES, TARGETS
-    from eegwb.notebook import arg, autorun, config_overrides, load_config_or_stop, stop_or_exit
+    from eegwb.notebook import (
+        arg,
+        autorun,
+        config_overrides,
+        default_config,
+        load_config_or_stop,
+        stop_or_exit,
+        table_numbers,
+    )
     from eegwb.train.checkpoints import checkpoint_name
     from eegwb.train.config import PretrainConfig
+    from eegwb.train.estimate import estimate_pretrain
     from eegwb.train.pretrain import loss_chart, pretrain
 
     return (
+        InputError,
+        default_config,
+        estimate_pretrain,
+        floor_lines,
+        table_numbers,
         config_overrides,
         load_config_or_stop,
         stop_or_exit,
@@ -66,9 +82,12 @@ def _():
 
 
 @app.cell
-def _(arg, mo):
+def _(arg, default_config, mo):
+    # On a CPU the original's model (pretrain.yaml: d_model 128, 6 layers) trains for hours.
     config_path = mo.ui.text(
-        value=str(arg("config", "configs/pretrain.yaml")), label="Config file", full_width=True
+        value=str(arg("config", default_config("configs/tiny.yaml", "configs/pretrain.yaml"))),
+        label="Config file (default: tiny.yaml on a CPU, pretrain.yaml with a GPU)",
+        full_width=True,
     )
     config_path
     return (config_path,)
@@ -202,7 +221,23 @@ def _(
 
 
 @app.cell
-def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_button):
+def _(InputError, cfg, estimate_pretrain, floor_lines, mo):
+    # Said before Train is pressed: two steps of this model on this data, measured here.
+    try:
+        with mo.status.spinner(title="Timing two training steps"):
+            plan = estimate_pretrain(cfg)
+            floors = floor_lines(cfg)
+        _shown = mo.md(f"A run will take **{plan.text()}**.")
+    except InputError as _err:  # data it cannot open, a batch larger than the data
+        plan, floors = None, None
+        _shown = mo.callout(mo.md(f"**No time estimate.** {_err}"), kind="warn")
+    print(f"estimate: {plan.text()}" if plan else "estimate: none")
+    _shown
+    return (floors,)
+
+
+@app.cell
+def _(autopsy_once, autorun, cfg, contextlib, floors, loss_chart, mo, pretrain, run_button):
     mo.stop(not (run_button.value or autorun()), mo.md("Press **Train** to start pretraining."))
     _history: list[dict] = []
 
@@ -222,9 +257,8 @@ def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_butt
                 _bar[0].update(subtitle=f"epoch {event['epoch']}, loss {event['train_loss']:.4f}")
             elif event["kind"] == "epoch":
                 _history.append(event)
-                mo.output.replace(
-                    loss_chart(_history, title=f"epoch {event['epoch']}/{cfg.train.epochs}")
-                )
+                _title = f"epoch {event['epoch']}/{cfg.train.epochs}"
+                mo.output.replace(loss_chart(_history, title=_title, floors=floors))
 
         try:
             result = pretrain(cfg, _on_progress, bar=False, autopsy=autopsy_once)
@@ -238,12 +272,16 @@ def _(autopsy_once, autorun, cfg, contextlib, loss_chart, mo, pretrain, run_butt
                 ),
             )
     print("pretraining:", ", ".join(f"{k}={v}" for k, v in result.summary().items()))
-    loss_chart(result.history, title=f"loss per epoch · {cfg.model.backbone} d{cfg.model.d_model}")
+    loss_chart(
+        result.history,
+        title=f"loss per epoch · {cfg.model.backbone} d{cfg.model.d_model}",
+        floors=floors,
+    )
     return (result,)
 
 
 @app.cell
-def _(mo, result):
+def _(mo, result, table_numbers):
     _summary = result.summary()
     _leaky = " · **leaky splits**" if result.leaky else ""
     _epochs = result.history_frame()
@@ -264,9 +302,8 @@ def _(mo, result):
             else " (tracking off)"
         )
     )
-    mo.vstack(
-        [
-            mo.md(f"""
+    _parts = [
+        mo.md(f"""
 ### Result: {_summary["stopped"]} after {_summary["epochs"]} epochs ({_summary["steps"]} steps)
 
 - best validation loss **{result.best_val_loss:.4f}**; kernel path **{result.kernel_path}**
@@ -274,13 +311,13 @@ def _(mo, result):
 - MLflow: {_mlflow}
 - dataset fingerprint `{result.fingerprint.get("dataset", "")}`{_leaky}
 """),
-            mo.md("**Gates**\n\n" + "\n".join(_gates)) if _gates else None,
-            mo.callout(mo.md("\n".join(f"- {w}" for w in _warnings)), kind="warn")
-            if _warnings
-            else None,
-            mo.ui.table(_epochs, selection=None, page_size=max(1, _epochs.height)),
-        ]
-    )
+        mo.md("**Gates**\n\n" + "\n".join(_gates)) if _gates else None,
+        mo.callout(mo.md("\n".join(f"- {w}" for w in _warnings)), kind="warn")
+        if _warnings
+        else None,
+        mo.ui.table(table_numbers(_epochs), selection=None, page_size=max(1, _epochs.height)),
+    ]
+    mo.vstack([_p for _p in _parts if _p is not None])  # a None would show as "None"
     return
 
 

@@ -48,7 +48,7 @@ def _(mo):
       `--no-track`, `--overwrite`), or `--checkpoint PATH [--data DIR]
       [--split val]`, or `--tracking-uri URI --experiment NAME [--run-id ID]`; `--json OUT`
       saves the reports (an existing file only with `--overwrite true`)
-    - Report: `marimo export html notebooks/04_control_experiments.py -o
+    - Report (opens offline): `eegwb report notebooks/04_control_experiments.py -o
       reports/04_control_experiments.html -- --train a,b,c,d`
     - Same numbers from the shell: `eegwb control --checkpoint PATH`
     """)
@@ -71,7 +71,7 @@ def _():
         train_controls,
         write_control_cohort,
     )
-    from eegwb.notebook import arg, autorun, config_overrides, flag, stop_or_exit
+    from eegwb.notebook import arg, autorun, config_overrides, flag, stop_or_exit, table_numbers
     from eegwb.train.checkpoints import CheckpointError
     from eegwb.train.tracking import default_tracking_uri, find_runs
 
@@ -93,6 +93,7 @@ def _():
         save_reports_json,
         stop_or_exit,
         summary_frame,
+        table_numbers,
         train_controls,
         write_control_cohort,
     )
@@ -280,7 +281,7 @@ def _(arg, flag, reports, save_reports_json):
 
 
 @app.cell
-def _(ladder_chart, mo, reports, summary_frame):
+def _(ladder_chart, mo, reports, summary_frame, table_numbers):
     mo.stop(not reports, mo.callout(mo.md("No control selected."), kind="warn"))
     _same_targets = (
         len({_r.inputs.target for _r in reports}) == 1 and reports[0].inputs.target == "signal"
@@ -293,21 +294,23 @@ def _(ladder_chart, mo, reports, summary_frame):
     mo.vstack(
         [
             mo.md(
-                "## Floor ladder\nBars: the floor each kind of information allows a model that "
+                "## Floor ladder
+Dots: the floor each kind of information allows a model that "
                 "learnt it from the training participants (transfer floor, or the best coarser "
                 "one; without a training split the unbiased in-sample floor). The tick: the "
-                "exact in-sample floor (the leak test's bound). Lines: each model's validation "
-                "loss on the same tokens (a token: one channel's window)."
+                "exact in-sample floor (the leak test's bound). Dashed lines: each model's "
+                "validation loss on the same tokens (a token: one channel's window). The axis is "
+                "zoomed to the values: small differences are the answer."
             ),
             *_charts,
-            mo.ui.table(summary_frame(reports), selection=None),
+            mo.ui.table(table_numbers(summary_frame(reports)), selection=None),
         ]
     )
     return
 
 
 @app.cell
-def _(mo, reports):
+def _(mo, reports, table_numbers):
     _kinds = {"leak_suspected": "danger", "target_collapse": "danger", "uses_context": "success"}
 
     def _panel(r):
@@ -320,9 +323,9 @@ def _(mo, reports):
                 ),
                 mo.md("\n".join(f"- {n}" for n in _verdict.notes)),
                 mo.md("**Diagnostics** (the original analysis's threshold beside each number)"),
-                mo.ui.table(r.diagnostics_frame(), selection=None, page_size=20),
+                mo.ui.table(table_numbers(r.diagnostics_frame()), selection=None, page_size=20),
                 mo.md("**Floors**"),
-                mo.ui.table(r.floor_frame(), selection=None),
+                mo.ui.table(table_numbers(r.floor_frame()), selection=None),
             ]
         )
 

@@ -24,7 +24,7 @@ def _(mo):
       checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt [--data DIR] [--split val]
       [--max-sequences 32] [--ig-steps 24] [--baselines zero,mean,noise]
       [--out reports/autopsy/NAME] [--overwrite true] [--track true]`
-    - Report: `marimo export html notebooks/05_autopsy.py -o reports/05_autopsy.html --
+    - Report (opens offline): `eegwb report notebooks/05_autopsy.py -o reports/05_autopsy.html --
       --checkpoint PATH`
     - CLI: `eegwb autopsy --checkpoint PATH` writes the same report (markdown + HTML).
 
@@ -50,12 +50,12 @@ def _():
     from pathlib import Path
 
     import marimo as mo
-    import polars as pl
 
     from eegwb.errors import InputError
     from eegwb.experiments.ablations import AblationConfig
     from eegwb.experiments.attributions import AttributionConfig
     from eegwb.experiments.autopsy import CHEAP_SECTIONS, Autopsy, AutopsyConfig
+    from eegwb.experiments.report import numbers_frame
     from eegwb.notebook import arg, autorun, stop_or_exit
 
     return (
@@ -69,7 +69,7 @@ def _():
         arg,
         autorun,
         mo,
-        pl,
+        numbers_frame,
         stop_or_exit,
     )
 
@@ -181,7 +181,7 @@ def _(CHEAP_SECTIONS, autopsy, mo):
 
 
 @app.cell
-def _(mo, pl):
+def _(mo, numbers_frame):
     def show(report, names):
         """Findings, numbers, charts and topomaps of the named sections of a report."""
         charts, topomaps, parts = report.charts(), report.topomaps(), []
@@ -199,16 +199,11 @@ def _(mo, pl):
                 )
                 for f in section.findings
             ]
-            numbers = pl.DataFrame(
-                {
-                    "number": list(section.numbers),
-                    "value": [str(v) for v in section.numbers.values()],
-                }
-            )
+            numbers = numbers_frame(section.numbers)  # 4 significant digits
             parts.append(mo.ui.table(numbers, selection=None, page_size=12))
             parts += [chart for key, chart in charts.items() if key.startswith(name + ".")]
             if name in topomaps:
-                parts.append(mo.image(topomaps[name]))
+                parts.append(mo.image(topomaps[name], width=340))  # as wide as the charts
         return mo.vstack(parts)
 
     return (show,)

@@ -38,7 +38,7 @@ def _(mo):
       --set pretrained.checkpoint=PATH`, with any config value set as `eegwb finetune` sets
       it (`--set data.root=DIR --set "train.strategies=[frozen, full]" --set data.kfold=5
       ...`, `--overwrite`, `--no-track`)
-    - Report: `marimo export html notebooks/06_finetune.py -o reports/06_finetune.html --
+    - Report (opens offline): `eegwb report notebooks/06_finetune.py -o reports/06_finetune.html --
       --config configs/finetune_tiny.yaml --set pretrained.checkpoint=PATH`
     - Same run from the shell: `eegwb finetune --config configs/finetune.yaml`
     """)
@@ -50,13 +50,34 @@ def _():
     import marimo as mo
 
     from eegwb.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from eegwb.data.cohorts import MUSE, missing_dataset, synth_command
+    from eegwb.data.synthetic import generate_cohort
+    from eegwb.evaluation.metrics import roc_chart
     from eegwb.experiments.autopsy import autopsy_once
-    from eegwb.notebook import arg, autorun, config_overrides, load_config_or_stop, stop_or_exit
+    from eegwb.notebook import (
+        arg,
+        autorun,
+        config_overrides,
+        default_config,
+        load_config_or_stop,
+        stop_or_exit,
+        table_numbers,
+    )
     from eegwb.train.finetune import finetune
     from eegwb.train.finetune_config import STRATEGIES, FinetuneConfig
     from eegwb.train.finetune_data import checkpoint_source, pretrained_choices
+    from eegwb.train.finetune_summary import conclusions, roc_frame
 
     return (
+        MUSE,
+        conclusions,
+        default_config,
+        generate_cohort,
+        missing_dataset,
+        roc_chart,
+        roc_frame,
+        synth_command,
+        table_numbers,
         config_overrides,
         load_config_or_stop,
         stop_or_exit,
@@ -78,9 +99,12 @@ def _():
 
 
 @app.cell
-def _(arg, mo):
+def _(arg, default_config, mo):
+    _default = default_config("configs/finetune_tiny.yaml", "configs/finetune.yaml")
     config_path = mo.ui.text(
-        value=str(arg("config", "configs/finetune.yaml")), label="Config file", full_width=True
+        value=str(arg("config", _default)),
+        label="Config file (default: finetune_tiny.yaml on a CPU, finetune.yaml with a GPU)",
+        full_width=True,
     )
     config_path
     return (config_path,)
@@ -160,11 +184,43 @@ def _(base, checkpoint_source, mo, pretrained_choices, STRATEGIES):
 
 
 @app.cell
+def _(mo):
+    synth_button = mo.ui.run_button(label="Write the synthetic Muse cohort there")
+    return (synth_button,)
+
+
+@app.cell
+def _(MUSE, data_root, generate_cohort, missing_dataset, mo, synth_button, synth_command):
+    # The configs read a synthetic Muse cohort by default: offer to write it where it is missed.
+    if synth_button.value and missing_dataset(data_root.value):
+        with mo.status.spinner(title=f"Writing a synthetic Muse cohort to {data_root.value}"):
+            generate_cohort(data_root.value, MUSE, progress=False)
+    no_data = missing_dataset(data_root.value)
+    _offer = mo.callout(
+        mo.vstack(
+            [
+                mo.md(
+                    f"**No dataset yet**: {no_data}. Ingest your labelled recordings (notebook "
+                    "01), or write the synthetic 4-channel Muse cohort the configs expect (24 "
+                    f"people, a planted remission effect): `{synth_command(data_root.value)}`, "
+                    "or press"
+                ),
+                synth_button,
+            ]
+        ),
+        kind="warn",
+    )
+    _offer if no_data else None
+    return (no_data,)
+
+
+@app.cell
 def _(
     apply_overrides,
     backbone,
     base,
     channels,
+    checkpoint_source,
     ConfigError,
     data_root,
     epochs,
@@ -174,13 +230,16 @@ def _(
     label,
     label_file,
     mo,
+    no_data,
     overwrite,
     positive,
     stop_or_exit,
     strategies,
+    synth_command,
     to_dict,
     with_baseline,
 ):
+    stop_or_exit(bool(no_data), mo.md(""), f"{no_data} (make it: {synth_command(data_root.value)})")
     _chans = [c.strip().upper() for c in channels.value.split(",") if c.strip()]
     _changes = {
         "data.root": data_root.value,
@@ -216,6 +275,16 @@ def _(
             + f"; checkpoints in `{cfg.train.checkpoint_dir}`."
         )
     stop_or_exit(cfg is None, _shown, _error)
+    _weights, _found_by = checkpoint_source(cfg)
+    _needs = [s for s in cfg.train.strategies if s != "scratch"]
+    _missing = (
+        f"no pretrained backbone at {_weights} (found by {_found_by}), which "
+        f"{', '.join(_needs)} start from: pretrain it (notebook 03, or `eegwb pretrain "
+        "--config configs/tiny.yaml` for finetune_tiny.yaml), pick one above, or fine-tune "
+        "`scratch` only"
+    )
+    _warn = mo.callout(mo.md(f"**No backbone yet**: {_missing}."), kind="warn")
+    stop_or_exit(bool(_needs) and not _weights.is_file(), mo.vstack([_shown, _warn]), _missing)
     _shown
     return (cfg,)
 
@@ -250,7 +319,7 @@ def _(autopsy_once, autorun, cfg, finetune, mo, run_button):
 
 
 @app.cell
-def _(mo, result):
+def _(conclusions, mo, result, table_numbers):
     _head = result.headline()
     _rows = "\n".join(
         f"| {r['strategy']} | {r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}] | "
@@ -298,8 +367,13 @@ def _(mo, result):
                 else "leakage gate: passed"
             }
 """),
+            mo.md(
+                "**Did pretraining help?**\n\n" + "\n".join(f"- {c}" for c in conclusions(result))
+            ),
             mo.ui.table(
-                result.table.fill_nan(None), selection=None, page_size=max(1, result.table.height)
+                table_numbers(result.table.fill_nan(None)),
+                selection=None,
+                page_size=max(1, result.table.height),
             ),
         ]
     )
@@ -307,8 +381,9 @@ def _(mo, result):
 
 
 @app.cell
-def _(level, mo, result):
-    mo.vstack([level, result.roc_chart(level.value)])
+def _(level, mo, result, roc_chart, roc_frame):
+    _title = f"ROC on held-out participants ({level.value} level)"
+    mo.vstack([level, roc_chart(roc_frame(result, level.value), title=_title)])
     return
 
 

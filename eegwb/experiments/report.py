@@ -97,7 +97,8 @@ def _html_table(frame: pl.DataFrame, limit: int | None = MAX_TABLE_ROWS) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
-def _numbers_frame(numbers: dict[str, Any]) -> pl.DataFrame:
+def numbers_frame(numbers: dict[str, Any]) -> pl.DataFrame:
+    """A section's numbers as a (number, value) table, values to 4 significant digits."""
     return pl.DataFrame(
         {"number": list(numbers), "value": [_fmt(v) for v in numbers.values()]},
         schema={"number": pl.String, "value": pl.String},
@@ -191,7 +192,7 @@ class AutopsyReport:
         blocks.append(
             (
                 "table",
-                _numbers_frame({k: v for k, v in h.items() if k not in ("config", "kernel_note")}),
+                numbers_frame({k: v for k, v in h.items() if k not in ("config", "kernel_note")}),
                 None,
             )
         )
@@ -213,7 +214,7 @@ class AutopsyReport:
         for s in self.sections.values():
             blocks.append(("h2", s.title))
             blocks += [("p", n) for n in s.notes]
-            blocks.append(("table", _numbers_frame(s.numbers), None))
+            blocks.append(("table", numbers_frame(s.numbers), None))
             for name, table in s.tables.items():
                 if name not in s.hidden:
                     blocks += [("h3", name.replace("_", " ")), ("table", table)]
