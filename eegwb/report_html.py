@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eegwb.atomic import atomic_write_text
+from eegwb.errors import InputError, MissingInputError
 
 PAYLOAD_ID = "eegwb-marimo-frontend"
 # The export's entry module: <script type="module" crossorigin src=".../dist/assets/index-X.js">
@@ -56,7 +57,7 @@ _DATA_URI_TYPES = {
 }
 
 
-class OfflineReportError(RuntimeError):
+class OfflineReportError(InputError):
     """The export cannot be made self-contained (not a marimo export, another version)."""
 
 
@@ -250,5 +251,7 @@ def inline_frontend(html: str, assets: Path | None = None, source: str = "<html>
 def make_offline(exported: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """Read a `marimo export html` file, write its self-contained version to `out`."""
     exported = Path(exported)
+    if not exported.is_file():
+        raise MissingInputError(f"{exported}: no such file")
     html = exported.read_text(encoding="utf-8")
     return atomic_write_text(out, inline_frontend(html, source=str(exported)), overwrite=overwrite)

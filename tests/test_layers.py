@@ -23,6 +23,7 @@ LAYERS = {
     "atomic": 0,
     "locks": 0,
     "config": 0,
+    "report_html": 0,  # packs marimo's viewer into an export; imports atomic and errors
     "data": 1,
     "kernels": 2,
     "model": 3,

@@ -9,6 +9,7 @@ __all__ = [
     "info",
     "ingest",
     "pretrain",
+    "report",
     "sweep",
     "synth",
     "validate",

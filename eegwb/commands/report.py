@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from eegwb.atomic import OutputExistsError
-from eegwb.report_html import OfflineReportError, make_offline
+from eegwb.errors import InputError
+from eegwb.report_html import make_offline
 
 EXIT_BAD_INPUT = 2
 PASSTHROUGH = True  # eegwb.cli hands everything after `--` over as `args.passthrough`
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 if not exported.is_file():  # marimo could not run the notebook at all
                     return code or 1
                 make_offline(exported, out, overwrite=args.overwrite)
-    except (OfflineReportError, OutputExistsError, FileNotFoundError) as err:
+    except InputError as err:  # not an export, another marimo's, an output that exists
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, opens offline)")

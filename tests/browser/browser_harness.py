@@ -47,7 +47,8 @@ PAGE_TEXT_JS = """() => {
   const out = [];
   const walk = (node) => {
     if (node.nodeType === Node.TEXT_NODE) { out.push(node.textContent); return; }
-    if (node.nodeType !== Node.ELEMENT_NODE && node.nodeType !== Node.DOCUMENT_FRAGMENT_NODE) return;
+    const kind = node.nodeType;
+    if (kind !== Node.ELEMENT_NODE && kind !== Node.DOCUMENT_FRAGMENT_NODE) return;
     if (node.tagName === "SCRIPT" || node.tagName === "STYLE") return;
     if (node.shadowRoot) walk(node.shadowRoot);
     for (const child of node.childNodes) walk(child);
@@ -99,7 +100,8 @@ INK_JS = """(anchor) => {
     for (const child of node.childNodes || []) walk(child);
   };
   walk(document.body);
-  const at = order.findIndex((n) => n.nodeType === Node.TEXT_NODE && n.textContent.includes(anchor));
+  const at = order.findIndex(
+    (n) => n.nodeType === Node.TEXT_NODE && n.textContent.includes(anchor));
   const canvas = at < 0 ? null : order.slice(at).find((n) => n.tagName === "CANVAS");
   if (!canvas) return null;
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;

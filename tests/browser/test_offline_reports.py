@@ -15,60 +15,30 @@ TINY = "checkpoints/tiny/mamba2_eeg_d32_l2_m50_mae.pt"
 # notebook -> (arguments, a heading its report shows, charts at least, exit codes accepted)
 REPORTS = {
     "01_ingest": (
-        [
-            "--source",
-            "synthetic",
-            "--out",
-            "data/report01",
-            "--n-participants",
-            "2",
-            "--window-samples",
-            "256",
-        ],
+        "--source synthetic --out data/report01 --n-participants 2 --window-samples 256",
         "01 · Ingest",
         2,
         (0,),
     ),
-    "02_validate_data": (["--data", "data/synthetic"], "Overall:", 4, (0, 1)),  # 1: a check failed
+    "02_validate_data": ("--data data/synthetic", "Overall:", 4, (0, 1)),  # 1: a check failed
     "03_pretrain": (
-        [
-            "--config",
-            "configs/tiny.yaml",
-            "--epochs",
-            "2",
-            "--no-track",
-            "true",
-            "--checkpoint-dir",
-            "checkpoints/report03",
-        ],
+        "--config configs/tiny.yaml --set train.epochs=2 --set train.checkpoint_dir=x03 --no-track",
         "Result: completed",
         1,
         (0,),
     ),
-    "04_control_experiments": (["--checkpoint", TINY], "Floor ladder", 1, (0,)),
+    "04_control_experiments": (f"--checkpoint {TINY}", "Floor ladder", 1, (0,)),
     "05_autopsy": (
-        ["--checkpoint", TINY, "--max-sequences", "8", "--ig-steps", "4", "--baselines", "zero"],
+        f"--checkpoint {TINY} --max-sequences 8 --ig-steps 4 --baselines zero",
         "Detected issues",
         6,
         (0,),
     ),
     "06_finetune": (
-        [
-            "--config",
-            "configs/finetune_tiny.yaml",
-            "--data",
-            "data/report06",
-            "--strategies",
-            "frozen",
-            "--epochs",
-            "2",
-            "--no-track",
-            "true",
-            "--checkpoint-dir",
-            "checkpoints/report06",
-            "--overwrite",
-            "true",
-        ],
+        (
+            "--config configs/finetune_tiny.yaml --set data.root=data/report06 --set train.epochs=2"
+            " --set train.strategies=[frozen] --set train.checkpoint_dir=x06 --no-track --overwrite"
+        ),
         "Did pretraining help?",
         1,
         (0,),
@@ -83,7 +53,9 @@ def test_report_opens_offline(notebook: str, browser, workspace: Path, tiny_chec
         generate_cohort(workspace / "data" / "report06", MUSE, progress=False)
     out = workspace / "reports" / f"{notebook}.html"
     notebook_path = str(ROOT / "notebooks" / f"{notebook}.py")
-    done = eegwb(["report", notebook_path, "-o", str(out), "--overwrite", "--", *args], workspace)
+    done = eegwb(
+        ["report", notebook_path, "-o", str(out), "--overwrite", "--", *args.split()], workspace
+    )
     assert done.returncode in codes and out.is_file(), done.stderr[-3000:]
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
