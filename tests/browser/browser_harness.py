@@ -235,6 +235,8 @@ class Watched:
         self.frames = 0
         self.last_frame = time.monotonic()
         self.kernel_ready = False
+        self.cells: set[str] = set()  # the notebook's cells, from kernel-ready
+        self.reported: set[str] = set()  # cells the kernel has sent news of
         self.progress: list[str] = []  # titles of progress bars and spinners, as they came
         self.outputs: dict[str, tuple[str, str]] = {}  # cell -> (mimetype, data) last shown
         page.on("console", self._console)
@@ -257,7 +259,9 @@ class Watched:
         data = message.get("data") or {}
         if message.get("op") == "kernel-ready":
             self.kernel_ready = True
+            self.cells = set(data.get("cell_ids") or [])
         elif message.get("op") == "cell-op":
+            self.reported.add(data["cell_id"])
             if data.get("status"):
                 self.status[data["cell_id"]] = data["status"]
             output = data.get("output") or {}
@@ -296,17 +300,21 @@ class Watched:
     def settle(
         self, timeout_s: float = 120, quiet_s: float = SETTLE_S, since: int | None = None
     ) -> None:
-        """Wait until the kernel is ready, no cell is queued or running, and nothing came for
-        `quiet_s`. `since`: a frame count taken before an action; wait for news after it."""
+        """Wait until the kernel is ready and has sent news of every cell, no cell is
+        queued or running, and nothing came for `quiet_s`. `since`: a frame count taken
+        before an action; wait for news after it. (A loaded machine can pause longer than
+        `quiet_s` between kernel-ready and the first cell, so quiet alone is not enough.)"""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.page.wait_for_timeout(100)
             started = since is None or self.frames > since
             quiet = time.monotonic() - self.last_frame >= quiet_s
-            if self.kernel_ready and started and not self.busy() and quiet:
+            heard = self.kernel_ready and self.cells <= self.reported
+            if heard and started and not self.busy() and quiet:
                 return
         raise AssertionError(
-            f"page did not settle in {timeout_s} s (busy: {self.busy()}): {self.text()[-2000:]}"
+            f"page did not settle in {timeout_s} s (busy: {self.busy()}, not heard from: "
+            f"{sorted(self.cells - self.reported)}): {self.text()[-2000:]}"
         )
 
     def wait_for_text(self, needle: str, timeout_s: float = 120) -> str:
