@@ -294,8 +294,7 @@ def _(ladder_chart, mo, reports, summary_frame, table_numbers):
     mo.vstack(
         [
             mo.md(
-                "## Floor ladder
-Dots: the floor each kind of information allows a model that "
+                "## Floor ladder\nDots: the floor each kind of information allows a model that "
                 "learnt it from the training participants (transfer floor, or the best coarser "
                 "one; without a training split the unbiased in-sample floor). The tick: the "
                 "exact in-sample floor (the leak test's bound). Dashed lines: each model's "
