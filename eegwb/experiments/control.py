@@ -244,10 +244,10 @@ def ladder_chart(
     losses = pl.DataFrame(
         [{"model": f"{r.name}: {r.verdict.title}", "loss": r.diagnostics.val_loss} for r in reports]
     )
+    # zoomed to the verdicts' floors and the losses; an exact in-sample floor far below
+    # them (groups of one token score 0) is clipped, its number in the floors table
     shown = [
-        v
-        for v in [*floors["reference"], *floors["mse"], *losses["loss"]]
-        if v is not None and math.isfinite(v)
+        v for v in [*floors["reference"], *losses["loss"]] if v is not None and math.isfinite(v)
     ]
     lo, hi = (min(shown), max(shown)) if shown else (0.0, 1.0)
     pad = 0.08 * (hi - lo) or 0.05 * abs(hi) or 0.05
@@ -278,7 +278,7 @@ def ladder_chart(
     )
     ticks = (
         alt.Chart(floors)
-        .mark_tick(color="black", thickness=2)
+        .mark_tick(color="black", thickness=2, clip=True)
         .encode(x=x, y=alt.Y("mse:Q", scale=y_scale))
     )
     rules = (
