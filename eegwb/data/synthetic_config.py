@@ -23,9 +23,11 @@ DEFECT_KINDS = (
     "overlapping_windows",  # one run windowed with hop = window / 2
     "amplitude_confound",  # every recording of label-1 participants at 1.5x gain: a nuisance
     # that predicts the label (another amplifier for one group), for the shortcut audit
+    "rank_confound",  # one spatial component projected out of every recording of label-1
+    # participants (as ICA cleaning leaves them): their channel covariance is rank-deficient
 )
 COPY_KINDS = ("duplicated_windows", "near_duplicate")
-COHORT_KINDS = ("amplitude_confound",)  # planted across the cohort, not in one recording
+COHORT_KINDS = ("amplitude_confound", "rank_confound")  # across the cohort, not one recording
 DEFAULT_EFFECT_CHANNELS = {
     "standard_1020": ("F3", "FZ", "F4"),
     "standard_1010_64": ("AF3", "AFZ", "AF4", "F1", "FZ", "F2"),

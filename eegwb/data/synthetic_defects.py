@@ -46,18 +46,15 @@ def plan_defects(cfg: SynthConfig) -> list[dict]:
     w, nw = cfg.window_samples, cfg.n_windows
     plan = []
     for kind in sorted(cfg.defects, key=DEFECT_KINDS.index):  # same plan for any order given
-        if kind == "amplitude_confound":  # draws nothing: the other defects' plan is unchanged
-            scaled = [q.participant for q in draw_participants(cfg) if q.label == 1]
-            plan.append(
-                {
-                    "kind": kind,
-                    "participants": scaled,
-                    "label": cfg.label_name,
-                    "label_value": 1,
-                    "gain": AMPLITUDE_CONFOUND_GAIN,
-                    "files": "all their runs",
-                }
-            )
+        if kind in COHORT_KINDS:  # draws from rng nothing: the other defects' plan is unchanged
+            ones = [q.participant for q in draw_participants(cfg) if q.label == 1]
+            d = {"kind": kind, "participants": ones, "label": cfg.label_name, "label_value": 1}
+            if kind == "amplitude_confound":
+                d["gain"] = AMPLITUDE_CONFOUND_GAIN
+            else:  # one fixed unit topography over the montage, the same for everyone
+                u = synth_rng(cfg, 5).standard_normal(len(channels))
+                d["topography"] = (u / np.linalg.norm(u)).round(6).tolist()
+            plan.append(d | {"files": "all their runs"})
             continue
         p, r = free.pop(0)
         d: dict = {"kind": kind, "file": recording_filename(p, r), "participant": p, "run": r}
@@ -131,7 +128,7 @@ def planted_windows(
     hop = next((d["hop_samples"] for d in defects if d["kind"] == "overlapping_windows"), w)
     windows = windows_of(synth_recording(cfg, people[p_index], p_index, r_index, pos, hop), w, hop)
     cohort = [d for d in defects if d["kind"] in COHORT_KINDS]
-    _apply_gain(windows, people[p_index].participant, cohort)
+    _apply_cohort(windows, people[p_index].participant, cohort)
     for d in defects:
         if d["kind"] in COHORT_KINDS:
             continue
@@ -141,14 +138,21 @@ def planted_windows(
             src_p = [q.participant for q in people].index(src["participant"])
             src_r = run_ids(cfg.runs_per_participant).index(src["run"])
             source = windows_of(synth_recording(cfg, people[src_p], src_p, src_r, pos, w), w, w)
-            _apply_gain(source, src["participant"], cohort)
+            _apply_cohort(source, src["participant"], cohort)
         _apply_defect(d, windows, source, cfg)
     return windows, hop
 
 
-def _apply_gain(windows: np.ndarray, participant: str, cohort: list[dict]) -> None:
-    """Scale `windows` in place by the gain of each cohort-wide entry naming `participant`,
-    back on the sample grid (QUANTUM_UV)."""
+def _apply_cohort(windows: np.ndarray, participant: str, cohort: list[dict]) -> None:
+    """Plant each cohort-wide entry naming `participant` into `windows` (c, n, t) in place: a
+    gain, or a topography u projected out (x <- (I - u u^T) x, as removing one ICA component
+    does); back on the sample grid (QUANTUM_UV)."""
     for d in cohort:
-        if participant in d["participants"]:
-            windows[:] = np.round(windows * d["gain"] / QUANTUM_UV) * QUANTUM_UV
+        if participant not in d["participants"]:
+            continue
+        if d["kind"] == "amplitude_confound":
+            out = windows * d["gain"]
+        else:
+            u = np.asarray(d["topography"], dtype=np.float64)  # (c,)
+            out = windows - np.einsum("c,d,dnt->cnt", u, u, windows.astype(np.float64))
+        windows[:] = np.round(out / QUANTUM_UV) * QUANTUM_UV

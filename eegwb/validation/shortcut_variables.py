@@ -12,11 +12,14 @@ what a model could score on without the label's physiology:
     channel_set       the recording's channels (or the channels a model uses), one string
     amplitude_uv      median over channels of the robust std (1.4826 MAD), µV
     line_noise        share of power within ±1 Hz of 50 or 60 Hz, the larger of the two
+    null_space        log10 of the channel covariance's smallest eigenvalue over its median:
+                      very negative when spatial components were removed (ICA cleaning,
+                      re-referencing), which a model that mixes channels can read
     metadata:<name>   every metadata label of the recording except the target, and the
                       columns of an extra (per-participant) table
 
-Amplitude and line noise come from evenly spaced windows of the recording's units (all of
-them when there are few), read once per file.
+Amplitude, line noise and the null space come from evenly spaced windows of the
+recording's units (all of them when there are few), read once per file.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from eegwb.data.splits import read_rows
 
 UNIT_COLUMNS = ("file", "participant", "run", "row_start", "row_end")
 BUILTIN = ("n_windows", "position_s", "recording_order", "recording_date", "sfreq",
-           "channel_set", "amplitude_uv", "line_noise")  # fmt: skip
+           "channel_set", "amplitude_uv", "line_noise", "null_space")  # fmt: skip
 METADATA_PREFIX = "metadata:"
 DESCRIPTIONS = {
     "n_windows": "length of the unit (windows)",
@@ -48,7 +51,9 @@ DESCRIPTIONS = {
     "channel_set": "channel set",
     "amplitude_uv": "amplitude scale (median channel robust std, µV)",
     "line_noise": "line noise (power share at 50/60 Hz)",
+    "null_space": "spatial rank deficit (log10 smallest / median covariance eigenvalue)",
 }
+SIGNAL_VARIABLES = ("amplitude_uv", "line_noise", "null_space")  # read from the samples
 
 
 def describe(variable: str) -> str:
@@ -89,13 +94,17 @@ def signal_stats(
     max_windows: int,
     line_hz: Sequence[float] = (50.0, 60.0),
     halfwidth_hz: float = 1.0,
-) -> tuple[float, float]:
-    """(amplitude_uv, line_noise) of one recording from up to `max_windows` of its `rows`.
+) -> tuple[float, float, float]:
+    """(amplitude_uv, line_noise, null_space) of one recording from up to `max_windows` of
+    its `rows`.
 
     amplitude: median over channels of 1.4826 x the median absolute deviation (µV), robust
     to blinks; line noise: per channel the power within ±halfwidth of each mains frequency
     below Nyquist over the total, median over channels, the larger of 50 and 60 Hz (NaN when
-    both are past Nyquist)."""
+    both are past Nyquist); null space: log10 of the smallest eigenvalue of the channel
+    covariance over the median one (NaN for one channel). Removing k ICA components leaves k
+    eigenvalues at rounding level (~1e-9 of the median), where a full-rank recording's
+    smallest sits near 1e-2."""
     meta, table = read_rows(path, _spaced(np.sort(rows), max_windows), channels)
     x = np.stack([channel_array(table, ch) for ch in channels]).astype(np.float64)  # (c, w, t)
     flat = x.reshape(len(channels), -1)
@@ -110,7 +119,19 @@ def signal_stats(
         for hz in line_hz
         if hz + halfwidth_hz < meta.sfreq / 2
     ]
-    return float(np.median(mad)), float(max(shares)) if shares else float("nan")
+    line = float(max(shares)) if shares else float("nan")
+    return float(np.median(mad)), line, _null_space(flat)
+
+
+def _null_space(flat: np.ndarray) -> float:
+    """flat (c, n) samples -> log10(smallest / median eigenvalue of their covariance)."""
+    if flat.shape[0] < 2:
+        return float("nan")
+    eig = np.linalg.eigvalsh(np.cov(flat))  # ascending, (c,)
+    median = float(np.median(eig))
+    if median <= 0:
+        return float("nan")
+    return float(np.log10(max(float(eig[0]), 1e-30) / median))
 
 
 def _window_starts(path: Path) -> np.ndarray:
@@ -151,7 +172,7 @@ def nuisance_frame(
     `participant` column (and optionally `run`) whose other columns become
     `metadata:<name>` too; channels: the channels a model uses (amplitude and line noise
     are then measured on these, and channel_set is them) instead of each file's own;
-    signal False: no samples read (amplitude and line noise left NaN)."""
+    signal False: no samples read (amplitude, line noise and null space left NaN)."""
     root = Path(root)
     missing = [c for c in UNIT_COLUMNS if c not in units.columns]
     if missing:
@@ -167,12 +188,12 @@ def nuisance_frame(
         rows = np.unique(
             np.concatenate([np.arange(a, b) for a, b in sel.select("row_start", "row_end").rows()])
         )
-        amp, line = (
+        amp, line, null = (
             signal_stats(
                 root / rec["file"], rows, chans, max_windows=max_windows_read, line_hz=line_hz
             )
             if signal
-            else (float("nan"), float("nan"))
+            else (float("nan"),) * 3
         )
         labels = {k: v for k, v in json.loads(rec["labels"]).items() if k not in exclude}
         per_file[rec["file"]] = {
@@ -183,6 +204,7 @@ def nuisance_frame(
             "channel_set": ",".join(chans),
             "amplitude_uv": amp,
             "line_noise": line,
+            "null_space": null,
             "labels": {
                 k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in labels.items()
             },
@@ -199,7 +221,7 @@ def nuisance_frame(
         "position_s": pl.Series((unit_start - first_start) / sfreq),
         **{k: pl.Series([per_file[f][k] for f in files])
            for k in ("recording_order", "recording_date", "sfreq", "channel_set", "amplitude_uv",
-                     "line_noise")},
+                     "line_noise", "null_space")},
     }  # fmt: skip
     names = sorted({k for f in per_file.values() for k in f["labels"]})
     for name in names:

@@ -37,7 +37,13 @@ import polars as pl
 from eegwb.errors import InputError
 from eegwb.evaluation.metrics import auroc, bootstrap_ci
 from eegwb.validation.checks import Check, Status
-from eegwb.validation.shortcut_variables import BUILTIN, METADATA_PREFIX, describe, nuisance_frame
+from eegwb.validation.shortcut_variables import (
+    BUILTIN,
+    METADATA_PREFIX,
+    SIGNAL_VARIABLES,
+    describe,
+    nuisance_frame,
+)
 
 REMOVABLE = {  # variable -> what removes it
     "n_windows": "equal-length units (finetune data.length_match=crop)",
@@ -52,6 +58,9 @@ DESIGN = {  # variable -> what a failing one means (no crop removes it)
     "amplitude_uv": "a gain or impedance difference, or the label's own physiology (e.g. alpha "
     "power); per-recording normalisation hides it from the deep models, not from band power",
     "line_noise": "the classes were recorded in different electrical environments",
+    "null_space": "the classes were cleaned differently (more ICA components removed, or "
+    "another reference, in one of them): a model that mixes channels can read the label from "
+    "the channels' linear dependencies instead of the brain",
 }
 CATEGORICAL = ("channel_set", "sfreq")  # few distinct values, no order that matters
 
@@ -372,7 +381,7 @@ def audit_units(
         ),
         labels,
     )
-    signal = variables is None or bool({"amplitude_uv", "line_noise"} & set(variables))
+    signal = variables is None or bool(set(SIGNAL_VARIABLES) & set(variables))
     frame = nuisance_frame(
         root,
         labelled,

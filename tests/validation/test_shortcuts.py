@@ -63,8 +63,8 @@ def test_eegmat_cut_to_equal_lengths_is_not_flagged(eegmat_small):
     assert checks["shortcut/recording_order"].status == "fail"  # cropping cannot change the design
 
 
-@pytest.mark.parametrize("defects, status", [(("amplitude_confound",), "fail"), ((), "pass")])
-def test_planted_amplitude_confound_is_flagged_and_its_absence_is_not(tmp_path, defects, status):
+def _audit_cohort(tmp_path, defects: tuple[str, ...]):
+    """(manifest, audit) of a 16-person synthetic Muse cohort with `defects` planted."""
     root = tmp_path / "cohort"
     manifest = generate_cohort(
         root,
@@ -74,9 +74,14 @@ def test_planted_amplitude_confound_is_flagged_and_its_absence_is_not(tmp_path, 
         progress=False,
     )
     labels = recording_labels(root, LabelSource(name="remission"))
-    checks = _by_name(
-        audit_dataset(root, SplitData(root).resolved(), labels, label_name="remission", cfg=FAST)
-    )
+    resolved = SplitData(root).resolved()
+    return manifest, audit_dataset(root, resolved, labels, label_name="remission", cfg=FAST)
+
+
+@pytest.mark.parametrize("defects, status", [(("amplitude_confound",), "fail"), ((), "pass")])
+def test_planted_amplitude_confound_is_flagged_and_its_absence_is_not(tmp_path, defects, status):
+    manifest, report = _audit_cohort(tmp_path, defects)
+    checks = _by_name(report)
     amplitude = checks["shortcut/amplitude_uv"]
     assert amplitude.status == status, amplitude.summary
     if defects:  # the manifest says who was scaled: exactly the label-1 participants
@@ -89,6 +94,25 @@ def test_planted_amplitude_confound_is_flagged_and_its_absence_is_not(tmp_path, 
     # the gain changes the scale, not the line-noise share, and never the lengths
     assert checks["shortcut/line_noise"].status == "pass"
     assert checks["shortcut/n_windows"].summary.endswith("constant (3): carries nothing")
+
+
+@pytest.mark.parametrize("defects, status", [(("rank_confound",), "fail"), ((), "pass")])
+def test_planted_rank_confound_is_flagged_and_its_absence_is_not(tmp_path, defects, status):
+    """One spatial component removed from one class's recordings (as ICA cleaning does, and as
+    EEGMAT's authors did more often at rest) leaves their channel covariance rank-deficient."""
+    manifest, report = _audit_cohort(tmp_path, defects)
+    null = _by_name(report)["shortcut/null_space"]
+    assert null.status == status, null.summary
+    frame = report.frames["recording"]
+    ones = {p["participant"] for p in manifest["participants"] if p["label"] == 1}
+    planted = frame.filter(pl.col("participant").is_in(sorted(ones)))["null_space"]
+    others = frame.filter(~pl.col("participant").is_in(sorted(ones)))["null_space"]
+    if defects:
+        assert planted.max() < -4 < -2 < others.min()  # rounding level vs a full-rank cap
+        assert "cleaned differently" in null.summary
+    else:
+        assert min(planted.min(), others.min()) > -2
+    assert _by_name(report)["shortcut/amplitude_uv"].status == "pass"  # one nuisance, not two
 
 
 def _frame(values, n_people: int = 20, per_person: int = 2) -> pl.DataFrame:
